@@ -1,0 +1,1 @@
+"""Reference server for the Qiskit Runtime REST API (FastAPI + SQLAlchemy + Qiskit Aer)."""

@@ -1,0 +1,1 @@
+"""Built-in device definitions of the reference server (generated JSON; see ``generate``)."""
