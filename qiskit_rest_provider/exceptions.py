@@ -21,6 +21,10 @@ from qiskit.providers.exceptions import JobTimeoutError as _QiskitJobTimeoutErro
 class QiskitRestProviderError(QiskitError):
     """Base class of every error raised by qiskit-rest-provider."""
 
+    def __str__(self) -> str:
+        # QiskitError prints repr(message), which wraps every message in quotes.
+        return str(self.message)
+
 
 class InvalidInputError(QiskitRestProviderError, ValueError):
     """The caller's input is wrong and the problem is knowable locally (before any request)."""
