@@ -1,0 +1,141 @@
+"""The app factory of the reference Runtime REST server.
+
+``create_app(config)`` builds everything in the calling (main) thread — store, credentials,
+backend catalog — and returns a FastAPI app whose lifespan starts the worker pool and the job
+dispatcher and stops them cleanly (jobs still running stay Running in the store and are re-queued
+on the next start).
+
+Example:
+    >>> from qiskit_rest_provider.server.app import create_app  # doctest: +SKIP
+    >>> from qiskit_rest_provider.server.config import ServerConfig  # doctest: +SKIP
+    >>> app = create_app(ServerConfig(data_dir="/tmp/qrp"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+
+from ..version import __version__
+from .auth import Authenticator, Caller, load_or_create_secret
+from .config import ServerConfig
+from .errors import install_error_handlers
+from .executor import LocalProcessExecutor
+from .middleware import RequestGuard
+from .queue import Dispatcher, JobWatchers
+from .state import ServerState
+from .store import Store
+
+logger = logging.getLogger(__name__)
+
+RUNTIME_PREFIXES = ("/api/v1", "/runtime")
+
+
+@dataclass
+class Provisioned:
+    """What the operator needs to know after start: the token and the instance it owns."""
+
+    token: str
+    caller: Caller
+
+
+def provision_tokens(store: Store, auth: Authenticator, config: ServerConfig) -> Provisioned:
+    """Register the main API token (fixed, or generated once and kept) and the extra ones."""
+    token = config.token or load_or_create_secret(config.data_dir / "api_token")
+    caller = auth.add_api_token(token, config.instance)
+    for extra, hgp in config.extra_tokens:
+        auth.add_api_token(extra, hgp)
+    return Provisioned(token=token, caller=caller)
+
+
+def _operation_id(tag: str, route: Any) -> str:
+    """OpenAPI operation ids stay unique although the runtime routers are mounted twice."""
+    return f"{tag}_{route.name}"
+
+
+def create_app(
+    config: ServerConfig,
+    *,
+    on_ready: Callable[[Provisioned], None] | None = None,
+) -> FastAPI:
+    """Build the server app (call in the main thread: it loads the catalog)."""
+    from .catalog import BackendCatalog
+
+    config.prepare_data_dir()
+    store = Store(config)
+    auth = Authenticator(store, config)
+    provisioned = provision_tokens(store, auth, config)
+    catalog = BackendCatalog.load(config.backends_dir)
+    watchers = JobWatchers()
+    holder: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        executor = LocalProcessExecutor(
+            config.workers, str(config.backends_dir) if config.backends_dir else None
+        )
+        dispatcher = Dispatcher(store, executor, config, watchers)
+        app.state.server = ServerState(config, store, auth, catalog, executor, dispatcher, watchers)
+        app.state.pool = executor
+        holder["dispatcher"] = dispatcher
+        executor.warm_up(wait=False)
+        dispatcher.start()
+        if on_ready is not None:
+            on_ready(provisioned)
+        try:
+            yield
+        finally:
+            logger.info("shutting down: stopping the dispatcher and the workers")
+            dispatcher.stop()
+            executor.shutdown(wait=False, cancel_futures=True)
+            store.close()
+
+    app = FastAPI(
+        title="qiskit-rest-provider reference server",
+        version=__version__,
+        description="Qiskit Runtime REST API on Qiskit Aer (see the protocol notes in the docs).",
+        lifespan=lifespan,
+    )
+    app.state.catalog = catalog
+    app.state.auth = auth
+    app.state.store = store
+    app.state.config = config
+    app.state.provisioned = provisioned
+    app.state.json_cache = {}
+    install_error_handlers(app)
+
+    from .routes_auth import router as auth_router
+    from .routes_backends import router as backends_router
+    from .routes_jobs import router as jobs_router
+    from .routes_sessions import router as sessions_router
+    from .transpile import router as transpile_router
+
+    app.include_router(auth_router)
+    for prefix in RUNTIME_PREFIXES:
+        tag = prefix.strip("/").replace("/", "_")
+        for router in (backends_router, jobs_router, sessions_router):
+            app.include_router(
+                router,
+                prefix=prefix,
+                tags=[tag],
+                generate_unique_id_function=functools.partial(_operation_id, tag),
+            )
+    app.include_router(transpile_router)
+
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(RequestGuard, max_body_bytes=config.max_body_bytes)
+    return app

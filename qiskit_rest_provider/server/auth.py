@@ -1,0 +1,321 @@
+"""Who is calling: API tokens, classic access tokens, IAM-style JWTs, rate limits.
+
+Secrets are stored as salted SHA-256 hashes only (API tokens are random 256-bit strings, so a
+slow KDF buys nothing). JWTs are HS256, signed with a key generated once and kept (mode 0600) in
+the data dir, verified on every request (signature and expiry) and revocable by logout (their
+``jti`` is a row of ``access_tokens``). Nothing here logs a credential.
+
+Other routers authenticate with the FastAPI dependency :func:`get_caller`::
+
+    @router.get("/thing")
+    def thing(caller: Caller = Depends(get_caller)) -> dict: ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+from sqlalchemy import select
+
+from .config import ServerConfig, instance_crn
+from .errors import ApiError
+from .models import AccessToken, ApiToken, Instance, User
+from .store import Store, new_id
+
+logger = logging.getLogger(__name__)
+
+JWT_ALGORITHM = "HS256"
+_API_CACHE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller and the instance it acts on."""
+
+    user_id: str
+    instance_id: str
+    instance_crn: str
+    instance_hgp: str
+    token_id: str  # the API token behind the credential (rate-limit key)
+    access_id: str | None = None  # the access-token / JWT row, for logout
+
+    def owns_instance(self, name: str | None) -> bool:
+        """Whether ``name`` (CRN or hub/group/project) is the caller's instance."""
+        return not name or name in (self.instance_crn, self.instance_hgp)
+
+
+def _hash(salt: str, secret: str) -> str:
+    return hashlib.sha256((salt + secret).encode()).hexdigest()
+
+
+def load_or_create_secret(path: Path, nbytes: int = 32) -> str:
+    """Read a secret file, or create it (mode 0600) with a fresh random value."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    value = secrets.token_urlsafe(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+class RateLimiter:
+    """Token bucket per key: ``rate`` requests/second, bursts of ``2 * rate`` (at least 10)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(10.0, 2.0 * rate)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key: str) -> None:
+        """Take one token for ``key`` or raise 429 with ``Retry-After``."""
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            if tokens < 1.0:
+                self._buckets[key] = (tokens, now)
+                wait = max(1, math.ceil((1.0 - tokens) / self.rate))
+                raise ApiError(
+                    429,
+                    f"rate limit of {self.rate:g} requests/second exceeded; retry in {wait} s",
+                    code="1202",
+                    headers={"Retry-After": str(wait)},
+                )
+            self._buckets[key] = (tokens - 1.0, now)
+
+
+class Authenticator:
+    """Issues and checks every kind of credential the server accepts."""
+
+    def __init__(self, store: Store, config: ServerConfig) -> None:
+        self.store = store
+        self.config = config
+        self.signing_key = load_or_create_secret(config.data_dir / "jwt_signing_key")
+        self.limiter = RateLimiter(config.rate_limit)
+        self._pepper = secrets.token_bytes(32)
+        self._api_cache: dict[bytes, tuple[float, Caller]] = {}
+        self._instances: dict[str, Instance] = {}
+        self._lock = threading.Lock()
+
+    # --------------------------------------------------------------- provisioning
+    def add_api_token(self, token: str, hgp: str, user_name: str = "local-user") -> Caller:
+        """Register ``token`` for instance ``hgp`` (idempotent for a token already known)."""
+        known = self._find_api_token(token)
+        if known is not None:
+            return known
+        inst = self.store.ensure_instance(hgp, instance_crn(hgp))
+        salt = secrets.token_hex(16)
+        now = time.time()
+        with self.store.sessions.begin() as s:
+            user = User(id=new_id(), name=user_name, created=now)
+            s.add(user)
+            s.flush()
+            row = ApiToken(
+                id=new_id(),
+                user_id=user.id,
+                instance_id=inst.id,
+                salt=salt,
+                hash=_hash(salt, token),
+                created=now,
+                revoked=False,
+            )
+            s.add(row)
+        return self._caller(row.user_id, row.instance_id, row.id)
+
+    def _instance(self, instance_id: str) -> Instance:
+        inst = self._instances.get(instance_id)
+        if inst is None:
+            inst = self.store.instance(instance_id)
+            if inst is None:  # pragma: no cover - foreign key guarantees it
+                raise ApiError(401, "the credential's instance no longer exists")
+            self._instances[instance_id] = inst
+        return inst
+
+    def _caller(
+        self, user_id: str, instance_id: str, token_id: str, access_id: str | None = None
+    ) -> Caller:
+        inst = self._instance(instance_id)
+        return Caller(user_id, inst.id, inst.crn, inst.hgp, token_id, access_id)
+
+    def _find_api_token(self, token: str) -> Caller | None:
+        if not token or len(token) > 512:
+            return None
+        key = hmac.new(self._pepper, token.encode(), hashlib.sha256).digest()
+        now = time.monotonic()
+        hit = self._api_cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        with self.store.sessions() as s:
+            rows = list(s.scalars(select(ApiToken).where(ApiToken.revoked.is_(False))))
+        for row in rows:
+            if hmac.compare_digest(row.hash, _hash(row.salt, token)):
+                caller = self._caller(row.user_id, row.instance_id, row.id)
+                with self._lock:
+                    self._api_cache[key] = (now + _API_CACHE_SECONDS, caller)
+                return caller
+        return None
+
+    def api_caller(self, token: str) -> Caller:
+        """The caller owning an API token, or 401."""
+        caller = self._find_api_token(token)
+        if caller is None:
+            raise ApiError(401, "invalid API token", code="1201")
+        return caller
+
+    # ------------------------------------------------------------------- issuing
+    def issue_access_token(self, caller: Caller) -> tuple[str, AccessToken]:
+        """A classic access token ``<id>.<secret>`` (``loginWithToken``)."""
+        secret = secrets.token_urlsafe(32)
+        salt = secrets.token_hex(16)
+        now = time.time()
+        row = AccessToken(
+            id=new_id(),
+            kind="access",
+            api_token_id=caller.token_id,
+            salt=salt,
+            hash=_hash(salt, secret),
+            created=now,
+            expires=now + self.config.access_token_ttl,
+            revoked=False,
+        )
+        with self.store.sessions.begin() as s:
+            s.add(row)
+        return f"{row.id}.{secret}", row
+
+    def issue_jwt(self, caller: Caller) -> tuple[str, int, int]:
+        """An IAM-style JWT; returns ``(token, iat, exp)``."""
+        iat = int(time.time())
+        exp = iat + self.config.jwt_ttl
+        row = AccessToken(
+            id=new_id(),
+            kind="jwt",
+            api_token_id=caller.token_id,
+            created=float(iat),
+            expires=float(exp),
+            revoked=False,
+        )
+        with self.store.sessions.begin() as s:
+            s.add(row)
+        claims = {
+            "iss": "qiskit-rest-provider",
+            "sub": caller.user_id,
+            "iat": iat,
+            "exp": exp,
+            "jti": row.id,
+            "instance": caller.instance_crn,
+        }
+        return jwt.encode(claims, self.signing_key, algorithm=JWT_ALGORITHM), iat, exp
+
+    def revoke(self, caller: Caller) -> None:
+        """Logout: the access token / JWT the caller used stops working at once."""
+        if caller.access_id is None:
+            return
+        with self.store.sessions.begin() as s:
+            row = s.get(AccessToken, caller.access_id)
+            if row is not None:
+                row.revoked = True
+
+    # ------------------------------------------------------------------ checking
+    def _from_access_row(self, access_id: str, secret: str | None) -> Caller | None:
+        with self.store.sessions() as s:
+            row = s.get(AccessToken, access_id)
+            if row is None or row.revoked or row.expires < time.time():
+                return None
+            if row.kind == "access":
+                if secret is None or row.hash is None or row.salt is None:
+                    return None
+                if not hmac.compare_digest(row.hash, _hash(row.salt, secret)):
+                    return None
+            api = s.get(ApiToken, row.api_token_id)
+            if api is None or api.revoked:
+                return None
+            return self._caller(api.user_id, api.instance_id, api.id, row.id)
+
+    def _from_jwt(self, token: str) -> Caller | None:
+        try:
+            claims = jwt.decode(
+                token,
+                self.signing_key,
+                algorithms=[JWT_ALGORITHM],
+                options={"require": ["exp", "iat", "jti"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise ApiError(401, "access token expired", code="1201") from exc
+        except jwt.PyJWTError:
+            return None
+        return self._from_access_row(str(claims["jti"]), None)
+
+    def resolve(self, credential: str) -> Caller | None:
+        """Whatever kind of credential this is, the caller it names (or ``None``)."""
+        credential = credential.strip()
+        if not credential:
+            return None
+        if credential.count(".") == 2 and credential.startswith("eyJ"):
+            return self._from_jwt(credential)
+        if credential.count(".") == 1:
+            access_id, _, secret = credential.partition(".")
+            caller = self._from_access_row(access_id, secret)
+            if caller is not None:
+                return caller
+        return self._find_api_token(credential)
+
+    def authenticate(self, request: Request) -> Caller:
+        """Authenticate a runtime request (both channels) and apply the rate limit."""
+        headers = request.headers
+        credential = headers.get("x-access-token")
+        if not credential:
+            auth = headers.get("authorization", "")
+            scheme, _, value = auth.partition(" ")
+            if scheme.lower() in ("bearer", "apikey") and value:
+                credential = value
+        if not credential:
+            raise ApiError(
+                401,
+                "missing credentials: send X-Access-Token, Authorization: Bearer <token> "
+                "or Authorization: apikey <key>",
+                code="1200",
+            )
+        caller = self.resolve(credential)
+        if caller is None:
+            # failed attempts count against the client address: guessing is rate limited too
+            self.limiter.check(f"ip:{request.client.host if request.client else '?'}")
+            raise ApiError(401, "invalid, expired or logged-out credentials", code="1201")
+        self.limiter.check(caller.token_id)
+        crn = headers.get("service-crn")
+        if crn and not caller.owns_instance(crn.strip()):
+            raise ApiError(
+                403,
+                "Service-CRN names an instance this credential has no access to",
+                code="forbidden_instance",
+            )
+        return caller
+
+
+def get_caller(request: Request) -> Caller:
+    """FastAPI dependency: the authenticated caller of a request (401/403/429 otherwise)."""
+    auth: Authenticator = request.app.state.auth
+    caller = auth.authenticate(request)
+    request.state.caller = caller
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+"""Annotated dependency: ``def route(caller: CallerDep)``."""

@@ -1,0 +1,130 @@
+"""Settings of one reference-server process, gathered in one place.
+
+The CLI (``qiskit-rest-provider serve``) fills a :class:`ServerConfig`; the app factory,
+the store, the auth layer and the dispatcher read it. Nothing here does I/O except
+:meth:`ServerConfig.prepare_data_dir`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_INSTANCE = "local/default/main"
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+def instance_crn(hgp: str) -> str:
+    """The CRN we give the instance ``hub/group/project``.
+
+    The shape follows IBM's (``crn:v1:<cname>:public:quantum-computing:<region>:a/<acct>:<id>::``)
+    so clients that parse CRNs find the fields they expect; cname and region are ``local``.
+
+    Example:
+        >>> instance_crn("local/default/main")
+        'crn:v1:local:public:quantum-computing:local:a/local:default-main::'
+    """
+    hub, group, project = split_hgp(hgp)
+    return f"crn:v1:local:public:quantum-computing:local:a/{hub}:{group}-{project}::"
+
+
+def split_hgp(hgp: str) -> tuple[str, str, str]:
+    """Split ``hub/group/project`` (raises ``ValueError`` naming the problem)."""
+    parts = hgp.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"instance must look like hub/group/project, got {hgp!r}")
+    for part in parts:
+        if not all(ch.isalnum() or ch in "-_." for ch in part):
+            raise ValueError(f"instance part {part!r} may only hold letters, digits, '-', '_', '.'")
+    return parts[0], parts[1], parts[2]
+
+
+@dataclass
+class ServerConfig:
+    """Everything one server process needs to know.
+
+    Attributes:
+        data_dir: where the SQLite store, the generated API token, the JWT signing key and large
+            result bodies live (created if missing).
+        host, port: where uvicorn listens (port 0 = pick a free port).
+        backends_dir: extra ``conf_*.json``/``props_*.json`` pairs for the catalog.
+        token: fixed API token (else one is generated once and kept in the data dir).
+        instance: the instance (``hub/group/project``) that token owns.
+        extra_tokens: more ``(token, hub/group/project)`` pairs (tests of cross-instance isolation).
+        workers: worker processes running jobs (and other CPU work such as transpilation).
+        db_url: SQLAlchemy URL; default a SQLite file in the data dir.
+        max_body_bytes: request bodies above this answer 413.
+        rate_limit: requests per second allowed per token (burst = 2 s worth); 0 disables.
+        cors_origins: origins allowed by CORS; empty = no CORS headers at all (closed).
+        access_token_ttl: lifetime of classic access tokens (seconds).
+        jwt_ttl: lifetime of the IAM-style JWTs (seconds).
+        default_max_execution_time: wall-clock limit for a job without ``cost`` (seconds).
+        abandon_grace: how long to wait for the worker of a cancelled/timed-out job (killed at
+            once) to report before its slot is counted free anyway (seconds).
+        result_inline_bytes: result bodies up to this size live in the database, larger ones
+            in files under ``data_dir/results``.
+        idempotency_ttl: how long an ``Idempotency-Key`` is remembered (seconds).
+    """
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    backends_dir: Path | None = None
+    token: str | None = None
+    instance: str = DEFAULT_INSTANCE
+    extra_tokens: list[tuple[str, str]] = field(default_factory=list)
+    workers: int = 2
+    db_url: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    rate_limit: float = 200.0
+    cors_origins: list[str] = field(default_factory=list)
+    access_token_ttl: int = 14 * 24 * 3600
+    jwt_ttl: int = 3600
+    default_max_execution_time: float = 3 * 3600.0
+    abandon_grace: float = 10.0
+    result_inline_bytes: int = 4 * 1024 * 1024
+    idempotency_ttl: float = 24 * 3600.0
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if self.backends_dir is not None:
+            self.backends_dir = Path(self.backends_dir)
+        split_hgp(self.instance)
+        for _, hgp in self.extra_tokens:
+            split_hgp(hgp)
+        if self.workers < 1:
+            raise ValueError("workers must be >= 1")
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL in use (plain ``postgresql://`` is routed to psycopg 3)."""
+        return normalize_db_url(self.db_url) if self.db_url else f"sqlite:///{self.db_path}"
+
+    @property
+    def db_path(self) -> Path:
+        """The default SQLite file."""
+        return self.data_dir / "store.sqlite3"
+
+    @property
+    def results_dir(self) -> Path:
+        """Where large result bodies are written."""
+        return self.data_dir / "results"
+
+    def prepare_data_dir(self) -> None:
+        """Create the data dir (mode 0700: it holds the token and the signing key)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.results_dir.mkdir(exist_ok=True)
+        try:
+            os.chmod(self.data_dir, 0o700)
+        except OSError:  # pragma: no cover - e.g. a directory owned by someone else
+            pass
+
+
+def normalize_db_url(url: str) -> str:
+    """Map ``postgresql://`` / ``postgres://`` to the psycopg 3 driver SQLAlchemy should use."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url

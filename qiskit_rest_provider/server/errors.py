@@ -1,0 +1,141 @@
+"""Error bodies (decision D10) and the exception handlers that guarantee them.
+
+Every 4xx/5xx answer of the server is
+``{"errors": [{"code", "message", "more_info"}], "trace": <request id>, "status_code": <int>}``.
+Routes raise :class:`ApiError`; FastAPI's own validation errors become 400 (not 422) naming the
+field; anything unexpected is logged with its traceback and answered with a 500 that leaks nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, short code, message naming the problem, extra headers."""
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.code = code or _DEFAULT_CODES.get(status_code, "error")
+        self.headers = headers or {}
+
+
+def request_trace(request: Request | None) -> str:
+    """The request id (set by the ASGI middleware), or a fresh one."""
+    if request is not None:
+        trace = request.scope.get("state", {}).get("trace")
+        if trace:
+            return str(trace)
+    return uuid.uuid4().hex
+
+
+def error_body(status_code: int, code: str, message: str, trace: str) -> bytes:
+    """The D10 body as bytes."""
+    return orjson.dumps(
+        {
+            "errors": [{"code": code, "message": message, "more_info": ""}],
+            "trace": trace,
+            "status_code": status_code,
+        }
+    )
+
+
+def error_response(
+    status_code: int,
+    code: str,
+    message: str,
+    trace: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A D10 error response."""
+    return Response(
+        error_body(status_code, code, message, trace),
+        status_code=status_code,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    if parts and parts[0] in ("query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error through D10 bodies."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return error_response(
+            exc.status_code, exc.code, exc.message, request_trace(request), exc.headers
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        return error_response(
+            exc.status_code,
+            _DEFAULT_CODES.get(exc.status_code, "error"),
+            message,
+            request_trace(request),
+            dict(exc.headers or {}),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for err in exc.errors():
+            problems.append(f"{_field_name(err.get('loc', ()))}: {err.get('msg', 'invalid')}")
+        message = "; ".join(problems) or "invalid request"
+        return error_response(400, "invalid_request", message, request_trace(request))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        trace = request_trace(request)
+        logger.error(
+            "unexpected error on %s %s (trace %s)",
+            request.method,
+            request.url.path,
+            trace,
+            exc_info=exc,
+        )
+        return error_response(
+            500, "internal_error", f"internal server error (trace {trace})", trace
+        )

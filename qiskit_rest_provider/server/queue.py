@@ -1,0 +1,390 @@
+"""The dispatcher: hands Queued jobs to the executor and records what comes back.
+
+One thread owns the hand-off (FIFO by submission order, at most ``executor.capacity`` jobs in
+flight). A job becomes Running in the same transaction that claims it, so it is handed out once.
+On start, jobs left Running by a crash go back to Queued and run again (the store guarantees
+a job reaches a final state once: every final transition is guarded on the previous state).
+
+Limits: a job with ``cost`` (``max_execution_time``, seconds) or the server default is Cancelled
+with ``reason_code`` 1305 when its *wall-clock* time since it was handed to a worker exceeds it.
+A job cancelled while running, or over its time, has its worker killed at once (the executor
+starts a replacement), so no job can hold a worker after it is final. A worker that dies by
+itself fails only its own job, which is re-queued (up to three attempts, then Failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures as cf
+import functools
+import logging
+import threading
+import time
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .config import ServerConfig
+from .executor import JobExecutor
+from .models import FINAL_STATES
+from .store import QueuedJob, Store
+from .workers import ExecutionTask, run_task
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+REASON_TOO_LONG = 1305
+REASON_INPUT = 1002
+REASON_EXECUTION = 1500
+REASON_WORKER_CRASH = 1501
+
+
+class Watch:
+    """One long-poll waiter (see :class:`JobWatchers`)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        """Sleep until notified or ``timeout`` seconds pass; then re-arm."""
+        try:
+            await asyncio.wait_for(self.event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        self.event.clear()
+
+
+class JobWatchers:
+    """Wakes long-poll requests (``GET jobs/{id}?wait=S``) when a job changes state.
+
+    Register *before* reading the job's state, so a change between the read and the wait is
+    never missed.
+    """
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[Watch]] = {}
+        self._lock = threading.Lock()
+
+    def register(self, job_id: str) -> Watch:
+        """Start watching ``job_id`` (call from the event loop)."""
+        watch = Watch()
+        with self._lock:
+            self._waiters.setdefault(job_id, set()).add(watch)
+        return watch
+
+    def unregister(self, job_id: str, watch: Watch) -> None:
+        """Stop watching."""
+        with self._lock:
+            waiters = self._waiters.get(job_id)
+            if waiters is not None:
+                waiters.discard(watch)
+                if not waiters:
+                    del self._waiters[job_id]
+
+    def notify(self, job_id: str) -> None:
+        """Wake every waiter of ``job_id`` (safe from any thread)."""
+        with self._lock:
+            waiters = list(self._waiters.get(job_id, ()))
+        for watch in waiters:
+            try:
+                watch.loop.call_soon_threadsafe(watch.event.set)
+            except RuntimeError:  # loop closed
+                pass
+
+
+@dataclass
+class _InFlight:
+    future: cf.Future[Any]
+    started: float
+    deadline: float
+    session_id: str | None
+    abandoned_since: float | None = None
+    attempts: int = 0
+    parse_seconds: float | None = None
+
+
+@dataclass
+class Dispatcher:
+    """Moves jobs Queued → Running → final."""
+
+    store: Store
+    executor: JobExecutor
+    config: ServerConfig
+    watchers: JobWatchers
+    prepared: dict[str, Any] = field(default_factory=dict)  # job id -> PreparedJob (route)
+
+    def __post_init__(self) -> None:
+        self._cond = threading.Condition()
+        self._done: collections.deque[str] = collections.deque()
+        self._inflight: dict[str, _InFlight] = {}
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> None:
+        """Re-queue what a crash left Running, then start the dispatcher thread."""
+        n = self.store.requeue_running()
+        if n:
+            logger.info("re-queued %d job(s) left running by a previous process", n)
+        self._thread = threading.Thread(target=self._loop, name="job-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop dispatching (running jobs stay Running in the store and resume on restart)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def wake(self) -> None:
+        """A job was queued (or something else changed): look at the queue now."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def remember_prepared(self, job_id: str, prepared: Any, parse_seconds: float) -> None:
+        """Keep the route's validated job so the worker need not parse it again."""
+        if len(self.prepared) < 1000:
+            self.prepared[job_id] = (prepared, parse_seconds)
+
+    def abandon(self, job_id: str) -> None:
+        """The job was cancelled while running: stop its worker, drop its result."""
+        with self._cond:
+            entry = self._inflight.get(job_id)
+            if entry is not None and entry.abandoned_since is None:
+                entry.abandoned_since = time.monotonic()
+            self.prepared.pop(job_id, None)
+            self._cond.notify_all()
+        if entry is not None:
+            self.executor.kill(entry.future)
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs currently held by workers."""
+        return len(self._inflight)
+
+    # --------------------------------------------------------------------- loop
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+            try:
+                self._handle_completions()
+                self._enforce_limits()
+                self._fill()
+            except Exception:  # keep dispatching whatever happens
+                logger.exception("dispatcher iteration failed")
+                time.sleep(0.5)
+            with self._cond:
+                if self._stopping:
+                    return
+                if not self._done:
+                    self._cond.wait(timeout=self._next_timeout())
+
+    def _next_timeout(self) -> float:
+        timeout = 1.0
+        now = time.monotonic()
+        for entry in self._inflight.values():
+            if entry.abandoned_since is None:
+                timeout = min(timeout, max(0.01, entry.deadline - now))
+        return timeout
+
+    def _on_done_future(self, job_id: str, _future: cf.Future[Any]) -> None:
+        self._on_done(job_id)
+
+    def _on_done(self, job_id: str) -> None:
+        with self._cond:
+            self._done.append(job_id)
+            self._cond.notify_all()
+
+    def _session_expired(self, session_id: str) -> str | None:
+        """Why a session no longer runs jobs (max_ttl passed), else ``None``."""
+        row = self.store.get_session(session_id)
+        if row is not None and time.time() > row.created + row.max_ttl:
+            return f"session {session_id} reached its max_ttl ({row.max_ttl} s)"
+        return None
+
+    def _fill(self) -> None:
+        again = True
+        while again:
+            again = False
+            free = self.executor.capacity - len(self._inflight)
+            if free <= 0:
+                return
+            for job in self.store.queued_jobs(free, exclude=self._inflight):
+                if job.session_id:
+                    why = self._session_expired(job.session_id)
+                    if why is not None:
+                        if self.store.transition(
+                            job.id, ("Queued",), "Cancelled", log=f"cancelled: {why}", reason=why
+                        ):
+                            self.prepared.pop(job.id, None)
+                            self.watchers.notify(job.id)
+                        again = True
+                        continue
+                self._start(job)
+
+    def _start(self, job: QueuedJob) -> None:
+        """Claim a queued job (Queued → Running) and hand it to the executor."""
+        job_id = job.id
+        if not self.store.transition(job_id, ("Queued",), "Running", log="running"):
+            return
+        prepared, parse_seconds = self.prepared.pop(job_id, (None, None))
+        task = ExecutionTask(
+            job_id=job_id,
+            program_id=job.program_id,
+            backend=job.backend,
+            params=None if prepared is not None else self.store.job_params(job_id),
+            prepared=prepared,
+        )
+        limit = float(job.cost) if job.cost else self.config.default_max_execution_time
+        now = time.monotonic()
+        try:
+            future = self.executor.submit(run_task, task)
+        except Exception as exc:  # the pool could not take it: try again later
+            logger.warning("could not submit job %s: %s", job_id, exc)
+            self.store.transition(job_id, ("Running",), "Queued", log="re-queued", running_at=None)
+            return
+        self._inflight[job_id] = _InFlight(
+            future,
+            now,
+            now + limit,
+            job.session_id,
+            attempts=job.attempts,
+            parse_seconds=parse_seconds,
+        )
+        future.add_done_callback(functools.partial(self._on_done_future, job_id))
+        if job.session_id:
+            self._touch_session(job.session_id, started=True)
+        self.watchers.notify(job_id)
+
+    def _enforce_limits(self) -> None:
+        now = time.monotonic()
+        for job_id, entry in list(self._inflight.items()):
+            if entry.abandoned_since is None and now > entry.deadline:
+                limit = entry.deadline - entry.started
+                if self.store.transition(
+                    job_id,
+                    ("Running",),
+                    "Cancelled",
+                    log=f"cancelled: ran longer than the maximum execution time ({limit:g} s)",
+                    reason=f"Job ran longer than the maximum execution time of {limit:g} s",
+                    reason_code=REASON_TOO_LONG,
+                    usage_seconds=limit,
+                ):
+                    self.watchers.notify(job_id)
+                entry.abandoned_since = now
+                self.executor.kill(entry.future)
+            elif (
+                entry.abandoned_since is not None
+                and now - entry.abandoned_since > self.config.abandon_grace
+            ):
+                # the executor never reported the killed task: stop counting its slot
+                logger.warning("job %s: no word from its killed worker; forgetting it", job_id)
+                del self._inflight[job_id]
+
+    def _handle_completions(self) -> None:
+        while True:
+            with self._cond:
+                if not self._done:
+                    return
+                job_id = self._done.popleft()
+            entry = self._inflight.pop(job_id, None)
+            if entry is None:
+                continue
+            try:
+                self._record(job_id, entry)
+            except Exception:
+                logger.exception("could not record the outcome of job %s", job_id)
+            self.watchers.notify(job_id)
+            if entry.session_id:
+                self._touch_session(entry.session_id, started=False)
+
+    def _record(self, job_id: str, entry: _InFlight) -> None:
+        fut = entry.future
+        if entry.abandoned_since is not None:
+            logger.info("job %s finished after being cancelled; result discarded", job_id)
+            return
+        exc = None if fut.cancelled() else fut.exception()
+        if fut.cancelled() or exc is not None:
+            attempts = entry.attempts + 1
+            died = isinstance(exc, BrokenProcessPool) or fut.cancelled()
+            if died and attempts < MAX_ATTEMPTS:
+                self.store.transition(
+                    job_id,
+                    ("Running",),
+                    "Queued",
+                    log=f"worker process died (attempt {attempts}); re-queued",
+                    running_at=None,
+                    attempts=attempts,
+                )
+                return
+            reason = (
+                f"worker process died while running the job ({attempts} attempts)"
+                if died
+                else f"{type(exc).__name__}: {exc}"
+            )
+            self._fail(job_id, reason, REASON_WORKER_CRASH, reason)
+            return
+        out = fut.result()
+        if not out.get("ok"):
+            code = REASON_INPUT if out.get("input_error") else REASON_EXECUTION
+            self._fail(job_id, out["reason"], code, out.get("traceback") or out["reason"])
+            return
+        metrics = dict(out.get("metrics") or {})
+        metrics["worker_wall_seconds"] = out.get("wall_seconds")
+        if entry.parse_seconds is not None:
+            stages = dict(metrics.get("stage_seconds") or {})
+            stages["parse"] = stages.get("parse") or entry.parse_seconds
+            metrics["stage_seconds"] = stages
+        values = self.store.save_result(job_id, out["result_body"])
+        usage = float(out.get("quantum_seconds") or 0.0)
+        self.store.transition(
+            job_id,
+            ("Running",),
+            "Completed",
+            log=f"completed (simulation {usage:.3f} s, worker {out.get('wall_seconds', 0):.3f} s)",
+            metrics=orjson.dumps(metrics, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+            quantum_seconds=usage,
+            usage_seconds=usage,
+            **values,
+        )
+
+    def _fail(self, job_id: str, reason: str, code: int, detail: str) -> None:
+        body = f"Job {job_id} failed: {reason}\n{detail if detail != reason else ''}".rstrip()
+        self.store.transition(
+            job_id,
+            ("Running",),
+            "Failed",
+            log=f"failed: {reason}",
+            reason=reason[:4000],
+            reason_code=code,
+            result=body.encode(),
+            result_file=None,
+        )
+
+    def _touch_session(self, session_id: str, *, started: bool) -> None:
+        now = time.time()
+        try:
+            row = self.store.get_session(session_id)
+            if row is None:
+                return
+            if started:
+                values: dict[str, Any] = {"last_job_started": now}
+                if row.activated_at is None:
+                    values["activated_at"] = now
+            else:
+                values = {"last_job_completed": now}
+            self.store.update_session(session_id, **values)
+        except Exception:  # session bookkeeping must never stop dispatching
+            logger.exception("could not update session %s", session_id)
+
+
+def is_final(state: str) -> bool:
+    """Whether a job state is final."""
+    return state in FINAL_STATES

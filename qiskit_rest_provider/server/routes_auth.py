@@ -1,0 +1,141 @@
+"""Login endpoints of both channels (protocol §2) and unauthenticated service info.
+
+* platform: ``POST /identity/token`` (IAM emulation: form ``grant_type`` + ``apikey`` → JWT)
+* classic: ``POST /api/users/loginWithToken``, ``POST /api/users/logout``, ``GET /api/users/me``,
+  ``GET /api/version``
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from ..version import __version__
+from .auth import CallerDep
+from .errors import ApiError
+from .state import server_state
+from .views import iso, json_body, json_response
+
+router = APIRouter()
+
+APIKEY_GRANT = "urn:ibm:params:oauth:grant-type:apikey"
+API_VERSIONS = ["2024-01-01", "2025-01-01", "2025-05-01", "2026-04-15"]
+
+
+@router.post("/identity/token")
+async def iam_token(request: Request) -> Response:
+    """Exchange an API key for a JWT access token (what IBM Cloud IAM does)."""
+    raw = await request.body()
+    ctype = request.headers.get("content-type", "")
+    if "json" in ctype:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(
+                400, f"request body is not valid JSON: {exc}", code="invalid_json"
+            ) from exc
+        if not isinstance(data, dict):
+            raise ApiError(400, "request body must be a JSON object", code="invalid_json")
+        form = {k: str(v) for k, v in data.items()}
+    else:
+        form = {k: v[0] for k, v in parse_qs(raw.decode(errors="replace")).items()}
+    grant = form.get("grant_type")
+    if grant != APIKEY_GRANT:
+        raise ApiError(400, f"grant_type: expected {APIKEY_GRANT!r}", code="invalid_grant")
+    apikey = form.get("apikey")
+    if not apikey:
+        raise ApiError(400, "apikey: required", code="invalid_request")
+    st = server_state(request)
+    caller = await run_in_threadpool(st.auth.api_caller, apikey)
+    st.auth.limiter.check(caller.token_id)
+    token, iat, exp = await run_in_threadpool(st.auth.issue_jwt, caller)
+    return json_response(
+        {
+            "access_token": token,
+            "refresh_token": "not_supported",
+            "token_type": "Bearer",
+            "expires_in": exp - iat,
+            "expiration": exp,
+            "scope": "ibm openid",
+        }
+    )
+
+
+@router.post("/api/users/loginWithToken")
+async def login_with_token(request: Request) -> Response:
+    """Classic login: ``{"apiToken"}`` → ``{"id": access_token, "ttl", "created", "userId"}``."""
+    body = await json_body(request)
+    api_token = body.get("apiToken")
+    if not isinstance(api_token, str) or not api_token:
+        raise ApiError(400, "apiToken: required string", code="invalid_request")
+    st = server_state(request)
+    caller = await run_in_threadpool(st.auth.api_caller, api_token)
+    st.auth.limiter.check(caller.token_id)
+    token, row = await run_in_threadpool(st.auth.issue_access_token, caller)
+    return json_response(
+        {
+            "id": token,
+            "ttl": int(row.expires - row.created),
+            "created": iso(row.created),
+            "userId": caller.user_id,
+        }
+    )
+
+
+@router.post("/api/users/logout")
+def logout(request: Request, caller: CallerDep) -> Response:
+    """Invalidate the access token (or JWT) used for this request."""
+    server_state(request).auth.revoke(caller)
+    return Response(status_code=200)
+
+
+@router.get("/api/users/me")
+def me(request: Request, caller: CallerDep) -> Response:
+    """Classic user info: where the runtime service lives, and the user's instance."""
+    base = str(request.base_url).rstrip("/")
+    hub, group, project = caller.instance_hgp.split("/")
+    return json_response(
+        {
+            "id": caller.user_id,
+            "userId": caller.user_id,
+            "urls": {"http": f"{base}/api", "services": {"runtime": f"{base}/runtime"}},
+            "instance": caller.instance_hgp,
+            "instance_crn": caller.instance_crn,
+            "hubs": [
+                {"name": hub, "groups": {group: {"projects": {project: {"isDefault": True}}}}}
+            ],
+        }
+    )
+
+
+@router.get("/api/version")
+def classic_version() -> Response:
+    """Classic version probe (clients require the key ``api-auth``)."""
+    return json_response({"new_api": True, "api-auth": "0.1", "qiskit-rest-provider": __version__})
+
+
+@router.get("/versions")
+@router.get("/api/v1/versions")
+@router.get("/runtime/versions")
+def versions() -> Response:
+    """Supported ``IBM-API-Version`` values (no auth, like upstream)."""
+    return json_response({"versions": API_VERSIONS})
+
+
+@router.get("/health")
+def health(request: Request) -> Response:
+    """Liveness: answers while the server runs (no auth)."""
+    st = server_state(request)
+    return json_response(
+        {
+            "status": "ok",
+            "version": __version__,
+            "in_flight": st.dispatcher.in_flight,
+            "time": iso(time.time()),
+        }
+    )

@@ -1,0 +1,402 @@
+"""Runtime job endpoints (protocol §3.6–3.9), mounted under ``/api/v1`` and ``/runtime``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from .auth import Caller, CallerDep
+from .errors import ApiError
+from .models import Job
+from .state import server_state
+from .store import JobFilters, new_id
+from .views import as_bool, is_final, job_json, json_body, json_response, parse_time
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+
+PROGRAMS = ("sampler", "estimator")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+MAX_TAGS = 50
+MAX_TAG_LENGTH = 256
+MAX_WAIT_SECONDS = 30.0
+
+
+def _tags(value: Any, field: str = "tags") -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise ApiError(400, f"{field}: expected a list of strings", code="invalid_request")
+    if len(value) > MAX_TAGS:
+        raise ApiError(400, f"{field}: at most {MAX_TAGS} tags are allowed", code="1204")
+    for tag in value:
+        if not tag or len(tag) > MAX_TAG_LENGTH:
+            raise ApiError(
+                400,
+                f"{field}: tags must be 1-{MAX_TAG_LENGTH} characters, got {tag!r}",
+                code="1205",
+            )
+    return list(value)
+
+
+def _check_classic_instance(body: dict[str, Any], caller: Caller) -> None:
+    parts = [body.get(k) for k in ("hub", "group", "project")]
+    if any(p is not None for p in parts):
+        if not all(isinstance(p, str) and p for p in parts):
+            raise ApiError(400, "hub, group and project must be given together as strings")
+        if "/".join(parts) != caller.instance_hgp:  # type: ignore[arg-type]
+            raise ApiError(403, "hub/group/project names an instance this token has no access to")
+    inst = body.get("instance")
+    if isinstance(inst, str) and inst and not caller.owns_instance(inst):
+        raise ApiError(403, "instance names an instance this token has no access to")
+
+
+def _load_job(request: Request, job_id: str, caller: Caller, **kw: bool) -> Job:
+    job = server_state(request).store.get_job(job_id, caller.instance_id, **kw)
+    if job is None:
+        raise ApiError(404, f"job {job_id} not found", code="job_not_found")
+    return job
+
+
+@router.post("/jobs")
+async def create_job(request: Request, caller: CallerDep) -> Response:
+    """Validate, persist (Queued) and hand over a job; answers once the job is committed."""
+    st = server_state(request)
+    body = await json_body(request)
+    key = request.headers.get("idempotency-key")
+    if key is not None and not (0 < len(key) <= 200):
+        raise ApiError(400, "Idempotency-Key must be 1-200 characters")
+    if key:
+        existing = await run_in_threadpool(st.store.job_by_key, caller.instance_id, key)
+        if existing is not None:
+            return json_response(_created(existing))
+
+    program_id = body.get("program_id")
+    if not isinstance(program_id, str) or not program_id:
+        raise ApiError(400, "program_id: required string", code="invalid_request")
+    if program_id not in PROGRAMS:
+        raise ApiError(
+            404,
+            f"program_id: program {program_id!r} not found (known: sampler, estimator)",
+            code="program_not_found",
+        )
+    backend = body.get("backend", body.get("backend_name"))
+    if not isinstance(backend, str) or not backend:
+        raise ApiError(400, "backend: required string", code="invalid_request")
+    if backend not in st.catalog:
+        raise ApiError(404, f"backend: backend {backend!r} not found", code="backend_not_found")
+    params = body.get("params")
+    if not isinstance(params, dict):
+        raise ApiError(400, "params: required JSON object", code="invalid_params")
+    _check_classic_instance(body, caller)
+    tags = _tags(body.get("tags"))
+    log_level = body.get("log_level")
+    if log_level is not None:
+        if not isinstance(log_level, str) or log_level.lower() not in LOG_LEVELS:
+            raise ApiError(400, f"log_level: expected one of {', '.join(LOG_LEVELS)} (any case)")
+        log_level = log_level.lower()
+    cost = body.get("cost")
+    if cost is not None and (
+        isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost <= 0
+    ):
+        raise ApiError(400, f"cost: expected a positive number of seconds, got {cost!r}")
+    private = as_bool(body.get("private", False), "private")
+    start_session = as_bool(body.get("start_session", False), "start_session")
+    session_id = body.get("session_id")
+    if session_id is not None and (not isinstance(session_id, str) or not session_id):
+        raise ApiError(400, "session_id: expected a string")
+    if session_id:
+        await run_in_threadpool(_check_session, st, session_id, backend, caller)
+
+    from .runner import JobInputError, prepare_job
+
+    spec = st.catalog.get(backend)
+    t0 = time.perf_counter()
+    try:
+        prepared = await run_in_threadpool(prepare_job, program_id, params, spec)
+    except JobInputError as exc:
+        field = getattr(exc, "field", None)
+        msg = str(exc)
+        if field and field not in msg:
+            msg = f"{field}: {msg}"
+        raise ApiError(400, msg, code=getattr(exc, "code", None) or "invalid_params") from exc
+    except ValueError as exc:  # WireFormatError and friends name the field themselves
+        raise ApiError(400, f"params: {exc}", code="invalid_params") from exc
+    except Exception as exc:  # bad input must never become a 500
+        logger.warning(
+            "prepare_job raised %s for a %s job", type(exc).__name__, program_id, exc_info=True
+        )
+        raise ApiError(
+            400,
+            f"params: could not prepare the job: {type(exc).__name__}: {exc}",
+            code="invalid_params",
+        ) from exc
+    parse_seconds = time.perf_counter() - t0
+
+    if start_session and not session_id:
+        from .routes_sessions import new_session_row
+
+        row = new_session_row(caller, backend, "dedicated", None, None)
+        await run_in_threadpool(st.store.add_session, row)
+        session_id = row.id
+
+    job = Job(
+        id=new_id(),
+        instance_id=caller.instance_id,
+        user_id=caller.user_id,
+        backend=backend,
+        program_id=program_id,
+        params=orjson.dumps(params),
+        state="Queued",
+        tags=orjson.dumps(tags).decode(),
+        session_id=session_id,
+        log_level=log_level,
+        cost=int(cost) if cost is not None else None,
+        private=private,
+        created=time.time(),
+        logs=f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} queued\n",
+        idempotency_key=key or None,
+        usage_seconds=0.0,
+        quantum_seconds=0.0,
+        attempts=0,
+    )
+    stored, created = await run_in_threadpool(st.store.create_job, job)
+    if created:
+        st.dispatcher.remember_prepared(stored.id, prepared, parse_seconds)
+        st.dispatcher.wake()
+    return json_response(_created(stored))
+
+
+def _created(job: Job) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": job.id, "backend": job.backend}
+    if job.session_id:
+        out["session_id"] = job.session_id
+    return out
+
+
+def _check_session(st: Any, session_id: str, backend: str, caller: Caller) -> None:
+    from .views import session_state
+
+    row = st.store.get_session(session_id, caller.instance_id)
+    if row is None:
+        raise ApiError(404, f"session_id: session {session_id} not found", code="session_not_found")
+    state, reason = session_state(row, st.store.session_job_states(session_id))
+    if state == "closed" or not row.accepting_jobs:
+        why = reason or "it no longer accepts jobs"
+        raise ApiError(400, f"session_id: session {session_id} is closed ({why})", code="4001")
+    if row.backend != backend:
+        raise ApiError(
+            400,
+            f"session_id: session {session_id} runs on backend {row.backend!r}, not {backend!r}",
+        )
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(
+    request: Request,
+    job_id: str,
+    caller: CallerDep,
+    exclude_params: bool = False,
+    wait: Annotated[float | None, Query(ge=0, description="long-poll seconds")] = None,
+) -> Response:
+    """A job; with ``wait=S`` (D6) answers as soon as it is final or ``S`` seconds passed."""
+    st = server_state(request)
+    watch = st.watchers.register(job_id) if wait else None
+    try:
+        deadline = time.monotonic() + min(wait or 0.0, MAX_WAIT_SECONDS)
+        while True:
+            job = await run_in_threadpool(
+                _load_job, request, job_id, caller, with_params=not exclude_params
+            )
+            remaining = deadline - time.monotonic()
+            if watch is None or is_final(job.state) or remaining <= 0:
+                break
+            await watch.wait(remaining)
+    finally:
+        if watch is not None:
+            st.watchers.unregister(job_id, watch)
+    return json_response(
+        job_json(job, include_params=not exclude_params, instance_crn=caller.instance_crn)
+    )
+
+
+@router.get("/jobs")
+def list_jobs(
+    request: Request,
+    caller: CallerDep,
+    limit: Annotated[int, Query(ge=0, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    skip: Annotated[int | None, Query(ge=0)] = None,
+    backend: str | None = None,
+    pending: bool | None = None,
+    program: str | None = None,
+    program_id: str | None = None,
+    tags: Annotated[list[str] | None, Query()] = None,
+    session_id: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    sort: str | None = None,
+    exclude_params: bool = True,
+    provider: str | None = None,
+    include_mocks: str | None = None,
+) -> Response:
+    """Jobs of the caller's instance, newest first unless ``sort=ASC``; ``count`` is exact."""
+    if provider and not caller.owns_instance(provider):
+        raise ApiError(403, "provider names an instance this token has no access to")
+    if sort is not None and sort.upper() not in ("ASC", "DESC"):
+        raise ApiError(400, f"sort: expected ASC or DESC, got {sort!r}")
+    filters = JobFilters(
+        instance_id=caller.instance_id,
+        limit=limit,
+        offset=skip if skip is not None and not offset else offset,
+        backend=backend,
+        pending=pending,
+        program=program or program_id,
+        tags=tags,
+        session_id=session_id,
+        created_after=parse_time(created_after, "created_after") if created_after else None,
+        created_before=parse_time(created_before, "created_before") if created_before else None,
+        ascending=(sort or "").upper() == "ASC",
+    )
+    rows, count = server_state(request).store.list_jobs(filters, with_params=not exclude_params)
+    jobs = [
+        job_json(j, include_params=not exclude_params, instance_crn=caller.instance_crn)
+        for j in rows
+    ]
+    return json_response({"jobs": jobs, "count": count, "offset": filters.offset, "limit": limit})
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=204)
+def cancel_job(request: Request, job_id: str, caller: CallerDep) -> Response:
+    """Cancel a Queued or Running job (409 when it is already final)."""
+    st = server_state(request)
+    job = _load_job(request, job_id, caller, with_params=False)
+    if st.store.transition(
+        job_id,
+        ("Queued",),
+        "Cancelled",
+        log="cancelled by the user",
+        reason="cancelled by the user",
+    ):
+        st.dispatcher.prepared.pop(job_id, None)
+    elif st.store.transition(
+        job_id,
+        ("Running",),
+        "Cancelled",
+        log="cancelled by the user while running",
+        reason="cancelled by the user",
+    ):
+        st.dispatcher.abandon(job_id)
+    else:
+        job = _load_job(request, job_id, caller, with_params=False)
+        raise ApiError(
+            409,
+            f"job {job_id} cannot be cancelled: it is already {job.state}",
+            code="job_not_cancellable",
+        )
+    st.watchers.notify(job_id)
+    st.dispatcher.wake()
+    return Response(status_code=204)
+
+
+@router.delete("/jobs/{job_id}", status_code=204)
+def delete_job(request: Request, job_id: str, caller: CallerDep) -> Response:
+    """Delete a job in a final state (409 while it is Queued or Running)."""
+    st = server_state(request)
+    job = _load_job(request, job_id, caller, with_params=False)
+    if not is_final(job.state) or not st.store.delete_job(job_id):
+        raise ApiError(
+            409,
+            f"job {job_id} is {job.state}; only final jobs can be deleted",
+            code="job_not_final",
+        )
+    return Response(status_code=204)
+
+
+@router.get("/jobs/{job_id}/results")
+def job_results(request: Request, job_id: str, caller: CallerDep) -> Response:
+    """The result body (text). Failed/cancelled jobs answer 200 with the error text (§5.4)."""
+    st = server_state(request)
+    job = _load_job(request, job_id, caller, with_result=True, with_params=False)
+    if not is_final(job.state):
+        raise ApiError(
+            409,
+            f"job {job_id} is {job.state}; results exist once it is final",
+            code="job_not_final",
+        )
+    body = st.store.read_result(job)
+    if job.state == "Completed":
+        if body is None:
+            raise ApiError(500, f"the result of job {job_id} is missing from the store")
+        return Response(body, media_type="application/json")
+    text = (
+        body.decode(errors="replace") if body else f"Job {job_id} {job.state}: {job.reason or ''}"
+    )
+    return Response(text, media_type="text/plain")
+
+
+@router.get("/jobs/{job_id}/logs")
+def job_logs(request: Request, job_id: str, caller: CallerDep) -> Response:
+    """The job's log lines (text)."""
+    job = _load_job(request, job_id, caller, with_params=False)
+    return Response(job.logs or "", media_type="text/plain")
+
+
+@router.get("/jobs/{job_id}/metrics")
+def job_metrics(request: Request, job_id: str, caller: CallerDep) -> Response:
+    """Timestamps, usage and execution metrics (§3.9)."""
+    st = server_state(request)
+    job = _load_job(request, job_id, caller, with_params=False)
+    from .views import iso
+
+    extra: dict[str, Any] = orjson.loads(job.metrics) if job.metrics else {}
+    final = is_final(job.state)
+    out: dict[str, Any] = {
+        "timestamps": {
+            "created": iso(job.created),
+            "running": iso(job.running_at),
+            "finished": iso(job.finished_at),
+        },
+        "bss": {"seconds": job.usage_seconds or 0.0},
+        "usage": {
+            "quantum_seconds": job.quantum_seconds or 0.0,
+            "seconds": job.usage_seconds or 0.0,
+            "qpu_charge_time_seconds": job.usage_seconds or 0.0,
+            "status": "completed" if final else "pending",
+        },
+        "executions": extra.get("num_circuits", 0),
+        "num_circuits": extra.get("num_circuits", 0),
+        "num_qubits": extra.get("num_qubits", []),
+        "circuit_depths": extra.get("circuit_depths", []),
+        "qiskit_version": _qiskit_version(),
+        "estimated_start_time": None,
+        "estimated_completion_time": None,
+        "position_in_queue": st.store.queue_position(job) if job.state == "Queued" else None,
+        "position_in_provider": None,
+    }
+    for key, value in extra.items():
+        out.setdefault(key, value)
+    return json_response(out)
+
+
+@router.put("/jobs/{job_id}/tags", status_code=204)
+async def replace_tags(request: Request, job_id: str, caller: CallerDep) -> Response:
+    """Replace a job's tags; answers 204 exactly (the official client requires it)."""
+    st = server_state(request)
+    body = await json_body(request)
+    tags = _tags(body.get("tags"), "tags")
+    await run_in_threadpool(_load_job, request, job_id, caller)
+    await run_in_threadpool(st.store.set_tags, job_id, tags)
+    return Response(status_code=204)
+
+
+def _qiskit_version() -> str:
+    import qiskit
+
+    return str(qiskit.__version__)

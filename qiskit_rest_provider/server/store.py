@@ -1,0 +1,409 @@
+"""The persistent store: jobs, sessions, instances, tokens (SQLAlchemy 2).
+
+SQLite (a file in the data dir, WAL journal) by default, any SQLAlchemy URL otherwise. Every state
+change of a job is one transaction with a guard on the previous state (``UPDATE ... WHERE state =
+'Queued'``), so a cancel racing with the dispatcher can never produce two final states.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import create_engine, event, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, defer, sessionmaker
+
+from .config import ServerConfig
+from .models import FINAL_STATES, Base, Instance, Job, SessionRow
+
+logger = logging.getLogger(__name__)
+
+_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuv"
+
+
+def new_id(length: int = 20) -> str:
+    """A sortable, IBM-looking id: 8 chars of time (base 32) then random base-32 chars."""
+    t = int(time.time() * 1000)
+    head = []
+    for _ in range(9):
+        head.append(_ID_ALPHABET[t & 31])
+        t >>= 5
+    body = "".join(secrets.choice(_ID_ALPHABET) for _ in range(length - 9))
+    return "".join(reversed(head)) + body
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine; SQLite gets WAL, a busy timeout and cross-thread connections."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=20,
+            max_overflow=40,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # durable against process crashes
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    # request handlers run in a pool of up to 40 threads: let each find a connection
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
+
+
+@dataclass
+class QueuedJob:
+    """What the dispatcher needs to hand a queued job to a worker."""
+
+    id: str
+    program_id: str
+    backend: str
+    cost: int | None
+    session_id: str | None
+    attempts: int
+
+
+@dataclass
+class JobFilters:
+    """Filters of ``GET jobs`` (protocol §3.8)."""
+
+    instance_id: str
+    limit: int = 200
+    offset: int = 0
+    backend: str | None = None
+    pending: bool | None = None
+    program: str | None = None
+    tags: list[str] | None = None
+    session_id: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    ascending: bool = False
+
+
+class Store:
+    """Transactional access to everything the server persists."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.engine = make_engine(config.database_url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        Base.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    # ----------------------------------------------------------------- instances
+    def ensure_instance(self, hgp: str, crn: str) -> Instance:
+        """The instance named ``hgp``, created on first use."""
+        with self.sessions.begin() as s:
+            row = s.scalar(select(Instance).where(Instance.hgp == hgp))
+            if row is None:
+                row = Instance(id=new_id(), hgp=hgp, crn=crn, created=time.time())
+                s.add(row)
+            return row
+
+    def instance(self, instance_id: str) -> Instance | None:
+        """An instance by id."""
+        with self.sessions() as s:
+            return s.get(Instance, instance_id)
+
+    # ---------------------------------------------------------------------- jobs
+    def create_job(self, job: Job) -> tuple[Job, bool]:
+        """Insert a Queued job; with an idempotency key already used, return that job instead.
+
+        Returns:
+            ``(job, created)``: ``created`` is False when an earlier job with the same key won.
+        """
+        if job.idempotency_key:
+            existing = self._job_with_key(job.instance_id, job.idempotency_key)
+            if existing is not None:
+                if time.time() - existing.created <= self.config.idempotency_ttl:
+                    return existing, False
+                self._forget_expired_key(job.instance_id, job.idempotency_key)
+        try:
+            with self.sessions.begin() as s:
+                s.add(job)
+            return job, True
+        except IntegrityError:
+            if job.idempotency_key:
+                existing = self.job_by_key(job.instance_id, job.idempotency_key)
+                if existing is not None:
+                    return existing, False
+            raise
+
+    def _forget_expired_key(self, instance_id: str, key: str) -> None:
+        """Release a key whose job is older than the idempotency window, so it can be reused."""
+        with self.sessions.begin() as s:
+            s.execute(
+                update(Job)
+                .where(Job.instance_id == instance_id, Job.idempotency_key == key)
+                .values(idempotency_key=None)
+            )
+
+    def _job_with_key(self, instance_id: str, key: str) -> Job | None:
+        with self.sessions() as s:
+            return s.scalar(
+                select(Job)
+                .where(Job.instance_id == instance_id, Job.idempotency_key == key)
+                .options(defer(Job.result, raiseload=True), defer(Job.params, raiseload=True))
+            )
+
+    def job_by_key(self, instance_id: str, key: str) -> Job | None:
+        """The job created with an idempotency key within the idempotency window (24 h)."""
+        row = self._job_with_key(instance_id, key)
+        if row is not None and time.time() - row.created > self.config.idempotency_ttl:
+            return None
+        return row
+
+    def get_job(
+        self,
+        job_id: str,
+        instance_id: str | None = None,
+        *,
+        with_result: bool = False,
+        with_params: bool = True,
+    ) -> Job | None:
+        """A job; ``None`` if absent or owned by another instance.
+
+        The result body (and, on request, the params) are only loaded when asked for: status
+        polls must not drag megabytes out of the database.
+        """
+        q = select(Job).where(Job.id == job_id)
+        if not with_result:
+            q = q.options(defer(Job.result, raiseload=True))
+        if not with_params:
+            q = q.options(defer(Job.params, raiseload=True))
+        with self.sessions() as s:
+            row = s.scalar(q)
+        if row is None or (instance_id is not None and row.instance_id != instance_id):
+            return None
+        return row
+
+    def list_jobs(self, f: JobFilters, *, with_params: bool = False) -> tuple[list[Job], int]:
+        """One page of jobs and the exact number of matches (ignoring limit/offset)."""
+        conds = [Job.instance_id == f.instance_id]
+        if f.backend:
+            conds.append(Job.backend == f.backend)
+        if f.pending is True:
+            conds.append(Job.state.in_(("Queued", "Running")))
+        elif f.pending is False:
+            conds.append(Job.state.in_(tuple(FINAL_STATES)))
+        if f.program:
+            conds.append(Job.program_id == f.program)
+        if f.session_id:
+            conds.append(Job.session_id == f.session_id)
+        if f.created_after is not None:
+            conds.append(Job.created >= f.created_after)
+        if f.created_before is not None:
+            conds.append(Job.created <= f.created_before)
+        for tag in f.tags or ():
+            # tags are a JSON list of strings; match the JSON-encoded element exactly
+            conds.append(Job.tags.contains(orjson.dumps(tag).decode(), autoescape=True))
+        order = Job.seq.asc() if f.ascending else Job.seq.desc()
+        with self.sessions() as s:
+            count = s.scalar(select(func.count()).select_from(Job).where(*conds)) or 0
+            rows = list(
+                s.scalars(select(Job).where(*conds).order_by(order).offset(f.offset).limit(f.limit))
+            )
+        return rows, int(count)
+
+    def set_tags(self, job_id: str, tags: list[str]) -> None:
+        """Replace a job's tags."""
+        with self.sessions.begin() as s:
+            s.execute(update(Job).where(Job.id == job_id).values(tags=orjson.dumps(tags).decode()))
+
+    def delete_job(self, job_id: str) -> bool:
+        """Delete a job in a final state (False if it is not final any more / absent)."""
+        with self.sessions.begin() as s:
+            row = s.scalar(select(Job).where(Job.id == job_id))
+            if row is None or row.state not in FINAL_STATES:
+                return False
+            path = row.result_file
+            s.delete(row)
+        if path:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        return True
+
+    def transition(
+        self,
+        job_id: str,
+        from_states: Iterable[str],
+        to_state: str,
+        *,
+        log: str | None = None,
+        **values: Any,
+    ) -> bool:
+        """Move a job between states if (and only if) it is in one of ``from_states``."""
+        now = time.time()
+        vals: dict[str, Any] = {"state": to_state, **values}
+        if to_state == "Running":
+            vals.setdefault("running_at", now)
+        if to_state in FINAL_STATES:
+            vals.setdefault("finished_at", now)
+        if log:
+            vals["logs"] = Job.logs + f"{_stamp(now)} {log}\n"
+        with self.sessions.begin() as s:
+            res = s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.state.in_(tuple(from_states)))
+                .values(**vals)
+            )
+            return bool(getattr(res, "rowcount", 0))
+
+    def save_result(self, job_id: str, body: bytes) -> dict[str, Any]:
+        """Column values that store ``body`` (inline, or a file for large bodies)."""
+        if len(body) <= self.config.result_inline_bytes:
+            return {"result": body, "result_file": None}
+        path = Path(self.config.results_dir) / f"{job_id}.json"
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        return {"result": None, "result_file": str(path)}
+
+    @staticmethod
+    def read_result(job: Job) -> bytes | None:
+        """A job's stored result body, if any."""
+        if job.result is not None:
+            return bytes(job.result)
+        if job.result_file:
+            try:
+                return Path(job.result_file).read_bytes()
+            except OSError:
+                return None
+        return None
+
+    def queued_jobs(self, limit: int, exclude: Iterable[str] = ()) -> list[QueuedJob]:
+        """The oldest Queued jobs (FIFO), without their params."""
+        excl = tuple(exclude)
+        cols = (Job.id, Job.program_id, Job.backend, Job.cost, Job.session_id, Job.attempts)
+        with self.sessions() as s:
+            q = select(*cols).where(Job.state == "Queued")
+            if excl:
+                q = q.where(Job.id.not_in(excl))
+            return [QueuedJob(*row) for row in s.execute(q.order_by(Job.seq.asc()).limit(limit))]
+
+    def job_params(self, job_id: str) -> bytes | None:
+        """The stored params JSON of a job."""
+        with self.sessions() as s:
+            return s.scalar(select(Job.params).where(Job.id == job_id))
+
+    def running_jobs(self) -> list[Job]:
+        """Every job marked Running."""
+        with self.sessions() as s:
+            return list(s.scalars(select(Job).where(Job.state == "Running")))
+
+    def requeue_running(self) -> int:
+        """After a restart: whatever was Running goes back to Queued (it runs again, once)."""
+        now = time.time()
+        with self.sessions.begin() as s:
+            res = s.execute(
+                update(Job)
+                .where(Job.state == "Running")
+                .values(
+                    state="Queued",
+                    running_at=None,
+                    logs=Job.logs + f"{_stamp(now)} server restarted; job re-queued\n",
+                )
+            )
+            return int(getattr(res, "rowcount", 0) or 0)
+
+    def queue_position(self, job: Job) -> int:
+        """How many Queued jobs are ahead of ``job``."""
+        with self.sessions() as s:
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(Job)
+                    .where(Job.state == "Queued", Job.seq < job.seq)
+                )
+                or 0
+            )
+
+    def usage_seconds(self, instance_id: str, since: float) -> float:
+        """Usage (seconds) of an instance's jobs finished since ``since``."""
+        with self.sessions() as s:
+            val = s.scalar(
+                select(func.coalesce(func.sum(Job.usage_seconds), 0.0)).where(
+                    Job.instance_id == instance_id, Job.created >= since
+                )
+            )
+        return float(val or 0.0)
+
+    # ------------------------------------------------------------------ sessions
+    def add_session(self, row: SessionRow) -> SessionRow:
+        """Insert a session."""
+        with self.sessions.begin() as s:
+            s.add(row)
+        return row
+
+    def get_session(self, session_id: str, instance_id: str | None = None) -> SessionRow | None:
+        """A session; ``None`` if absent or owned by another instance."""
+        with self.sessions() as s:
+            row = s.get(SessionRow, session_id)
+        if row is None or (instance_id is not None and row.instance_id != instance_id):
+            return None
+        return row
+
+    def update_session(self, session_id: str, **values: Any) -> None:
+        """Set columns of a session."""
+        with self.sessions.begin() as s:
+            s.execute(update(SessionRow).where(SessionRow.id == session_id).values(**values))
+
+    def session_job_states(self, session_id: str) -> dict[str, int]:
+        """Count of the session's jobs per state."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Job.state, func.count())
+                .where(Job.session_id == session_id)
+                .group_by(Job.state)
+            )
+            return {state: int(n) for state, n in rows}
+
+    def session_usage(self, session_id: str) -> float:
+        """Total usage seconds of a session's jobs."""
+        with self.sessions() as s:
+            val = s.scalar(
+                select(func.coalesce(func.sum(Job.usage_seconds), 0.0)).where(
+                    Job.session_id == session_id
+                )
+            )
+        return float(val or 0.0)
+
+    def queued_job_ids_of_session(self, session_id: str) -> list[str]:
+        """Ids of a session's Queued jobs."""
+        with self.sessions() as s:
+            return list(
+                s.scalars(select(Job.id).where(Job.session_id == session_id, Job.state == "Queued"))
+            )
+
+
+def _stamp(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1000):03d}Z"
+
+
+def dumps_text(obj: Any) -> str:
+    """JSON text (orjson, numpy aware)."""
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+__all__ = ["JobFilters", "Store", "Session", "dumps_text", "new_id"]

@@ -1,0 +1,117 @@
+"""Code that runs inside worker processes.
+
+Each worker imports qiskit, qiskit_aer and the OpenQASM/QPY machinery in its *main thread* when it
+starts (see perf-notes: importing them first in a short-lived thread later crashes QPY loading),
+then builds the backend catalog once. Tasks are plain picklable objects; results come back as
+plain dicts so no exception class has to survive pickling.
+
+Other CPU work submitted to ``app.state.pool`` (e.g. remote transpilation) may call
+:func:`catalog` to reach the worker's catalog.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_CATALOG: Any = None
+_BACKENDS_DIR: str | None = None
+
+
+@dataclass
+class ExecutionTask:
+    """One job handed to a worker: either already prepared, or raw params to prepare."""
+
+    job_id: str
+    program_id: str
+    backend: str
+    params: bytes | None = None  # JSON of the job's params (used when ``prepared`` is None)
+    prepared: Any = None  # runner.PreparedJob from the route's validation, if still in memory
+
+
+def import_heavy_modules() -> None:
+    """Import (and exercise once) qiskit, Aer, OpenQASM 3 and QPY in the calling main thread.
+
+    Lazy imports and one-time initialisations inside these libraries must not first happen in a
+    short-lived request thread (perf-notes: a later QPY load then crashes the process), so a
+    tiny QASM parse and QPY round trip run here too.
+    """
+    import io
+
+    import qiskit
+    import qiskit.qasm3
+    import qiskit.qpy
+    import qiskit_aer  # noqa: F401
+
+    try:
+        import qiskit_qasm3_import  # noqa: F401
+    except ImportError:  # pragma: no cover - optional importer
+        pass
+    from .. import wire  # noqa: F401
+    from . import runner  # noqa: F401
+
+    circuit = qiskit.qasm3.loads('OPENQASM 3.0; include "stdgates.inc"; qubit[1] q; x q[0];')
+    buffer = io.BytesIO()
+    qiskit.qpy.dump(circuit, buffer)
+    buffer.seek(0)
+    qiskit.qpy.load(buffer)
+
+
+def init_worker(backends_dir: str | None) -> None:
+    """Process-pool initializer: heavy imports in the main thread, then the catalog."""
+    global _BACKENDS_DIR
+    _BACKENDS_DIR = backends_dir
+    import_heavy_modules()
+    catalog()
+
+
+def catalog() -> Any:
+    """This worker's :class:`~qiskit_rest_provider.server.catalog.BackendCatalog` (built once)."""
+    global _CATALOG
+    if _CATALOG is None:
+        from .catalog import BackendCatalog
+
+        _CATALOG = BackendCatalog.load(_BACKENDS_DIR)
+    return _CATALOG
+
+
+def run_task(task: ExecutionTask) -> dict[str, Any]:
+    """Run one job; never raises for job-level problems (they come back as ``ok: False``)."""
+    started = time.perf_counter()
+    try:
+        from . import runner
+
+        if task.backend not in catalog():
+            raise LookupError(f"backend {task.backend!r} is no longer in the server's catalog")
+        backend = catalog().get(task.backend)
+        if task.prepared is not None:
+            outcome = runner.execute_job(task.prepared, backend)
+        else:
+            import orjson
+
+            params = orjson.loads(task.params or b"{}")
+            outcome = runner.run_job(task.program_id, params, backend)
+        return {
+            "ok": True,
+            "result_body": outcome.result_body,
+            "metrics": dict(outcome.metrics or {}),
+            "quantum_seconds": float(outcome.quantum_seconds),
+            "wall_seconds": time.perf_counter() - started,
+            "pid": os.getpid(),
+        }
+    except Exception as exc:  # report, never crash the worker
+        input_error = type(exc).__name__ in ("JobInputError", "WireFormatError")
+        return {
+            "ok": False,
+            "input_error": bool(input_error),
+            "reason": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+            "wall_seconds": time.perf_counter() - started,
+            "pid": os.getpid(),
+        }
