@@ -1,0 +1,414 @@
+"""``RestPrimitiveJob``: a handle on one job of the service, found again by its id.
+
+The job holds nothing but its id and a client; everything else is read from the service, so
+``service.job(job_id)`` in a fresh Python process gives a job whose ``result()`` works exactly
+like the original's. Waiting uses the service's long-poll extension (``GET jobs/{id}?wait=S``,
+decision D6) when it honours it and falls back to adaptive polling (50 ms first, backing off to
+2 s) when it does not, so a finished job is noticed at once without hammering the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from qiskit.primitives import BasePrimitiveJob, PrimitiveResult
+from qiskit.providers import JobStatus
+
+from ..exceptions import (
+    JobCancelledError,
+    JobFailedError,
+    JobTimeoutError,
+    RequestError,
+)
+from .status import FINAL_STATES, REASON_MAX_TIME, is_transient, map_job_status, parse_time
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..backend import RestBackend
+    from ..client import RuntimeClient
+    from ..service import ProviderService
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RestPrimitiveJob", "map_job_status"]
+
+LONG_POLL_MAX = 30.0  # seconds; the most a D6 long-poll may ask for
+POLL_FIRST = 0.05  # seconds between the first polls when long-poll is unavailable
+POLL_MAX = 2.0
+TRANSIENT_GIVE_UP = 300.0  # seconds of consecutive transport failures before result() gives up
+
+
+class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
+    """A sampler or estimator job on a Qiskit Runtime REST service.
+
+    Example::
+
+        job = sampler.run([(circuit,)], shots=1000)
+        print(job.job_id(), job.status())
+        counts = job.result()[0].data.meas.get_counts()
+
+        same = service.job(job.job_id())   # later, in another process
+        same.result()
+
+    Args:
+        client: the :class:`~qiskit_rest_provider.client.RuntimeClient` to talk through.
+        job_id: the service's job id.
+        program_id: ``"sampler"`` or ``"estimator"`` when known (read from the service otherwise).
+        backend: the backend object, when the caller has it.
+        service: the owning service, used to build ``backend()`` lazily.
+        session_id: the session the job belongs to, when known.
+        data: a job document already fetched (``GET jobs/{id}``), to avoid a first request.
+    """
+
+    def __init__(
+        self,
+        client: RuntimeClient,
+        job_id: str,
+        *,
+        program_id: str | None = None,
+        backend: RestBackend | None = None,
+        service: ProviderService | None = None,
+        session_id: str | None = None,
+        tags: list[str] | None = None,
+        data: dict | None = None,
+        circuit_metadata: list[dict] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(job_id, **kwargs)
+        self._client = client
+        self._program_id = program_id
+        self._backend = backend
+        self._service = service
+        self._session_id = session_id
+        self._tags = list(tags) if tags is not None else None
+        self._data: dict | None = None
+        self._result: PrimitiveResult | None = None
+        self._lock = threading.Lock()
+        # OpenQASM 3 does not carry circuit.metadata; the submitting process restores it.
+        self._circuit_metadata = circuit_metadata
+        self._long_poll: bool | None = None  # None: not yet known whether the service honours wait
+        if data:
+            self._absorb(data)
+
+    # ------------------------------------------------------------------ job document
+    def _absorb(self, data: dict) -> None:
+        self._data = data
+        program = data.get("program")
+        if isinstance(program, dict) and program.get("id"):
+            self._program_id = program["id"]
+        elif isinstance(data.get("program_id"), str):
+            self._program_id = data["program_id"]
+        if data.get("session_id"):
+            self._session_id = data["session_id"]
+        if isinstance(data.get("tags"), list):
+            self._tags = list(data["tags"])
+
+    def _refresh(self, wait: float | None = None) -> dict:
+        kwargs: dict[str, Any] = {}
+        if wait is not None:
+            kwargs["wait"] = wait
+        data = self._client.job(self._job_id, **kwargs)
+        self._absorb(data)
+        return data
+
+    def _document(self) -> dict:
+        if self._data is None:
+            return self._refresh()
+        return self._data
+
+    @staticmethod
+    def _state(data: dict) -> tuple[str | None, str | None, Any]:
+        state = data.get("state")
+        status = reason = reason_code = None
+        if isinstance(state, dict):
+            status = state.get("status")
+            reason = state.get("reason")
+            reason_code = state.get("reason_code", state.get("reasonCode"))
+        elif isinstance(state, str):
+            status = state
+        if status is None:
+            status = data.get("status")
+        return status, reason, reason_code
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> JobStatus:
+        """The job's current status (one request unless the job is known to be final)."""
+        if self._data is not None:
+            cached = map_job_status(*self._state(self._data)[::2])
+            if cached in FINAL_STATES:
+                return cached
+        status, _, code = self._state(self._refresh())
+        return map_job_status(status, code)
+
+    def done(self) -> bool:
+        """Whether the job completed successfully."""
+        return self.status() is JobStatus.DONE
+
+    def running(self) -> bool:
+        """Whether the job is running now."""
+        return self.status() is JobStatus.RUNNING
+
+    def cancelled(self) -> bool:
+        """Whether the job was cancelled."""
+        return self.status() is JobStatus.CANCELLED
+
+    def in_final_state(self) -> bool:
+        """Whether the job is done, failed or cancelled (it will not change any more)."""
+        return self.status() in FINAL_STATES
+
+    def cancel(self) -> None:
+        """Ask the service to cancel the job (queued or running).
+
+        Raises:
+            ConflictError: the job has already reached a final state.
+        """
+        self._client.cancel_job(self._job_id)
+        self._data = None
+
+    def error_message(self) -> str | None:
+        """The service's reason for a failed or cancelled job, else ``None``."""
+        data = self._document()
+        status, reason, code = self._state(data)
+        if map_job_status(status, code) not in (JobStatus.ERROR, JobStatus.CANCELLED):
+            return None
+        text = f"Job {self._job_id} {str(status).lower()}"
+        if code is not None:
+            text += f" (reason code {code})"
+        return f"{text}: {reason}" if reason else text
+
+    # ------------------------------------------------------------------ waiting
+    def wait_for_final_state(self, timeout: float | None = None) -> JobStatus:
+        """Block until the job is final, or raise :class:`JobTimeoutError` after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
+        interval = POLL_FIRST
+        early = 0
+        failing_since: float | None = None
+        data = self._data
+        if data is None and self._long_poll is not False:
+            # Nothing known yet: start with a long-poll instead of a plain GET (one request less).
+            data = {"state": {"status": "Queued"}}
+        while True:
+            try:
+                if data is None:
+                    data = self._refresh()
+                status, _, code = self._state(data)
+                mapped = map_job_status(status, code)
+                failing_since = None
+            except RequestError as exc:
+                if not is_transient(exc):
+                    raise
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if now - failing_since > TRANSIENT_GIVE_UP:
+                    raise
+                if deadline is not None and now >= deadline:
+                    raise JobTimeoutError(
+                        f"Timed out after {timeout} s waiting for job {self._job_id}: "
+                        f"the service is unreachable ({exc})"
+                    ) from exc
+                logger.info("waiting for job %s: transient error (%s), retrying", self._job_id, exc)
+                mapped, data = JobStatus.RUNNING, None
+                self._sleep(min(interval, POLL_MAX), deadline)
+                interval = min(interval * 2, POLL_MAX)
+                continue
+            if mapped in FINAL_STATES:
+                return mapped
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise JobTimeoutError(
+                    f"Timed out after {timeout} s waiting for job {self._job_id} "
+                    f"(status {mapped.name}); the job goes on"
+                )
+            if self._long_poll is not False and (remaining is None or remaining >= 0.1):
+                wait = LONG_POLL_MAX if remaining is None else min(LONG_POLL_MAX, remaining)
+                wait = round(max(wait, 0.1), 3)
+                start = time.monotonic()
+                data = None
+                try:
+                    data = self._refresh(wait=wait)
+                except RequestError as exc:
+                    if not is_transient(exc):
+                        raise
+                    data = None  # handled (with the deadline) at the top of the loop
+                    continue
+                elapsed = time.monotonic() - start
+                status, _, code = self._state(data)
+                if map_job_status(status, code) in FINAL_STATES:
+                    self._long_poll = True
+                    continue
+                if elapsed < min(wait, 1.0) * 0.5:
+                    # Answered early while not final: a state change, or a service ignoring wait.
+                    early += 1
+                    if early >= 3:
+                        logger.debug("service ignores ?wait=; polling job %s instead", self._job_id)
+                        self._long_poll = False
+                    self._sleep(interval, deadline)
+                    interval = min(interval * 1.5, POLL_MAX)
+                else:
+                    early = 0
+                    self._long_poll = True
+                continue
+            self._sleep(interval, deadline)
+            interval = min(interval * 1.5, POLL_MAX)
+            data = None
+
+    @staticmethod
+    def _sleep(seconds: float, deadline: float | None) -> None:
+        if deadline is not None:
+            seconds = min(seconds, max(0.0, deadline - time.monotonic()))
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def result(self, timeout: float | None = None) -> PrimitiveResult:
+        """Wait for the job and return its :class:`PrimitiveResult` (cached after the first call).
+
+        Args:
+            timeout: seconds to wait at most; ``None`` waits as long as the job takes.
+
+        Raises:
+            JobTimeoutError: the job was not final after ``timeout`` seconds (it goes on).
+            JobFailedError: the job failed; carries the service's ``reason`` and ``reason_code``.
+            JobCancelledError: the job was cancelled.
+        """
+        if self._result is not None:
+            return self._result
+        status = self.wait_for_final_state(timeout)
+        with self._lock:
+            if self._result is not None:
+                return self._result
+            if status is not JobStatus.DONE:
+                raise self._failure(status)
+            from ..wire.results import decode_result
+
+            body = self._client.job_results(self._job_id)
+            result = decode_result(body)
+            if self._circuit_metadata:
+                for pub_result, metadata in zip(result, self._circuit_metadata, strict=False):
+                    if metadata and not pub_result.metadata.get("circuit_metadata"):
+                        pub_result.metadata["circuit_metadata"] = metadata
+            self._result = result
+            return result
+
+    def _failure(self, status: JobStatus) -> JobFailedError:
+        data = self._document()
+        raw, reason, code = self._state(data)
+        try:
+            code = int(code) if code is not None else None
+        except (TypeError, ValueError):
+            code = None
+        if not reason and status is JobStatus.ERROR:
+            try:
+                body: Any = self._client.job_results(self._job_id)
+                text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+                reason = text.strip()[-2000:] or None
+            except RequestError:
+                reason = None
+        detail = f" (reason code {code})" if code is not None else ""
+        detail += f": {reason}" if reason else ""
+        if status is JobStatus.CANCELLED:
+            return JobCancelledError(
+                f"Job {self._job_id} was cancelled{detail}",
+                job_id=self._job_id,
+                reason=reason,
+                reason_code=code,
+            )
+        if code == REASON_MAX_TIME:
+            what = "ran longer than its maximum execution time"
+        else:
+            what = f"failed (status {raw})"
+        return JobFailedError(
+            f"Job {self._job_id} {what}{detail}",
+            job_id=self._job_id,
+            reason=reason,
+            reason_code=code,
+        )
+
+    # ------------------------------------------------------------------ details
+    @property
+    def program_id(self) -> str | None:
+        """``"sampler"`` or ``"estimator"``."""
+        if self._program_id is None:
+            self._document()
+        return self._program_id
+
+    primitive_id = program_id
+
+    @property
+    def session_id(self) -> str | None:
+        """The id of the session or batch the job ran in, else ``None``."""
+        if self._session_id is None and self._data is None:
+            self._document()
+        return self._session_id
+
+    @property
+    def creation_date(self) -> datetime | None:
+        """When the service accepted the job (timezone-aware UTC)."""
+        return parse_time(self._document().get("created"))
+
+    @property
+    def tags(self) -> list[str]:
+        """The job's tags."""
+        if self._tags is None:
+            self._document()
+        return list(self._tags or [])
+
+    def update_tags(self, new_tags: list[str]) -> list[str]:
+        """Replace the job's tags on the service; returns the new tags."""
+        if isinstance(new_tags, str) or not all(isinstance(t, str) for t in new_tags):
+            raise ValueError("new_tags must be a list of strings")
+        self._client.update_job_tags(self._job_id, list(new_tags))
+        self._tags = list(new_tags)
+        if self._data is not None:
+            self._data["tags"] = list(new_tags)
+        return list(new_tags)
+
+    @property
+    def backend_name(self) -> str | None:
+        """The name of the backend the job runs on."""
+        if self._backend is not None:
+            return self._backend.name
+        return self._document().get("backend")
+
+    def backend(self) -> RestBackend | None:
+        """The backend the job runs on (built from the service on first use)."""
+        if self._backend is None and self._service is not None:
+            name = self.backend_name
+            if name:
+                self._backend = self._service.backend(name)
+        return self._backend
+
+    @property
+    def inputs(self) -> dict:
+        """The job's ``params`` as the service stored them (one request; raw JSON form)."""
+        return self._client.job(self._job_id, exclude_params=False).get("params") or {}
+
+    def logs(self) -> str:
+        """The job's log text."""
+        return self._client.job_logs(self._job_id)
+
+    def metrics(self) -> dict:
+        """The job's metrics (timestamps, usage seconds, circuit counts)."""
+        return self._client.job_metrics(self._job_id)
+
+    def usage(self) -> float:
+        """Quantum seconds the job used (0 while it has not finished)."""
+        usage = self.metrics().get("usage") or {}
+        for key in ("qpu_charge_time_seconds", "quantum_seconds", "seconds"):
+            value = usage.get(key)
+            if value is not None:
+                if usage.get("status") == "pending":
+                    return 0.0
+                return float(value)
+        return 0.0
+
+    def usage_estimation(self) -> dict:
+        """The service's estimate of the job's running time, when it gives one."""
+        value = self._document().get("estimated_running_time_seconds")
+        return {"quantum_seconds": value} if value is not None else {}
+
+    def __repr__(self) -> str:
+        program = self._program_id or "job"
+        return f"<RestPrimitiveJob {program} id={self._job_id!r}>"

@@ -1,0 +1,196 @@
+"""Local checks of PUBs before anything is sent.
+
+A PUB the service would reject costs a round trip and, worse, a job in the user's history; a
+PUB that fails here costs nothing and the message names the PUB index and what is wrong.
+Coercion uses Qiskit's own :meth:`SamplerPub.coerce` / :meth:`EstimatorPub.coerce`, so every
+PUB-like form Qiskit accepts is accepted here.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
+from numbers import Integral, Real
+from typing import Any
+
+from qiskit.circuit import ControlFlowOp, QuantumCircuit
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+from qiskit.transpiler import Target
+
+from ..exceptions import InvalidInputError
+
+__all__ = [
+    "check_isa",
+    "coerce_estimator_pubs",
+    "coerce_sampler_pubs",
+]
+
+# Instructions that every backend accepts without listing them in its Target.
+_ALWAYS_ALLOWED = frozenset({"barrier", "store"})
+
+# circuit -> {(id(target), number of instructions): None}: an iterative loop re-submits the same
+# circuit object many times; the ISA walk then runs once per (circuit, target).
+_isa_ok: weakref.WeakKeyDictionary[QuantumCircuit, set[tuple[int, int]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _fail(index: int, message: str) -> InvalidInputError:
+    return InvalidInputError(f"pubs[{index}]: {message}")
+
+
+def check_isa(circuit: QuantumCircuit, target: Target, *, index: int = 0) -> None:
+    """Raise unless every instruction of ``circuit`` is supported by ``target`` on its qubits.
+
+    Control-flow bodies are checked too, with their qubits mapped to the outer circuit's.
+
+    Raises:
+        InvalidInputError: naming the PUB index, the instruction and the physical qubits.
+    """
+    key = (id(target), len(circuit.data))
+    try:
+        seen = _isa_ok.get(circuit)
+    except TypeError:  # not weak-referenceable
+        seen = None
+    if seen is not None and key in seen:
+        return
+    width = target.num_qubits
+    if width is not None and circuit.num_qubits > width:
+        raise _fail(
+            index,
+            f"the circuit has {circuit.num_qubits} qubits but the backend has only {width}",
+        )
+    supported: set[tuple[str, tuple[int, ...]]] = set()
+    _check_block(circuit, list(range(circuit.num_qubits)), target, index, supported)
+    try:
+        _isa_ok.setdefault(circuit, set()).add(key)
+    except TypeError:
+        pass
+
+
+def _check_block(
+    circuit: QuantumCircuit,
+    physical: list[int],
+    target: Target,
+    index: int,
+    supported: set[tuple[str, tuple[int, ...]]],
+) -> None:
+    qubit_index = {q: physical[i] for i, q in enumerate(circuit.qubits)}
+    for instruction in circuit.data:
+        operation = instruction.operation
+        name = operation.name
+        qargs = tuple(qubit_index[q] for q in instruction.qubits)
+        if name not in _ALWAYS_ALLOWED and (name, qargs) not in supported:
+            if isinstance(operation, ControlFlowOp):
+                ok = target.instruction_supported(operation_name=name)
+            else:
+                ok = target.instruction_supported(operation_name=name, qargs=qargs)
+            if not ok:
+                raise _fail(
+                    index,
+                    f"the circuit is not ISA for this backend: instruction {name!r} on "
+                    f"qubits {list(qargs)} is not supported by the backend's Target "
+                    "(transpile it first, e.g. with generate_preset_pass_manager(backend=...))",
+                )
+            supported.add((name, qargs))
+        if isinstance(operation, ControlFlowOp):
+            for block in operation.blocks:
+                _check_block(block, list(qargs), target, index, supported)
+
+
+def _has_measure(circuit: QuantumCircuit) -> bool:
+    for instruction in circuit.data:
+        operation = instruction.operation
+        if operation.name == "measure":
+            return True
+        if isinstance(operation, ControlFlowOp) and any(
+            _has_measure(block) for block in operation.blocks
+        ):
+            return True
+    return False
+
+
+def _coerce(kind: str, pubs: Any, coerce: Any, default: Any) -> list:
+    if isinstance(pubs, QuantumCircuit):
+        raise InvalidInputError(
+            f"An invalid {kind.capitalize()} pub-like was given (QuantumCircuit): run() takes a "
+            f"list of PUBs; wrap a single one with [] like `{kind}.run([(circuit, ...)])`"
+        )
+    if not isinstance(pubs, Iterable):
+        raise InvalidInputError(
+            f"pubs must be a list of {kind} PUBs (e.g. [(circuit, ...)]), got {type(pubs).__name__}"
+        )
+    out = []
+    for index, pub in enumerate(pubs):
+        try:
+            out.append(coerce(pub, default))
+        except TypeError as exc:
+            raise TypeError(f"pubs[{index}]: {exc}") from exc
+        except ValueError as exc:
+            raise _fail(index, str(exc)) from exc
+    return out
+
+
+def coerce_sampler_pubs(
+    pubs: Any, *, shots: int | None, target: Target | None, max_shots: int | None = None
+) -> list[SamplerPub]:
+    """Coerce and validate sampler PUBs (shots, measurements, ISA, width).
+
+    Args:
+        pubs: anything :meth:`SamplerPub.coerce` accepts, as an iterable.
+        shots: the ``run(shots=...)`` default, or ``None``.
+        target: the backend's Target, or ``None`` to skip the ISA check.
+        max_shots: the backend's shot limit per PUB, if it has one.
+
+    Raises:
+        InvalidInputError: a ``ValueError`` naming the PUB index and the problem.
+    """
+    if shots is not None and (
+        isinstance(shots, bool) or not isinstance(shots, Integral) or shots <= 0
+    ):
+        raise InvalidInputError(f"shots must be a positive integer, got {shots!r}")
+    coerced = _coerce("sampler", pubs, SamplerPub.coerce, None if shots is None else int(shots))
+    for index, pub in enumerate(coerced):
+        if pub.shots is not None and pub.shots <= 0:
+            raise _fail(index, f"shots must be a positive integer, got {pub.shots}")
+        if pub.shots is not None and max_shots and pub.shots > max_shots:
+            raise _fail(index, f"shots={pub.shots} exceeds the backend's max_shots={max_shots}")
+        circuit = pub.circuit
+        if not circuit.cregs or not _has_measure(circuit):
+            raise _fail(
+                index,
+                "the circuit has no measurements into a classical register, so a sampler "
+                "result would be empty; add measurements (e.g. circuit.measure_all())",
+            )
+        if target is not None:
+            check_isa(circuit, target, index=index)
+    return coerced
+
+
+def coerce_estimator_pubs(
+    pubs: Any, *, precision: float | None, target: Target | None
+) -> list[EstimatorPub]:
+    """Coerce and validate estimator PUBs (precision, observable width, ISA, width).
+
+    Raises:
+        InvalidInputError: a ``ValueError`` naming the PUB index and the problem.
+    """
+    if precision is not None and (
+        isinstance(precision, bool) or not isinstance(precision, Real) or not precision > 0
+    ):
+        raise InvalidInputError(f"precision must be a positive number, got {precision!r}")
+    coerced = _coerce("estimator", pubs, EstimatorPub.coerce, precision)
+    for index, pub in enumerate(coerced):
+        if pub.precision is not None and not pub.precision > 0:
+            raise _fail(index, f"precision must be a positive number, got {pub.precision}")
+        width = pub.circuit.num_qubits
+        if pub.observables.size and pub.observables.num_qubits != width:  # type: ignore[attr-defined]
+            raise _fail(
+                index,
+                f"the observables act on {pub.observables.num_qubits} qubits but the circuit "  # type: ignore[attr-defined]
+                f"has {width}",
+            )
+        if target is not None:
+            check_isa(pub.circuit, target, index=index)
+    return coerced
