@@ -45,7 +45,33 @@ _PUBLIC = {
     "JobTimeoutError": "exceptions",
 }
 
-__all__ = ["__version__", *sorted(_PUBLIC)]
+__all__ = [
+    "__version__",
+    "Account",
+    "AccountError",
+    "AuthenticationError",
+    "Batch",
+    "ConflictError",
+    "EstimatorImplementation",
+    "EstimatorOptions",
+    "EstimatorV2",
+    "InvalidInputError",
+    "JobCancelledError",
+    "JobFailedError",
+    "JobTimeoutError",
+    "NotFoundError",
+    "ProviderService",
+    "QiskitRestProviderError",
+    "RateLimitError",
+    "RequestError",
+    "RestBackend",
+    "RestPrimitiveJob",
+    "SamplerImplementation",
+    "SamplerOptions",
+    "SamplerV2",
+    "Session",
+    "WireFormatError",
+]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .account import Account

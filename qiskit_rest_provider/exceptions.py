@@ -82,7 +82,7 @@ class NotFoundError(RequestError):
 
 
 class ConflictError(RequestError):
-    """The resource is in a state that forbids the operation (HTTP 409), e.g. cancelling a finished job."""
+    """The resource's state forbids the operation (HTTP 409), e.g. cancelling a finished job."""
 
 
 class RateLimitError(RequestError):
