@@ -133,6 +133,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    # Each worker's Aer run would otherwise start one thread per core and oversubscribe the CPU.
+    os.environ.setdefault(
+        "QISKIT_REST_AER_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, config.workers)))
+    )
     # Heavy imports in the main thread before any server thread exists (perf-notes: QPY crash).
     from .server.workers import import_heavy_modules
 

@@ -9,24 +9,9 @@ from qiskit.circuit import ParameterVector
 from qiskit.quantum_info import SparsePauliOp, Statevector
 from qiskit.transpiler import generate_preset_pass_manager
 
-from qiskit_rest_provider import EstimatorV2, ProviderService
+from qiskit_rest_provider import EstimatorV2
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def service(reference_server):
-    return ProviderService(
-        channel="ibm_quantum_platform",
-        url=reference_server.url,
-        token=reference_server.token,
-        instance=reference_server.instance_crn,
-    )
-
-
-@pytest.fixture(scope="module")
-def ideal(service):
-    return service.backend("rest_simulator")
 
 
 def _ansatz():

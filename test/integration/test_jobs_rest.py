@@ -17,7 +17,7 @@ from qiskit.providers import JobStatus
 from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import generate_preset_pass_manager
 
-from qiskit_rest_provider import EstimatorV2, ProviderService, SamplerV2
+from qiskit_rest_provider import EstimatorV2, SamplerV2
 from qiskit_rest_provider.exceptions import (
     JobCancelledError,
     JobFailedError,
@@ -25,21 +25,6 @@ from qiskit_rest_provider.exceptions import (
 )
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def service(reference_server):
-    return ProviderService(
-        channel="ibm_quantum_platform",
-        url=reference_server.url,
-        token=reference_server.token,
-        instance=reference_server.instance_crn,
-    )
-
-
-@pytest.fixture(scope="module")
-def ideal(service):
-    return service.backend("rest_simulator")
 
 
 def _bell(backend):

@@ -11,25 +11,10 @@ from qiskit.circuit import ParameterVector
 from qiskit.providers import JobStatus
 from qiskit.transpiler import generate_preset_pass_manager
 
-from qiskit_rest_provider import Batch, ProviderService, SamplerV2, Session
+from qiskit_rest_provider import Batch, SamplerV2, Session
 from qiskit_rest_provider.exceptions import InvalidInputError, JobCancelledError, RequestError
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def service(reference_server):
-    return ProviderService(
-        channel="ibm_quantum_platform",
-        url=reference_server.url,
-        token=reference_server.token,
-        instance=reference_server.instance_crn,
-    )
-
-
-@pytest.fixture(scope="module")
-def ideal(service):
-    return service.backend("rest_simulator")
 
 
 @pytest.fixture(scope="module")

@@ -27,21 +27,11 @@ from qiskit.primitives.containers.observables_array import ObservablesArray
 from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import generate_preset_pass_manager
 
-from qiskit_rest_provider import EstimatorV2, ProviderService
+from qiskit_rest_provider import EstimatorV2
 
 pytestmark = pytest.mark.timeout(300)
 
 PRECISION = 0.01
-
-
-@pytest.fixture(scope="module")
-def service(reference_server):
-    return ProviderService(
-        channel="ibm_quantum_platform",
-        url=reference_server.url,
-        token=reference_server.token,
-        instance=reference_server.instance_crn,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -32,22 +32,12 @@ from qiskit.providers import JobStatus
 from qiskit.quantum_info import Statevector
 from qiskit.transpiler import generate_preset_pass_manager
 
-from qiskit_rest_provider import ProviderService, SamplerV2
+from qiskit_rest_provider import SamplerV2
 
 pytestmark = pytest.mark.timeout(300)
 
 SHOTS = 4000
 SEED = 123
-
-
-@pytest.fixture(scope="module")
-def service(reference_server):
-    return ProviderService(
-        channel="ibm_quantum_platform",
-        url=reference_server.url,
-        token=reference_server.token,
-        instance=reference_server.instance_crn,
-    )
 
 
 @pytest.fixture(scope="module")

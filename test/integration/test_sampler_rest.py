@@ -10,30 +10,10 @@ from qiskit.primitives import BitArray, PrimitiveResult
 from qiskit.providers import JobStatus
 from qiskit.transpiler import generate_preset_pass_manager
 
-from qiskit_rest_provider import ProviderService, SamplerV2
+from qiskit_rest_provider import SamplerV2
 from qiskit_rest_provider.exceptions import InvalidInputError
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def service(reference_server):
-    return ProviderService(
-        channel="ibm_quantum_platform",
-        url=reference_server.url,
-        token=reference_server.token,
-        instance=reference_server.instance_crn,
-    )
-
-
-@pytest.fixture(scope="module")
-def ideal(service):
-    return service.backend("rest_simulator")
-
-
-@pytest.fixture(scope="module")
-def noisy(service):
-    return service.backend("rest_line_5q")
 
 
 def _isa(backend, circuit):

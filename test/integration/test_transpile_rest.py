@@ -17,22 +17,11 @@ from qiskit.circuit import Parameter
 from qiskit.circuit.random import random_circuit
 from qiskit.quantum_info import Operator, Statevector
 
-from qiskit_rest_provider import ProviderService, SamplerV2
+from qiskit_rest_provider import SamplerV2
 from qiskit_rest_provider.exceptions import InvalidInputError, NotFoundError, RequestError
 from qiskit_rest_provider.transpiler import RemotePassManager, transpile_remote
 from qiskit_rest_provider.transpiler.passes import unsupported_instructions
 from qiskit_rest_provider.transpiler.remote import RemoteTranspileError
-
-
-@pytest.fixture(scope="module")
-def service(reference_server) -> ProviderService:
-    return ProviderService(
-        channel="ibm_quantum_platform",
-        url=reference_server.url,
-        token=reference_server.token,
-        instance=reference_server.instance_crn,
-    )
-
 
 QASM2_H = 'OPENQASM 2.0; include "qelib1.inc"; qreg q[1]; h q[0];'
 
