@@ -410,3 +410,29 @@ def server_factory(tmp_path: Path, db_option, _pg_schemas):
         factory.db_url_for = lambda data_dir, db=None: db or db_option  # type: ignore[method-assign]
     yield factory
     factory.cleanup()
+
+
+# --- clients of the session server, shared by the integration test modules ---
+@pytest.fixture(scope="module")
+def service(reference_server):
+    """A platform-channel service for the session's reference server (one per test module)."""
+    from qiskit_rest_provider import ProviderService
+
+    return ProviderService(
+        channel="ibm_quantum_platform",
+        url=reference_server.url,
+        token=reference_server.token,
+        instance=reference_server.instance_crn,
+    )
+
+
+@pytest.fixture(scope="module")
+def ideal(service):
+    """The server's ideal simulator backend."""
+    return service.backend("rest_simulator")
+
+
+@pytest.fixture(scope="module")
+def noisy(service):
+    """The server's noisy 5-qubit line device."""
+    return service.backend("rest_line_5q")
