@@ -158,13 +158,69 @@ def import_antlr(
         Exception: whatever the parser raises (the caller wraps it in ``WireFormatError``).
     """
     global _VISITOR_CLASS
-    import openqasm3
-
     if _VISITOR_CLASS is None:
         _VISITOR_CLASS = _make_visitor_class()
     visitor = _VISITOR_CLASS(renames or {})
-    circuit = visitor.convert(openqasm3.parse(text), source=text).circuit
+    circuit = visitor.convert(parse_qasm3(text), source=text).circuit
     return circuit, tuple(visitor.inputs)
+
+
+class QasmSyntaxError(ValueError):
+    """An OpenQASM 3 program does not parse; the message says where (``line L:C``) and why."""
+
+
+def parse_qasm3(text: str) -> Any:
+    """Parse OpenQASM 3 text into the reference AST, reporting *where* a syntax error is.
+
+    ``openqasm3.parse`` raises a bare ``QASM3ParsingError()`` on syntax errors and leaves the
+    location to ANTLR's console listener, i.e. the server's stderr, where a client never sees it
+    (and client text lands in server output). This runs the same lexer/parser with the console
+    listeners replaced by a collecting one, and puts the location into the exception.
+
+    Raises:
+        QasmSyntaxError: the text does not parse.
+    """
+    from antlr4 import CommonTokenStream, InputStream
+    from antlr4.error.ErrorListener import ErrorListener
+    from antlr4.error.Errors import ParseCancellationException, RecognitionException
+    from antlr4.error.ErrorStrategy import BailErrorStrategy
+    from openqasm3 import parser as oq_parser
+
+    class _Collect(ErrorListener):  # noqa: D101 - local
+        def __init__(self) -> None:
+            self.errors: list[str] = []
+
+        def syntaxError(self, recognizer, offendingSymbol, line, column, msg, e):  # noqa: N802
+            self.errors.append(f"line {line}:{column}: {msg}")
+
+    if not text.strip():
+        raise QasmSyntaxError("empty program")
+    listener = _Collect()
+    lexer = oq_parser.qasm3Lexer(InputStream(text))
+    parser = oq_parser.qasm3Parser(CommonTokenStream(lexer))
+    for recognizer in (lexer, parser):
+        recognizer.removeErrorListeners()
+        recognizer.addErrorListener(listener)
+    parser._errHandler = BailErrorStrategy()
+    try:
+        tree = parser.program()
+    except (RecognitionException, ParseCancellationException) as exc:
+        raise QasmSyntaxError(listener.errors[0] if listener.errors else _where(exc)) from exc
+    if listener.errors:  # the lexer recovers from bad characters; the program is still wrong
+        raise QasmSyntaxError(listener.errors[0])
+    return oq_parser.QASMNodeVisitor().visitProgram(tree)
+
+
+def _where(exc: Exception) -> str:
+    """Describe a bail-out of ANTLR's parser by its offending token."""
+    cause = exc.args[0] if exc.args and isinstance(exc.args[0], Exception) else exc
+    token = getattr(cause, "offendingToken", None)
+    if token is None:
+        return "syntax error"
+    text = token.text
+    if text == "<EOF>":
+        return f"line {token.line}:{token.column}: unexpected end of program"
+    return f"line {token.line}:{token.column}: unexpected {text!r}"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -276,6 +276,8 @@ def _import_uncached(text: str, num_qubits: int | None) -> ImportedCircuit:
         except ValueError:
             logger.debug("ignoring malformed register pragma")
     stripped = text.lstrip()
+    if not stripped:
+        raise WireFormatError("invalid OpenQASM program: the text is empty")
     hardware = False
     if stripped.startswith("OPENQASM 2") or stripped.startswith("OPENQASM2"):
         try:

@@ -198,8 +198,6 @@ CASES: list[Case] = [
         400,
         ("pubs[0]", "empty"),
         json=sampler([""]),
-        bug="BUG: an empty QASM string answers \"invalid OpenQASM 3 program: 'NoneType' object "
-        "has no attribute 'line'\" (an internal error text) instead of naming the empty program",
     ),
     C("qasm-garbage", "POST", "jobs", 400, "pubs[0]", json=sampler(["hello world"])),
     C(
@@ -680,11 +678,6 @@ def test_server_is_healthy_after_the_corpus(reference_server):
     assert len(samples) == 100 and set(samples) <= {"0x0", "0x3"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a QASM 3 syntax error answers 'invalid OpenQASM 3 program: QASM3ParsingError' "
-    "with no position or cause (the parsers print their diagnostics to the server's stdout)",
-)
 @pytest.mark.parametrize(
     "qasm",
     [
