@@ -26,6 +26,9 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 256
 MAX_WAIT_SECONDS = 30.0
+#: ``wire.binary.MEDIA_TYPE``, spelled out so that answering JSON never imports the wire code.
+BINARY_RESULT = "application/x-qiskit-rest-result"
+_JSON_RANGES = ("application/json", "application/*", "*/*")
 
 
 def _tags(value: Any, field: str = "tags") -> list[str]:
@@ -319,9 +322,54 @@ def delete_job(request: Request, job_id: str, caller: CallerDep) -> Response:
     return Response(status_code=204)
 
 
+def prefers_binary(accept: str | None) -> bool:
+    """Whether an ``Accept`` header asks for the binary result container over JSON.
+
+    It must name :data:`BINARY_RESULT` with ``q > 0`` and at least the ``q`` of JSON (taken from
+    the most specific of ``application/json``, ``application/*``, ``*/*`` present; 0 if none).
+    Wildcards alone never select it, so clients that do not know it always get JSON.
+    """
+    if not accept or BINARY_RESULT not in accept.lower():
+        return False
+    binary_q = 0.0
+    json_q: dict[str, float] = {}
+    for item in accept.lower().split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        if media == BINARY_RESULT:
+            binary_q = max(binary_q, q)
+        elif media in _JSON_RANGES:
+            json_q[media] = max(json_q.get(media, 0.0), q)
+    best_json = next((json_q[m] for m in _JSON_RANGES if m in json_q), 0.0)
+    return binary_q > 0 and binary_q >= best_json
+
+
+def _binary_body(job_id: str, body: bytes) -> bytes | None:
+    """The stored Qiskit-encoded body as the binary container, or ``None`` (answer JSON)."""
+    from ..wire.results import to_binary  # lazily: the wire code pulls in qiskit
+
+    try:
+        return to_binary(body)
+    except (ValueError, TypeError) as exc:  # WireFormatError is a ValueError
+        logger.warning("job %s: result not convertible to %s (%s)", job_id, BINARY_RESULT, exc)
+        return None
+
+
 @router.get("/jobs/{job_id}/results")
 def job_results(request: Request, job_id: str, caller: CallerDep) -> Response:
-    """The result body (text). Failed/cancelled jobs answer 200 with the error text (§5.4)."""
+    """The result body. Failed/cancelled jobs answer 200 with the error text (§5.4).
+
+    Completed jobs answer JSON, or the binary container (``application/x-qiskit-rest-result``,
+    an optional extension) when ``Accept`` prefers it and the job was submitted with
+    ``support_qiskit`` (a plain §5.1 body has no container form).
+    """
     st = server_state(request)
     job = _load_job(request, job_id, caller, with_result=True, with_params=False)
     if not is_final(job.state):
@@ -334,7 +382,12 @@ def job_results(request: Request, job_id: str, caller: CallerDep) -> Response:
     if job.state == "Completed":
         if body is None:
             raise ApiError(500, f"the result of job {job_id} is missing from the store")
-        return Response(body, media_type="application/json")
+        vary = {"Vary": "Accept"}
+        if prefers_binary(request.headers.get("accept")):
+            packed = _binary_body(job_id, body)
+            if packed is not None:
+                return Response(packed, media_type=BINARY_RESULT, headers=vary)
+        return Response(body, media_type="application/json", headers=vary)
     text = (
         body.decode(errors="replace") if body else f"Job {job_id} {job.state}: {job.reason or ''}"
     )

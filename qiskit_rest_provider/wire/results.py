@@ -6,9 +6,12 @@
 * ``qiskit=False`` writes the plain form of §5.1 with decisions D1/D2: hex sample strings
   (``"0x1f"``) nested to the PUB shape (a flat list for a scalar PUB), ``evs``/``stds``/
   ``ensemble_standard_error`` as nested lists or numbers.
+* ``binary=True`` (with ``qiskit=True``) writes the optional binary container of :mod:`.binary`
+  (media type ``application/x-qiskit-rest-result``): the Qiskit-encoded form with large arrays
+  as raw buffers. :func:`to_binary` converts a stored Qiskit-encoded JSON body to it.
 
-:func:`decode_result` detects the form. Hex samples are never turned into Python objects one
-by one: the sample lists are cut out of the raw body and decoded with NumPy (``_hex``).
+:func:`decode_result` detects the form (all three). Hex samples are never turned into Python
+objects one by one: the sample lists are cut out of the raw body and decoded with NumPy (``_hex``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import secrets
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,11 +28,12 @@ from qiskit.primitives.containers import SamplerPubResult
 
 from ..exceptions import WireFormatError
 from . import _hex
+from . import binary as _binary
 from ._spans import DoubleSliceSpan, ExecutionSpans
-from .arrays import decode_ndarray, encode_ndarray
+from .arrays import _load_npy, b64decode, decode_ndarray, encode_ndarray
 from .json import dumps, loads
 
-__all__ = ["decode_result", "encode_result"]
+__all__ = ["decode_result", "encode_result", "to_binary"]
 
 _SAMPLES_KEY = re.compile(rb'"samples"\s*:\s*\[')
 
@@ -85,13 +90,16 @@ def _encode_meta(obj: Any, qiskit: bool, key: str | None = None) -> Any:
     return str(obj)
 
 
-def _encode_field_qiskit(value: Any) -> Any:
+_Wrap = Callable[[np.ndarray], dict]
+
+
+def _encode_field_qiskit(value: Any, wrap: _Wrap) -> Any:
     if isinstance(value, BitArray):
         return {
             "__type__": "BitArray",
-            "__value__": {"array": encode_ndarray(value.array), "num_bits": value.num_bits},
+            "__value__": {"array": wrap(value.array), "num_bits": value.num_bits},
         }
-    return encode_ndarray(np.asarray(value))
+    return wrap(np.asarray(value))
 
 
 def _pub_type(pub: Any) -> str:
@@ -100,7 +108,7 @@ def _pub_type(pub: Any) -> str:
     return "PubResult"
 
 
-def _encode_qiskit(result: PrimitiveResult) -> bytes:
+def _qiskit_doc(result: PrimitiveResult, wrap: _Wrap) -> dict:
     pubs = []
     for pub in result:
         data = pub.data
@@ -114,18 +122,33 @@ def _encode_qiskit(result: PrimitiveResult) -> bytes:
                         "__value__": {
                             "field_names": names,
                             "shape": list(data.shape),
-                            "fields": {n: _encode_field_qiskit(data[n]) for n in names},
+                            "fields": {n: _encode_field_qiskit(data[n], wrap) for n in names},
                         },
                     },
                     "metadata": _encode_meta(dict(pub.metadata), True),
                 },
             }
         )
-    body = {
+    return {
         "__type__": "PrimitiveResult",
         "__value__": {"pub_results": pubs, "metadata": _encode_meta(dict(result.metadata), True)},
     }
-    return dumps(body)
+
+
+def _encode_qiskit(result: PrimitiveResult) -> bytes:
+    return dumps(_qiskit_doc(result, encode_ndarray))
+
+
+def _encode_binary(result: PrimitiveResult, inline_max: int) -> bytes:
+    arrays: list[_binary.Buffer] = []
+
+    def wrap(array: np.ndarray) -> dict:
+        if not _binary.buffer_worthy(array, inline_max):
+            return encode_ndarray(array)
+        arrays.append(_binary.buffer_for(array))
+        return {"__type__": "ndarray", "__ref__": len(arrays) - 1}
+
+    return _binary.pack(_qiskit_doc(result, wrap), arrays)
 
 
 def _encode_plain(result: PrimitiveResult) -> bytes:
@@ -160,8 +183,14 @@ def _encode_plain(result: PrimitiveResult) -> bytes:
     return b"".join(pieces)
 
 
-def encode_result(result: PrimitiveResult, *, qiskit: bool) -> bytes:
-    """Serialize a ``PrimitiveResult`` as a result body (UTF-8 JSON bytes).
+def encode_result(
+    result: PrimitiveResult,
+    *,
+    qiskit: bool,
+    binary: bool = False,
+    inline_max: int = _binary.INLINE_MAX,
+) -> bytes:
+    """Serialize a ``PrimitiveResult`` as a result body (UTF-8 JSON bytes, or the container).
 
     Args:
         result: sampler results (``SamplerPubResult`` with a ``BitArray`` per register) or
@@ -169,7 +198,14 @@ def encode_result(result: PrimitiveResult, *, qiskit: bool) -> bytes:
             JSON-able values, datetimes, NumPy values; ``metadata["execution"]["execution_spans"]``
             may hold spans (ours, qiskit-ibm-runtime's, or dicts with start/stop/data_slices).
         qiskit: ``True`` for the Qiskit-encoded form (§5.2), ``False`` for plain JSON (§5.1).
+        binary: write the binary container of :mod:`.binary` instead of JSON (only with
+            ``qiskit=True``).
+        inline_max: with ``binary``, arrays of fewer bytes stay inline in the JSON header.
     """
+    if binary:
+        if not qiskit:
+            raise ValueError("binary=True needs qiskit=True (the container is Qiskit-encoded)")
+        return _encode_binary(result, inline_max)
     return _encode_qiskit(result) if qiskit else _encode_plain(result)
 
 
@@ -181,7 +217,7 @@ _BLOB_KEY = re.compile(rb'"__value__"\s*:\s*"')
 _BLOB_MIN = 1 << 16
 
 
-def _extract_blobs(body: bytes) -> tuple[bytes, list[memoryview]]:
+def _extract_blobs(body: bytes, minimum: int = _BLOB_MIN) -> tuple[bytes, list[memoryview]]:
     """Cut large base64 ndarray payloads out of the body before JSON parsing.
 
     The JSON parser would copy and validate each payload into a ``str`` only for base64 to
@@ -204,7 +240,7 @@ def _extract_blobs(body: bytes) -> tuple[bytes, list[memoryview]]:
         if stop < 0:
             break
         search = stop + 1
-        if stop - start < _BLOB_MIN:
+        if stop - start < minimum:
             continue
         parts.append(view[cursor:start])
         parts.append(f"{_BLOB_MARK}{len(blobs)}".encode())
@@ -216,12 +252,25 @@ def _extract_blobs(body: bytes) -> tuple[bytes, list[memoryview]]:
     return b"".join(parts), blobs
 
 
-def _decode_wrapped(obj: Any, blobs: list[memoryview]) -> Any:
+def _decode_wrapped(obj: Any, blobs: Sequence[memoryview | np.ndarray]) -> Any:
+    """Decode a Qiskit-encoded document into result objects.
+
+    ``blobs`` are the base64 payloads cut out by :func:`_extract_blobs` (JSON body) or the
+    arrays of a binary container (named by ``__ref__``).
+    """
     if isinstance(obj, list):
         return [_decode_wrapped(v, blobs) for v in obj]
     if not isinstance(obj, dict):
         return obj
     kind = obj.get("__type__")
+    if kind == "ndarray" and "__ref__" in obj:
+        ref = obj["__ref__"]
+        if isinstance(ref, bool) or not isinstance(ref, int) or not 0 <= ref < len(blobs):
+            raise WireFormatError(f"result: ndarray reference {ref!r} names no buffer")
+        array = blobs[ref]
+        if not isinstance(array, np.ndarray):
+            raise WireFormatError("result: ndarray reference outside a binary container")
+        return array
     if kind is None or "__value__" not in obj:
         return {k: _decode_wrapped(v, blobs) for k, v in obj.items()}
     value = obj["__value__"]
@@ -354,7 +403,7 @@ def _decode_plain(doc: dict, segments: list[bytes]) -> PrimitiveResult:
     return PrimitiveResult(pubs, _plain_meta(doc.get("metadata") or {}))
 
 
-def _decode_qiskit(doc: Any, blobs: list[memoryview]) -> PrimitiveResult:
+def _decode_qiskit(doc: Any, blobs: Sequence[memoryview | np.ndarray]) -> PrimitiveResult:
     try:
         decoded = _decode_wrapped(doc, blobs)
     except WireFormatError:
@@ -371,15 +420,19 @@ def decode_result(body: bytes | str) -> PrimitiveResult:
 
     Sampler PUBs give ``SamplerPubResult`` with one ``BitArray`` per register; estimator PUBs
     give ``PubResult`` with ``evs``, ``stds``, ``ensemble_standard_error`` shaped like the PUB.
+    ``body`` may be plain JSON (§5.1), Qiskit-encoded JSON (§5.2) or the binary container of
+    :mod:`.binary` (recognised by its magic bytes).
 
     Raises:
-        WireFormatError: the body is neither form.
+        WireFormatError: the body is none of these forms.
     """
     if isinstance(body, str):
         body = body.encode("utf-8")
-    head = body[:200].lstrip()
+    if _binary.is_container(body):
+        doc, arrays = _binary.unpack(body)
+        return _decode_qiskit(doc, arrays)
     try:
-        if b'"__type__"' in head and b"PrimitiveResult" in body[:400]:
+        if _is_qiskit_body(body):
             stripped, blobs = _extract_blobs(body)
             return _decode_qiskit(loads(stripped), blobs)
         stripped, segments = _extract_samples(body)
@@ -398,3 +451,68 @@ def decode_result(body: bytes | str) -> PrimitiveResult:
         raise
     except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
         raise WireFormatError(f"result: malformed plain result ({exc})") from exc
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON -> binary container (the server's answer to a client that accepts it)
+# ----------------------------------------------------------------------------------------------
+_CONVERT_MIN = 256  # base64 characters; shorter payloads are left inline without a look
+
+
+def _is_qiskit_body(body: bytes) -> bool:
+    return b'"__type__"' in body[:200].lstrip() and b"PrimitiveResult" in body[:400]
+
+
+def to_binary(body: bytes, *, inline_max: int = _binary.INLINE_MAX) -> bytes | None:
+    """Convert a Qiskit-encoded JSON result body (§5.2) into the binary container.
+
+    Arrays of at least ``inline_max`` bytes become buffers: raw (one base64 decode and inflate
+    each), or their zlib(npy) payload as is where that at most halves the size; the rest of the
+    document is carried over unchanged. The result decodes with
+    :func:`decode_result` to the same ``PrimitiveResult`` as ``body``.
+
+    Returns:
+        The container, or ``None`` when ``body`` is not Qiskit-encoded (plain §5.1 bodies and
+        error texts have no container form).
+
+    Raises:
+        WireFormatError: ``body`` looks Qiskit-encoded but is malformed.
+    """
+    if not _is_qiskit_body(body):
+        return None
+    stripped, blobs = _extract_blobs(body, min(_CONVERT_MIN, inline_max))
+    try:
+        doc = loads(stripped)
+    except ValueError as exc:
+        raise WireFormatError(f"result: not JSON ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("__type__") != "PrimitiveResult":
+        return None
+    arrays: list[_binary.Buffer] = []
+
+    def blob_of(text: str) -> memoryview | None:
+        index = text[len(_BLOB_MARK) :]
+        if not text.startswith(_BLOB_MARK) or not index.isdigit() or int(index) >= len(blobs):
+            return None
+        return blobs[int(index)]
+
+    def convert(obj: Any) -> Any:
+        if isinstance(obj, str):  # a payload cut out of something other than an ndarray
+            blob = blob_of(obj)
+            return obj if blob is None else bytes(blob).decode("ascii")
+        if isinstance(obj, list):
+            return [convert(v) for v in obj]
+        if not isinstance(obj, dict):
+            return obj
+        value = obj.get("__value__")
+        blob = blob_of(value) if isinstance(value, str) else None
+        if obj.get("__type__") == "ndarray" and blob is not None:
+            payload = b64decode(blob, field="result")
+            array = _load_npy(payload, "result")
+            if not _binary.buffer_worthy(array, inline_max):
+                return {"__type__": "ndarray", "__value__": bytes(blob).decode("ascii")}
+            zlib_npy = payload if payload[:1] == b"x" else None  # (else a bare .npy)
+            arrays.append(_binary.buffer_for(array, zlib_npy))
+            return {"__type__": "ndarray", "__ref__": len(arrays) - 1}
+        return {k: convert(v) for k, v in obj.items()}
+
+    return _binary.pack(convert(doc), arrays)
