@@ -168,27 +168,29 @@ class BaseClient:
             extra["Content-Type"] = "application/json"
         if headers:
             extra.update(headers)
-        for attempt in (1, 2):
-            all_headers = {**extra, **self.auth.headers(self.transport)}
-            response = self.transport.send(
-                method,
-                url,
-                what=what,
-                headers=all_headers,
-                params=params,
-                data=body,
-                timeout=timeout,
-                idempotent=idempotent,
-                retry=retry,
-                deadline=deadline,
-            )
-            if response.status_code == 401 and attempt == 1:
-                logger.info("%s: HTTP 401; authenticating again", what)
-                if self.auth.reauthenticate(self.transport):
-                    continue
-            if response.status_code >= 400:
-                raise error_from_response(response, what=what, auth_hint=self.auth.hint)
-            return response
+        # The deadline also bounds a login or token refresh that this call triggers.
+        with self.transport.bounded(deadline):
+            for attempt in (1, 2):
+                all_headers = {**extra, **self.auth.headers(self.transport)}
+                response = self.transport.send(
+                    method,
+                    url,
+                    what=what,
+                    headers=all_headers,
+                    params=params,
+                    data=body,
+                    timeout=timeout,
+                    idempotent=idempotent,
+                    retry=retry,
+                    deadline=deadline,
+                )
+                if response.status_code == 401 and attempt == 1:
+                    logger.info("%s: HTTP 401; authenticating again", what)
+                    if self.auth.reauthenticate(self.transport):
+                        continue
+                if response.status_code >= 400:
+                    raise error_from_response(response, what=what, auth_hint=self.auth.hint)
+                return response
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _json(self, response: requests.Response, what: str) -> Any:

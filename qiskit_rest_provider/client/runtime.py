@@ -34,6 +34,10 @@ logger = logging.getLogger(__name__)
 LONG_POLL_MARGIN = 15.0
 #: Longest long-poll the protocol allows (D6).
 MAX_WAIT = 30.0
+#: The optional binary result container (``wire.binary.MEDIA_TYPE``; the client half does not
+#: import the wire code). Services that do not know it answer JSON.
+BINARY_RESULT = "application/x-qiskit-rest-result"
+RESULTS_ACCEPT = f"{BINARY_RESULT}, application/json;q=0.9"
 
 
 def _iso(value: datetime | str) -> str:
@@ -207,9 +211,22 @@ class RuntimeClient(BaseClient):
             f"jobs/{_q(job_id)}", params=params, timeout=read_timeout, deadline=deadline
         )
 
-    def job_results(self, job_id: str) -> bytes:
-        """``GET /jobs/{id}/results``: the raw body (JSON text; error text for failed jobs)."""
-        return self.request("GET", f"jobs/{_q(job_id)}/results").content
+    def job_results(
+        self, job_id: str, *, binary: bool = True, timeout: float | None = None
+    ) -> bytes:
+        """``GET /jobs/{id}/results``: the raw body.
+
+        JSON text, or error text for failed jobs. With ``binary`` (the default) the request
+        also accepts the binary result container, which a service that offers it sends for
+        Qiskit-encoded results; ``wire.decode_result`` reads every form (it recognises the
+        container by its magic bytes). ``binary=False`` asks for JSON only. ``timeout`` bounds
+        the whole call, retries included, in seconds.
+        """
+        headers = {"Accept": RESULTS_ACCEPT if binary else "application/json"}
+        deadline = None if timeout is None else time.monotonic() + max(float(timeout), 0.05)
+        return self.request(
+            "GET", f"jobs/{_q(job_id)}/results", headers=headers, deadline=deadline
+        ).content
 
     def jobs(
         self,

@@ -24,8 +24,10 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -164,6 +166,7 @@ class Transport:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.session = _Session()
+        self._bound = threading.local()
         self.session.trust_env = proxies is None  # explicit proxies win over *_PROXY variables
         # A no-op auth object: stops requests from replacing our Authorization header with
         # credentials from ~/.netrc (which it does when trust_env is on and no auth is set).
@@ -183,6 +186,21 @@ class Transport:
     def close(self) -> None:
         """Close pooled connections."""
         self.session.close()
+
+    @contextmanager
+    def bounded(self, deadline: float | None) -> Iterator[None]:
+        """Bound every request this thread sends inside the block by ``deadline``.
+
+        A logical call may send several requests (a login or token refresh before the call
+        itself); each of them must respect the caller's deadline, not only the last one.
+        """
+        previous = getattr(self._bound, "deadline", None)
+        if deadline is not None and (previous is None or deadline < previous):
+            self._bound.deadline = deadline
+        try:
+            yield
+        finally:
+            self._bound.deadline = previous
 
     def send(
         self,
@@ -220,6 +238,9 @@ class Transport:
         """
         method = method.upper()
         policy = retry or self.retry
+        bound = getattr(self._bound, "deadline", None)
+        if bound is not None and (deadline is None or bound < deadline):
+            deadline = bound
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         read_timeout = self.read_timeout if timeout is None else timeout

@@ -106,10 +106,14 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
         if isinstance(data.get("tags"), list):
             self._tags = list(data["tags"])
 
-    def _refresh(self, wait: float | None = None) -> dict:
+    def _refresh(self, wait: float | None = None, deadline: float | None = None) -> dict:
         kwargs: dict[str, Any] = {}
         if wait is not None:
             kwargs["wait"] = wait
+        if deadline is not None:
+            # Bound the request itself, retries included: a poll that hangs or a service that is
+            # down must not hold result(timeout=...) past its deadline.
+            kwargs["timeout"] = max(deadline - time.monotonic(), 0.05)
         data = self._client.job(self._job_id, **kwargs)
         self._absorb(data)
         return data
@@ -193,7 +197,7 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
         while True:
             try:
                 if data is None:
-                    data = self._refresh()
+                    data = self._refresh(deadline=deadline)
                 status, _, code = self._state(data)
                 mapped = map_job_status(status, code)
                 failing_since = None
@@ -228,7 +232,7 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
                 start = time.monotonic()
                 data = None
                 try:
-                    data = self._refresh(wait=wait)
+                    data = self._refresh(wait=wait, deadline=deadline)
                 except RequestError as exc:
                     if not is_transient(exc):
                         raise
@@ -275,6 +279,7 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
         """
         if self._result is not None:
             return self._result
+        deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
         status = self.wait_for_final_state(timeout)
         with self._lock:
             if self._result is not None:
@@ -283,7 +288,7 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
                 raise self._failure(status)
             from ..wire.results import decode_result
 
-            body = self._client.job_results(self._job_id)
+            body = self._fetch_results(deadline, timeout)
             result = decode_result(body)
             if self._circuit_metadata:
                 for pub_result, metadata in zip(result, self._circuit_metadata, strict=False):
@@ -291,6 +296,22 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
                         pub_result.metadata["circuit_metadata"] = metadata
             self._result = result
             return result
+
+    def _fetch_results(self, deadline: float | None, timeout: float | None) -> bytes:
+        """GET the results body, within what is left of ``result(timeout=...)``."""
+        if deadline is None:
+            return self._client.job_results(self._job_id)
+        try:
+            return self._client.job_results(
+                self._job_id, timeout=max(deadline - time.monotonic(), 0.05)
+            )
+        except RequestError as exc:
+            if is_transient(exc) and time.monotonic() >= deadline - 0.1:
+                raise JobTimeoutError(
+                    f"Timed out after {timeout} s fetching the results of job {self._job_id} "
+                    f"({exc}); the results stay on the service"
+                ) from exc
+            raise
 
     def _failure(self, status: JobStatus) -> JobFailedError:
         data = self._document()

@@ -261,17 +261,11 @@ def _bounded_result(job, timeout: float, bound: float) -> BaseException | None:
     return outcome[0]
 
 
-RESULT_TIMEOUT_BUG = (
-    "BUG: RestPrimitiveJob._refresh polls without a client deadline (RuntimeClient.job(timeout=)): "
-    "result(timeout=2) blocks for the read timeout (60 s) or the transport's retries (~15-60 s)"
-)
-
-
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     "fault",
     [
-        pytest.param("blackhole", marks=pytest.mark.xfail(strict=True, reason=RESULT_TIMEOUT_BUG)),
+        "blackhole",
         "gateway",
     ],
 )
@@ -291,7 +285,6 @@ def test_result_timeout_honoured_when_network_fails(proxy, reference_server, fau
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason=RESULT_TIMEOUT_BUG)
 def test_result_timeout_honoured_when_service_is_down(reference_server):
     """Connection refused on every poll (the service is gone): still bounded by ``timeout``."""
     job_id = _job_id(reference_server)

@@ -63,7 +63,8 @@ def test_importing_the_package_loads_neither_half():
 def test_ci_runs_exactly_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)```", readme, re.S)
-    commands = [line for b in blocks for line in b.splitlines() if line and not line.startswith("#")]
+    lines = [line for block in blocks for line in block.splitlines()]
+    commands = [line for line in lines if line and not line.startswith("#")]
     assert "bash scripts/test" in commands
     assert "bash scripts/demo" in commands
     ci = (ROOT / ".ci" / "run").read_text()

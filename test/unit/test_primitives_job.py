@@ -58,7 +58,7 @@ class ScriptedClient:
         self.calls = []
         self.cancelled = False
 
-    def job(self, job_id, *, exclude_params=True, wait=None):
+    def job(self, job_id, *, exclude_params=True, wait=None, timeout=None):
         self.calls.append(wait)
         if self.errors:
             self.errors -= 1
@@ -78,7 +78,7 @@ class ScriptedClient:
             "session_id": None,
         }
 
-    def job_results(self, job_id):
+    def job_results(self, job_id, timeout=None):
         return self.results
 
     def cancel_job(self, job_id):
