@@ -112,6 +112,9 @@ class Authenticator:
         self.limiter = RateLimiter(config.rate_limit)
         self._pepper = secrets.token_bytes(32)
         self._api_cache: dict[bytes, tuple[float, Caller]] = {}
+        # JWT id -> (valid until, caller): skips a store read on every request. Safe because
+        # one server process owns a database and revoke() drops the entry at once.
+        self._jwt_cache: dict[str, tuple[float, Caller]] = {}
         self._instances: dict[str, Instance] = {}
         self._lock = threading.Lock()
 
@@ -228,6 +231,8 @@ class Authenticator:
         """Logout: the access token / JWT the caller used stops working at once."""
         if caller.access_id is None:
             return
+        with self._lock:
+            self._jwt_cache.pop(caller.access_id, None)
         with self.store.sessions.begin() as s:
             row = s.get(AccessToken, caller.access_id)
             if row is not None:
@@ -261,7 +266,20 @@ class Authenticator:
             raise ApiError(401, "access token expired", code="1201") from exc
         except jwt.PyJWTError:
             return None
-        return self._from_access_row(str(claims["jti"]), None)
+        jti = str(claims["jti"])
+        now = time.monotonic()
+        hit = self._jwt_cache.get(jti)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        caller = self._from_access_row(jti, None)
+        if caller is not None:
+            # never past the token's own expiry (jwt.decode enforces exp on every request too)
+            ttl = min(_API_CACHE_SECONDS, max(0.0, float(claims["exp"]) - time.time()))
+            with self._lock:
+                if len(self._jwt_cache) > 10_000:
+                    self._jwt_cache.clear()
+                self._jwt_cache[jti] = (now + ttl, caller)
+        return caller
 
     def resolve(self, credential: str) -> Caller | None:
         """Whatever kind of credential this is, the caller it names (or ``None``)."""
