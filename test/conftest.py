@@ -25,6 +25,14 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import settings
+
+# CI runs the property tests with a fixed derivation of examples (a red CI must be reproducible)
+# and no per-example deadline (a shared 2-core machine makes timings meaningless); locally each
+# run explores new examples.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 MAIN_INSTANCE = "local/default/main"
 OTHER_INSTANCE = "other/team/project"

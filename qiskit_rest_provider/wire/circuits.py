@@ -63,6 +63,15 @@ _PRAGMA_RE = re.compile(r"^// qiskit-rest-provider registers (\{.*\})[ \t]*$", r
 _INPUT_RE = re.compile(r"^\s*input\s+(?:float|angle)(?:\[\d+\])?\s+([^\s;]+)\s*;", re.M)
 _REG_DECL_RE = re.compile(r"^\s*(bit|qubit)\[(\d+)\]\s+([^\s;]+)\s*;", re.M)
 _BAD_CHARS = re.compile(r"\W", re.U)
+# Declared sizes, checked before any parser runs: `qubit[100000000] q;` would otherwise make the
+# importers allocate gigabytes (a request could take the server down).
+_SIZE_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
+_SIZED_DECL = re.compile(r"\b(qubit|bit|qreg|creg)\b\s*(?:[A-Za-z_]\w*\s*)?\[([^\]]*)\]")
+_HARDWARE_QUBIT = re.compile(r"\$(\d+)")
+MAX_QUBITS = 100_000
+"""Most qubits a program may declare when the caller gives no ``num_qubits``."""
+MAX_CLBITS = 100_000
+"""Most classical bits a program may declare."""
 _RUST_SAFE_OPS = {g.name for g in qasm3.STDGATES_INC_GATES} | {"measure", "barrier", "ecr"}
 
 
@@ -265,7 +274,46 @@ def _rename_registers(circuit: QuantumCircuit, renames: dict[str, str]) -> Quant
     return out
 
 
+def _check_declared_sizes(text: str, num_qubits: int | None) -> None:
+    """Reject programs whose declarations alone would exhaust memory, before parsing them."""
+    body = _SIZE_COMMENT.sub(" ", text)
+    qubits = clbits = 0
+    for kind, raw in _SIZED_DECL.findall(body):
+        size = _integer_literal(raw)
+        if size is None:
+            raise WireFormatError(
+                f"{kind} register sizes must be integer literals, got [{raw.strip()[:40]}]"
+            )
+        if kind in ("qubit", "qreg"):
+            qubits += size
+        else:
+            clbits += size
+    limit = MAX_QUBITS if num_qubits is None else num_qubits
+    bound = f"at most {limit} are allowed" if num_qubits is None else f"the backend has {limit}"
+    if qubits > limit:
+        raise WireFormatError(f"the program declares {qubits} qubits but {bound}")
+    if clbits > MAX_CLBITS:
+        raise WireFormatError(
+            f"the program declares {clbits} classical bits; at most {MAX_CLBITS} are allowed"
+        )
+    hardware = [int(index) for index in _HARDWARE_QUBIT.findall(body)]
+    if hardware and max(hardware) >= limit:
+        raise WireFormatError(
+            f"the program uses hardware qubit ${max(hardware)} but {bound} qubits"
+        )
+
+
+def _integer_literal(raw: str) -> int | None:
+    """An OpenQASM integer literal (decimal, hex, octal, binary, with ``_``), else ``None``."""
+    text = raw.strip().replace("_", "")
+    try:
+        return int(text, 10) if text.isdigit() else int(text, 0)
+    except ValueError:
+        return None
+
+
 def _import_uncached(text: str, num_qubits: int | None) -> ImportedCircuit:
+    _check_declared_sizes(text, num_qubits)
     pragma = _PRAGMA_RE.search(text)
     renames: dict[str, str] = {}
     if pragma is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -423,3 +424,31 @@ def test_hostile_angle_expressions_do_not_hang():
     text = 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\nrz(9**9**9) q[0];\n'
     with pytest.raises(WireFormatError):
         import_qasm(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "num_qubits", "message"),
+    [
+        ("OPENQASM 3.0; qubit[100000000] q;", 5, "declares 100000000 qubits but the backend has 5"),
+        ("OPENQASM 3.0; qubit[0x10000000] q;", None, "at most 100000 are allowed"),
+        ("OPENQASM 3.0; qubit[1_000_000_000] q;", None, "declares 1000000000 qubits"),
+        ("OPENQASM 2.0; qreg q[100000000];", 27, "declares 100000000 qubits"),
+        ("OPENQASM 3.0; bit[100000000] c;", 5, "100000000 classical bits"),
+        ('OPENQASM 3.0; include "stdgates.inc"; x $90000000;', 5, "hardware qubit $90000000"),
+        ("OPENQASM 3.0; const int n = 9; qubit[n] q;", 5, "sizes must be integer literals"),
+    ],
+)
+def test_huge_declarations_are_refused_before_parsing(text, num_qubits, message):
+    # Before this check the importers allocated per declared bit: a fuzzed `qubit[1e8]` took
+    # the test process (and would take the server) to 23 GB and the OOM killer.
+    with pytest.raises(WireFormatError, match=re.escape(message)):
+        import_qasm(text, num_qubits=num_qubits)
+
+
+def test_declaration_check_ignores_comments_and_accepts_normal_programs():
+    text = (
+        'OPENQASM 3.0; include "stdgates.inc";\n// qubit[100000000] big;\n/* bit[99999999] c; */\n'
+        "qubit[2] q; bit[2] c; h q[0]; cx q[0], q[1]; c = measure q;"
+    )
+    imported = import_qasm(text, num_qubits=5)
+    assert imported.circuit.num_clbits == 2
