@@ -688,3 +688,32 @@ def test_service_tolerates_names_only_listing(server):
     assert server.count("GET", "/api/v1/backends/big/configuration") == 1
     assert service.least_busy(simulator=None).name == "big"  # shorter queue, from /status
     assert server.count("GET", "/api/v1/backends") == 3
+
+
+def test_environment_settings_are_resolved_once_per_origin(monkeypatch):
+    import requests
+
+    from qiskit_rest_provider.client.transport import _Session
+
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    session = _Session()
+    expected = requests.Session().merge_environment_settings(
+        "http://svc.invalid/api/v1/jobs", {}, None, None, None
+    )
+    first = session.merge_environment_settings(
+        "http://svc.invalid/api/v1/jobs", {}, None, None, None
+    )
+    assert first == expected
+    assert first["proxies"]["http"] == "http://proxy.invalid:3128"
+    first["proxies"]["http"] = "mutated by a caller"
+    calls = []
+    monkeypatch.setattr(
+        requests.Session,
+        "merge_environment_settings",
+        lambda *a, **k: calls.append(a) or {},
+    )
+    second = session.merge_environment_settings("http://svc.invalid/other", {}, None, None, None)
+    assert calls == []  # same origin: served from the cache, not re-read from the environment
+    assert second == expected  # and a caller's mutation of an earlier answer does not leak
