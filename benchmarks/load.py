@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -34,46 +31,12 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, write_json  # noqa: E402
+from _common import markdown_table, reference_server, write_json  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 # ------------------------------------------------------------------------------ server
-def start_server(workers: int, data_dir: str) -> tuple[subprocess.Popen, str, str, str]:
-    """Start ``serve`` on a free port; returns (process, url, token, instance CRN)."""
-    token = "load-token"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qiskit_rest_provider", "serve", "--host", "127.0.0.1",
-         "--port", "0", "--data-dir", data_dir, "--token", token, "--workers", str(workers),
-         "--rate-limit", "0", "--log-level", "warning"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    banner: dict[str, str] = {}
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        key, sep, value = line.strip().partition(": ")
-        if sep:
-            banner[key] = value
-        if key == "Data dir":
-            break
-    if "Base URL" not in banner:
-        proc.kill()
-        raise RuntimeError("server did not start")
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # drain
-    url = banner["Base URL"]
-    for _ in range(1200):
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                break
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    else:
-        raise RuntimeError("server not healthy")
-    return proc, url, token, banner["Instance CRN"]
-
-
 def _children(pid: int) -> list[int]:
     out = []
     for entry in Path("/proc").iterdir():
@@ -228,25 +191,18 @@ def main() -> int:
     args = parser.parse_args()
     jobs = args.jobs or (100 if args.quick else 1000)
 
-    with tempfile.TemporaryDirectory(prefix="qrp-load-") as data_dir:
-        proc, url, token, crn = start_server(args.workers, data_dir)
-        try:
-            time.sleep(1.0)  # let the worker pool warm up
-            own0, tree0 = tree_rss(proc.pid)
-            sampler = RssSampler(proc.pid)
-            sampler.start()
-            tag = f"load-{os.getpid()}"
-            out = run_clients(url, token, crn, jobs, args.threads, args.shots, tag)
-            sampler.stop_event.set()
-            sampler.join()
-            own1, tree1 = tree_rss(proc.pid)
-            count, server_ids = server_job_count(url, token)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with reference_server(workers=args.workers, prefix="qrp-load-") as server:
+        url, token, crn, proc = server.url, server.token, server.instance_crn, server.process
+        time.sleep(1.0)  # let the worker pool warm up
+        own0, tree0 = tree_rss(proc.pid)
+        sampler = RssSampler(proc.pid)
+        sampler.start()
+        tag = f"load-{os.getpid()}"
+        out = run_clients(url, token, crn, jobs, args.threads, args.shots, tag)
+        sampler.stop_event.set()
+        sampler.join()
+        own1, tree1 = tree_rss(proc.pid)
+        count, server_ids = server_job_count(url, token)
 
     lat = out["latencies"]
     mib = 1024 * 1024

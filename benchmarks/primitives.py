@@ -22,14 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import reference_server  # noqa: E402
 
 
 def _median_time(fn: Callable[[], object], repeats: int) -> tuple[float, list[float]]:
@@ -46,60 +44,6 @@ def _median_time(fn: Callable[[], object], repeats: int) -> tuple[float, list[fl
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), times
-
-
-@contextmanager
-def reference_server(workers: int = 1):
-    """Start ``qiskit-rest-provider serve`` on a free port; yield (url, token)."""
-    token = "bench-token-" + os.urandom(6).hex()
-    with tempfile.TemporaryDirectory(prefix="qrp-bench-") as data_dir:
-        cmd = [
-            sys.executable,
-            "-m",
-            "qiskit_rest_provider",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--data-dir",
-            data_dir,
-            "--token",
-            token,
-            "--workers",
-            str(workers),
-        ]
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
-        )
-        url = None
-        deadline = time.monotonic() + 120
-        lines = []
-        try:
-            assert proc.stdout is not None
-            while time.monotonic() < deadline:
-                line = proc.stdout.readline()
-                if not line:
-                    if proc.poll() is not None:
-                        break
-                    continue
-                lines.append(line)
-                if "Base URL:" in line:
-                    url = line.split("Base URL:", 1)[1].strip()
-                    break
-            if url is None:
-                raise RuntimeError("reference server did not start:\n" + "".join(lines[-30:]))
-            # Keep draining the server's output so its pipe never fills.
-            import threading
-
-            threading.Thread(target=proc.stdout.read, daemon=True).start()
-            yield url, token
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def _sampler_pubs(backend, num_pubs: int, num_qubits: int, seed: int = 7):
@@ -323,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         run_all(args.url, args.token or "")
     else:
-        with reference_server(workers=args.workers) as (url, token):
-            run_all(url, token)
+        with reference_server(workers=args.workers) as server:
+            run_all(server.url, server.token)
     rows.extend(bench_decode(args.quick))
 
     print("| benchmark | ours | baseline | ratio | target | note |")

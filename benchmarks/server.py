@@ -17,52 +17,22 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import reference_server  # noqa: E402
 
 BELL = (
     'OPENQASM 3.0; include "stdgates.inc"; qubit[2] q; bit[2] meas; h q[0]; cx q[0], q[1]; '
     "meas[0] = measure q[0]; meas[1] = measure q[1];"
 )
-
-
-def start_server(workers: int) -> tuple[subprocess.Popen, str, str]:
-    data_dir = tempfile.mkdtemp(prefix="qrp-bench-")
-    token = "bench-token"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qiskit_rest_provider", "serve", "--port", "0", "--data-dir",
-         data_dir, "--token", token, "--workers", str(workers), "--rate-limit", "0",
-         "--log-level", "warning"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    url = None
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("Base URL: "):
-            url = line.split(": ", 1)[1].strip()
-        if line.startswith("Data dir"):
-            break
-    if url is None:
-        raise RuntimeError("server did not start")
-    return proc, url, token
-
-
-def wait_healthy(url: str) -> None:
-    for _ in range(600):
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("server not healthy")
 
 
 def one_job(session: requests.Session, base: str, shots: int = 1024) -> tuple[float, str]:
@@ -130,13 +100,12 @@ def main() -> int:
     runs = 10 if args.quick else 40
     per_client = 3 if args.quick else 10
 
-    proc = None
-    if args.url:
-        url, token = args.url.rstrip("/"), args.token or ""
-    else:
-        proc, url, token = start_server(args.workers)
-    try:
-        wait_healthy(url)
+    with contextlib.ExitStack() as stack:
+        if args.url:
+            url, token = args.url.rstrip("/"), args.token or ""
+        else:
+            server = stack.enter_context(reference_server(workers=args.workers))
+            url, token = server.url, server.token
         base = f"{url}/api/v1"
         headers = {"Authorization": f"apikey {token}", "Content-Type": "application/json"}
         session = requests.Session()
@@ -155,10 +124,6 @@ def main() -> int:
                 stages.setdefault(stage, []).append(float(secs))
         baseline = aer_baseline(runs)
         rates = {n: throughput(base, headers, n, per_client) for n in (1, 4, 8)}
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
 
     rt = statistics.median(trips)
     result = {
