@@ -8,6 +8,7 @@ What qiskit-ibm-runtime sends (protocol §4.5). Internal; use :mod:`.circuits`.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 import zlib
 from typing import Any
@@ -16,6 +17,7 @@ from qiskit import QuantumCircuit, qpy
 
 from ..exceptions import WireFormatError
 from .arrays import ZLIB_LEVEL, b64decode, b64encode, decompress
+from .limits import MAX_CLBITS, MAX_QUBITS
 
 __all__ = ["QPY_MAX_VERSION", "decode_qpy", "encode_qpy"]
 
@@ -49,6 +51,7 @@ def decode_qpy(value: Any, field: str) -> QuantumCircuit:
     raw = b64decode(value, field=field)
     if not raw.startswith(b"QISKIT"):
         raw = decompress(raw, field, "QPY")
+    _check_header(raw, field)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -58,3 +61,52 @@ def decode_qpy(value: Any, field: str) -> QuantumCircuit:
     if len(circuits) != 1 or not isinstance(circuits[0], QuantumCircuit):
         raise WireFormatError(f"{field}: QPY payload must hold exactly one circuit")
     return circuits[0]
+
+
+QPY_MIN_VERSION = 12
+"""Oldest QPY version read (the circuit header layout checked below; the service takes 13-17)."""
+
+_FILE_HEADER = struct.Struct("!6sBBBBQc")  # preface, version, qiskit x.y.z, programs, encoding
+_CIRCUIT_HEADER = struct.Struct("!H1cHIIQIQI")  # QPY >= 12 circuit header
+_OFFSET = struct.Struct("!Q")
+
+
+def _check_header(raw: bytes, field: str) -> None:
+    """Check the QPY file and circuit headers before ``qpy.load`` trusts their sizes.
+
+    ``qpy.load`` builds one object per qubit and clbit the header declares, so a few corrupted
+    bytes could ask for billions of them. Counts that the payload cannot possibly hold are
+    refused here, with the same limits as OpenQASM programs.
+    """
+    size = len(raw)
+    try:
+        preface, version, _, _, _, programs, _ = _FILE_HEADER.unpack_from(raw, 0)
+        if preface != b"QISKIT":
+            raise WireFormatError(f"{field}: not a QPY payload")
+        if not QPY_MIN_VERSION <= version <= qpy.QPY_VERSION:
+            raise WireFormatError(
+                f"{field}: QPY version {version} is not supported "
+                f"({QPY_MIN_VERSION}-{qpy.QPY_VERSION})"
+            )
+        if programs != 1:
+            raise WireFormatError(f"{field}: QPY payload must hold exactly one circuit")
+        offset = _FILE_HEADER.size
+        if raw[offset : offset + 1] != b"q":
+            raise WireFormatError(f"{field}: QPY payload must hold a circuit")
+        offset += 1
+        if version >= 16:  # a table of program offsets follows
+            offset = _OFFSET.unpack_from(raw, offset)[0]
+        header = _CIRCUIT_HEADER.unpack_from(raw, offset)
+    except struct.error as exc:
+        raise WireFormatError(f"{field}: truncated QPY payload ({exc})") from exc
+    _, _, _, qubits, clbits, metadata, registers, instructions, variables = header
+    if qubits > MAX_QUBITS:
+        raise WireFormatError(
+            f"{field}: the circuit declares {qubits} qubits (at most {MAX_QUBITS})"
+        )
+    if clbits > MAX_CLBITS:
+        raise WireFormatError(
+            f"{field}: the circuit declares {clbits} classical bits (at most {MAX_CLBITS})"
+        )
+    if max(metadata, registers, instructions, variables) > size:
+        raise WireFormatError(f"{field}: QPY header counts exceed the payload's size")

@@ -45,6 +45,7 @@ from qiskit.circuit import ClassicalRegister, Parameter, QuantumRegister
 from ..exceptions import WireFormatError
 from . import _qasm_flat, _qasm_import
 from ._qpy import QPY_MAX_VERSION, decode_qpy, encode_qpy
+from .limits import MAX_CLBITS, MAX_QUBITS
 
 __all__ = [
     "QPY_MAX_VERSION",
@@ -68,10 +69,7 @@ _BAD_CHARS = re.compile(r"\W", re.U)
 _SIZE_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _SIZED_DECL = re.compile(r"\b(qubit|bit|qreg|creg)\b\s*(?:[A-Za-z_]\w*\s*)?\[([^\]]*)\]")
 _HARDWARE_QUBIT = re.compile(r"\$(\d+)")
-MAX_QUBITS = 100_000
-"""Most qubits a program may declare when the caller gives no ``num_qubits``."""
-MAX_CLBITS = 100_000
-"""Most classical bits a program may declare."""
+
 _RUST_SAFE_OPS = {g.name for g in qasm3.STDGATES_INC_GATES} | {"measure", "barrier", "ecr"}
 
 

@@ -452,3 +452,32 @@ def test_declaration_check_ignores_comments_and_accepts_normal_programs():
     )
     imported = import_qasm(text, num_qubits=5)
     assert imported.circuit.num_clbits == 2
+
+
+def _corrupt_qpy_header(circuit, field_offset, pack, value):
+    import base64
+    import struct
+    import zlib
+
+    raw = bytearray(zlib.decompress(base64.b64decode(encode_qpy(circuit)["__value__"])))
+    start = struct.unpack_from("!Q", raw, 20)[0] if raw[6] >= 16 else 20
+    struct.pack_into(pack, raw, start + field_offset, value)
+    return {"__type__": "QuantumCircuit", "__value__": base64.b64encode(bytes(raw)).decode()}
+
+
+@pytest.mark.parametrize(
+    ("field_offset", "pack", "value", "message"),
+    [
+        (5, "!I", 2**31, "declares 2147483648 qubits"),  # num_qubits
+        (9, "!I", 2**30, "declares 1073741824 classical bits"),  # num_clbits
+        (25, "!Q", 2**40, "counts exceed the payload's size"),  # num_instructions
+    ],
+)
+def test_qpy_header_counts_are_checked_before_loading(field_offset, pack, value, message):
+    # A fuzzed QPY payload claiming 2**31 qubits made qpy.load allocate until the OOM killer
+    # ended the test process; a request carrying it would have done the same to the server.
+    circuit = QuantumCircuit(3, 2)
+    circuit.h(0)
+    circuit.measure([0, 1], [0, 1])
+    with pytest.raises(WireFormatError, match=re.escape(message)):
+        decode_circuit(_corrupt_qpy_header(circuit, field_offset, pack, value))
