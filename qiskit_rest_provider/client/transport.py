@@ -140,11 +140,11 @@ class _Session(requests.Session):
 
     def __init__(self) -> None:
         super().__init__()
-        self._environment: dict[tuple, dict[str, Any]] = {}
+        self._environment: dict[tuple, Any] = {}
 
     def merge_environment_settings(
         self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> dict[str, Any]:
+    ) -> Any:
         parsed = urlparse(str(url))
         key = (
             parsed.scheme,
