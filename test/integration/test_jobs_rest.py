@@ -36,7 +36,11 @@ def _bell(backend):
 
 
 def _long_job(backend):
-    """A sampler job that keeps a worker busy for seconds; it stops itself after 30 s."""
+    """A sampler job that keeps a worker busy for seconds; it stops itself after 30 s.
+
+    Many parameter sets, since one 16-qubit set takes the server only milliseconds (ideal
+    end-measured circuits are sampled from exact probabilities).
+    """
     n, layers = 16, 30
     p = ParameterVector("p", n)
     qc = QuantumCircuit(n)
@@ -46,7 +50,7 @@ def _long_job(backend):
         for q in range(n - 1):
             qc.cz(q, q + 1)
     qc.measure_all()  # rx and cz on any pair are native on the all-to-all ideal simulator
-    values = np.random.default_rng(0).uniform(0, np.pi, (2, n))
+    values = np.random.default_rng(0).uniform(0, np.pi, (400, n))
     sampler = SamplerV2(mode=backend, options={"max_execution_time": 30})
     return sampler.run([(qc, values)], shots=100)
 
