@@ -56,15 +56,8 @@ def _q(segment: str) -> str:
 class RuntimeClient(BaseClient):
     """HTTP client of one Runtime REST service (one per :class:`ProviderService`).
 
-    Args:
-        account: the resolved account (channel, url, token, instance, TLS, proxies).
-        timeout: read timeout in seconds for ordinary requests (connect timeout is separate).
-        app_name: the last part of ``X-Qx-Client-Application`` (default ``"qiskit"``).
-        connect_timeout: seconds to establish a connection.
-        retry: the retry policy (see :class:`~qiskit_rest_provider.client.transport.RetryPolicy`).
-        submit_timeout: read timeout for job creation (large bodies), in seconds.
-
-    No request is made here; the first request logs in.
+    One method per REST endpoint, returning plain data. Constructor arguments are those of
+    :class:`~qiskit_rest_provider.client.base.BaseClient`; no request is made until the first call.
     """
 
     # ------------------------------------------------------------------ backends
