@@ -209,7 +209,7 @@ class RestBackend(BackendV2):
             return target
         with self._lock:
             if self._target is None:
-                from .target import target_from_backend_data
+                from .wire.target import target_from_backend_data
 
                 self._target = target_from_backend_data(self._config(), self._props())
                 logger.debug(

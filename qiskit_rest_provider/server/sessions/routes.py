@@ -9,12 +9,12 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from .auth import Caller, CallerDep
-from .errors import ApiError
-from .models import SessionRow
-from .state import server_state
-from .store import new_id
-from .views import as_bool, json_body, json_response, session_json
+from ..auth.tokens import Caller, CallerDep
+from ..http import ApiError
+from ..jobs.models import SessionRow
+from ..jobs.shapes import as_bool, json_body, json_response, session_json
+from ..jobs.store import new_id
+from ..state import server_state
 
 router = APIRouter()
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
-from .config import ServerConfig
+from ..config import ServerConfig
 from .models import FINAL_STATES, Base, Instance, Job, SessionRow
 
 logger = logging.getLogger(__name__)

@@ -11,11 +11,11 @@ from fastapi import APIRouter, Request
 from sqlalchemy import func, select
 from starlette.responses import Response
 
-from .auth import Caller, CallerDep
-from .errors import ApiError
-from .models import Job
-from .state import server_state
-from .views import iso, json_response
+from ..auth.tokens import Caller, CallerDep
+from ..http import ApiError
+from ..jobs.models import Job
+from ..jobs.shapes import iso, json_response
+from ..state import server_state
 
 router = APIRouter()
 

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ..version import __version__
-from .auth import CallerDep
-from .errors import ApiError
-from .state import server_state
-from .views import iso, json_body, json_response
+from ...version import __version__
+from ..http import ApiError
+from ..jobs.shapes import iso, json_body, json_response
+from ..state import server_state
+from .tokens import CallerDep
 
 router = APIRouter()
 

@@ -29,8 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import WireFormatError
-from .job_checks import (
+from ...exceptions import WireFormatError
+from ..jobs.admission import (
     MAX_ESTIMATOR_ELEMENTS,
     MAX_ESTIMATOR_SETS,
     MAX_TOTAL_SHOTS,
@@ -40,7 +40,7 @@ from .job_checks import (
     check_rep_delay,
     check_sampler_limits,
 )
-from .options import OptionsError, validate_options
+from ..options import OptionsError, validate_options
 from .simulators import (
     AER_MAX_MEMORY_ENV,
     AER_THREADS_ENV,
@@ -129,7 +129,7 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
     Args:
         program_id: ``"sampler"`` or ``"estimator"``.
         params: the job's ``params`` object (protocol §4).
-        backend: the :class:`~qiskit_rest_provider.server.catalog.BackendSpec` to run on.
+        backend: the :class:`~qiskit_rest_provider.server.backends.catalog.BackendSpec` to run on.
 
     Returns:
         The validated job.
@@ -137,7 +137,7 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
     Raises:
         JobInputError: naming the field (``code="program_not_found"`` for an unknown program).
     """
-    from ..wire import pubs as wire_pubs  # lazily: wire pulls in the QASM machinery
+    from ...wire import pubs as wire_pubs  # lazily: wire pulls in the QASM machinery
 
     if program_id not in PROGRAMS:
         raise JobInputError(
@@ -191,7 +191,7 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
 
 def _execution_spans(spans: list) -> Any:
     """Execution spans (``DoubleSliceSpan`` per Aer run) as :mod:`wire.results` encodes them."""
-    from ..wire._spans import DoubleSliceSpan, ExecutionSpans
+    from ...wire._spans import DoubleSliceSpan, ExecutionSpans
 
     return ExecutionSpans([DoubleSliceSpan(start, stop, slices) for start, stop, slices in spans])
 
@@ -211,7 +211,7 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
     Raises:
         RuntimeError: the simulation failed; the message is the job's failure reason.
     """
-    from ..wire.results import encode_result
+    from ...wire.results import encode_result
 
     t0 = time.perf_counter()
     simulator, noisy = simulator_for(
@@ -221,14 +221,14 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
     extra: dict[str, Any] = {}
     try:
         if prepared.program_id == "sampler":
-            from .sampler_exec import run_sampler_pubs
+            from .sampler import run_sampler_pubs
 
             result, simulate, spans = run_sampler_pubs(
                 prepared.pubs, simulator, seed=seed_simulator, noisy=noisy
             )
             result.metadata["execution"] = {"execution_spans": _execution_spans(spans)}
         else:
-            from .estimator_exec import readout_from_noise_model, run_estimator_pubs
+            from .estimator import readout_from_noise_model, run_estimator_pubs
 
             level = prepared.resilience_level
             readout = None

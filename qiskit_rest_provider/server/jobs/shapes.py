@@ -13,7 +13,7 @@ import orjson
 from fastapi import Request
 from starlette.responses import Response
 
-from .errors import ApiError
+from ..http import ApiError
 from .models import FINAL_STATES, Job, SessionRow
 
 JSON = "application/json"

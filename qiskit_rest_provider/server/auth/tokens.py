@@ -29,10 +29,10 @@ import jwt
 from fastapi import Depends, Request
 from sqlalchemy import select
 
-from .config import ServerConfig, instance_crn
-from .errors import ApiError
-from .models import AccessToken, ApiToken, Instance, User
-from .store import Store, new_id
+from ..config import ServerConfig, instance_crn
+from ..http import ApiError
+from ..jobs.models import AccessToken, ApiToken, Instance, User
+from ..jobs.store import Store, new_id
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ itself fails only its own job, which is re-queued (up to three attempts, then Fa
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import concurrent.futures as cf
 import functools
@@ -27,11 +26,11 @@ from typing import Any
 
 import orjson
 
-from .config import ServerConfig
-from .executor import JobExecutor
+from ..config import ServerConfig
+from ..execution.base import ExecutionTask, JobExecutor
 from .models import FINAL_STATES
 from .store import QueuedJob, Store
-from .workers import ExecutionTask, run_task
+from .watchers import JobWatchers
 
 logger = logging.getLogger(__name__)
 
@@ -40,60 +39,6 @@ REASON_TOO_LONG = 1305
 REASON_INPUT = 1002
 REASON_EXECUTION = 1500
 REASON_WORKER_CRASH = 1501
-
-
-class Watch:
-    """One long-poll waiter (see :class:`JobWatchers`)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.event = asyncio.Event()
-
-    async def wait(self, timeout: float) -> None:
-        """Sleep until notified or ``timeout`` seconds pass; then re-arm."""
-        try:
-            await asyncio.wait_for(self.event.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
-        self.event.clear()
-
-
-class JobWatchers:
-    """Wakes long-poll requests (``GET jobs/{id}?wait=S``) when a job changes state.
-
-    Register *before* reading the job's state, so a change between the read and the wait is
-    never missed.
-    """
-
-    def __init__(self) -> None:
-        self._waiters: dict[str, set[Watch]] = {}
-        self._lock = threading.Lock()
-
-    def register(self, job_id: str) -> Watch:
-        """Start watching ``job_id`` (call from the event loop)."""
-        watch = Watch()
-        with self._lock:
-            self._waiters.setdefault(job_id, set()).add(watch)
-        return watch
-
-    def unregister(self, job_id: str, watch: Watch) -> None:
-        """Stop watching."""
-        with self._lock:
-            waiters = self._waiters.get(job_id)
-            if waiters is not None:
-                waiters.discard(watch)
-                if not waiters:
-                    del self._waiters[job_id]
-
-    def notify(self, job_id: str) -> None:
-        """Wake every waiter of ``job_id`` (safe from any thread)."""
-        with self._lock:
-            waiters = list(self._waiters.get(job_id, ()))
-        for watch in waiters:
-            try:
-                watch.loop.call_soon_threadsafe(watch.event.set)
-            except RuntimeError:  # loop closed
-                pass
 
 
 @dataclass
@@ -245,7 +190,7 @@ class Dispatcher:
         limit = float(job.cost) if job.cost else self.config.default_max_execution_time
         now = time.monotonic()
         try:
-            future = self.executor.submit(run_task, task)
+            future = self.executor.run_job(task)
         except Exception as exc:  # the pool could not take it: try again later
             logger.warning("could not submit job %s: %s", job_id, exc)
             self.store.transition(job_id, ("Running",), "Queued", log="re-queued", running_at=None)

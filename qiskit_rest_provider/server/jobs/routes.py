@@ -11,12 +11,12 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from .auth import Caller, CallerDep
-from .errors import ApiError
+from ..auth.tokens import Caller, CallerDep
+from ..http import ApiError
+from ..state import server_state
 from .models import Job
-from .state import server_state
+from .shapes import as_bool, is_final, job_json, json_body, json_response, parse_time
 from .store import JobFilters, new_id
-from .views import as_bool, is_final, job_json, json_body, json_response, parse_time
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -117,7 +117,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     if session_id:
         await run_in_threadpool(_check_session, st, session_id, backend, caller)
 
-    from .runner import JobInputError, prepare_job
+    from ..execution.runner import JobInputError, prepare_job
 
     spec = st.catalog.get(backend)
     t0 = time.perf_counter()
@@ -143,7 +143,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     parse_seconds = time.perf_counter() - t0
 
     if start_session and not session_id:
-        from .routes_sessions import new_session_row
+        from ..sessions.routes import new_session_row
 
         row = new_session_row(caller, backend, "dedicated", None, None)
         await run_in_threadpool(st.store.add_session, row)
@@ -184,7 +184,7 @@ def _created(job: Job) -> dict[str, Any]:
 
 
 def _check_session(st: Any, session_id: str, backend: str, caller: Caller) -> None:
-    from .views import session_state
+    from .shapes import session_state
 
     row = st.store.get_session(session_id, caller.instance_id)
     if row is None:
@@ -353,7 +353,7 @@ def prefers_binary(accept: str | None) -> bool:
 
 def _binary_body(job_id: str, body: bytes) -> bytes | None:
     """The stored Qiskit-encoded body as the binary container, or ``None`` (answer JSON)."""
-    from ..wire.results import to_binary  # lazily: the wire code pulls in qiskit
+    from ...wire.results import to_binary  # lazily: the wire code pulls in qiskit
 
     try:
         return to_binary(body)
@@ -406,7 +406,7 @@ def job_metrics(request: Request, job_id: str, caller: CallerDep) -> Response:
     """Timestamps, usage and execution metrics (§3.9)."""
     st = server_state(request)
     job = _load_job(request, job_id, caller, with_params=False)
-    from .views import iso
+    from .shapes import iso
 
     extra: dict[str, Any] = orjson.loads(job.metrics) if job.metrics else {}
     final = is_final(job.state)
