@@ -3,7 +3,9 @@
 Two entry points, used at two moments of a job's life:
 
 * :func:`prepare_job` runs in the request handler (via a thread pool) before anything is stored:
-  it decodes the PUBs (:mod:`qiskit_rest_provider.wire`), validates the options tree, checks
+  it checks ``params`` against the program's ``ibm-quantum-schemas`` model
+  (:mod:`qiskit_rest_provider.wire.contract`: unknown keys anywhere are refused), decodes the
+  PUBs (:mod:`qiskit_rest_provider.wire`), validates the options tree, checks
   that every circuit is ISA for the backend's Target and that the work is within the server's
   limits. Any problem raises :class:`JobInputError` (HTTP 400) naming the field.
 * :func:`execute_job` runs in a worker process: it simulates the PUBs (sampler:
@@ -30,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import WireFormatError
+from ..wire import protocol
+from ..wire.contract import validate_params
 from .job_checks import (
     MAX_ESTIMATOR_ELEMENTS,
     MAX_ESTIMATOR_SETS,
@@ -66,7 +70,7 @@ __all__ = [
     "run_job",
 ]
 
-PROGRAMS = ("sampler", "estimator")
+PROGRAMS = protocol.PRIMITIVE_PROGRAMS
 
 
 @dataclass
@@ -102,7 +106,9 @@ def _from_wire_error(exc: Exception) -> JobInputError:
     if not message.startswith("params"):
         message = f"params.{message}"
     match = _FIELD_RE.match(message)
-    return JobInputError(message, field=match.group(1) if match else "params")
+    field_name = match.group(1) if match else "params"
+    code = "invalid_option" if field_name.startswith("params.options.") else "invalid_params"
+    return JobInputError(message, field=field_name, code=code)
 
 
 def _estimator_shots(params: dict, pubs: list, options: dict) -> list[int | None]:
@@ -141,18 +147,23 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
 
     if program_id not in PROGRAMS:
         raise JobInputError(
-            f"program_id: program {program_id!r} not found (known: sampler, estimator)",
+            f"program_id: program {program_id!r} not found (known: {', '.join(PROGRAMS)})",
             field="program_id",
             code="program_not_found",
         )
     if not isinstance(params, dict):
         raise JobInputError("params: expected an object", field="params")
     try:
+        # The contract first: unknown keys (top level, options tree) and model-form PUBs.
+        validate_params(program_id, params, accept_plain=True)
+    except WireFormatError as exc:
+        raise _from_wire_error(exc) from None
+    try:
         options = validate_options(program_id, params.get("options"), path="params.options")
     except OptionsError as exc:
         raise JobInputError(str(exc), field=exc.path, code="invalid_option") from None
     try:
-        if program_id == "sampler":
+        if program_id == protocol.SAMPLER:
             decoded = wire_pubs.decode_sampler_params(
                 params, num_qubits=backend.num_qubits, default_shots=options["default_shots"]
             )
@@ -168,7 +179,7 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
     check_rep_delay(options, backend)
     check_circuits(pubs, backend)
     pub_shots: list = []
-    if program_id == "sampler":
+    if program_id == protocol.SAMPLER:
         check_sampler_limits(pubs, backend)
         resilience_level = None
     else:
@@ -220,7 +231,7 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
     seed_simulator = prepared.options.get("simulator", {}).get("seed_simulator")
     extra: dict[str, Any] = {}
     try:
-        if prepared.program_id == "sampler":
+        if prepared.program_id == protocol.SAMPLER:
             from .sampler_exec import run_sampler_pubs
 
             result, simulate, spans = run_sampler_pubs(
