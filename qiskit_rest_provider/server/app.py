@@ -59,6 +59,18 @@ def _operation_id(tag: str, route: Any) -> str:
     return f"{tag}_{route.name}"
 
 
+def _describe_request_bodies(app: FastAPI) -> None:
+    """``/openapi.json`` also describes the request bodies the routes validate themselves."""
+    from ..wire.rest import add_request_schemas
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            add_request_schemas(FastAPI.openapi(app))
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     config: ServerConfig,
     *,
@@ -127,6 +139,7 @@ def create_app(
                 generate_unique_id_function=functools.partial(_operation_id, tag),
             )
     app.include_router(transpile_router)
+    _describe_request_bodies(app)
 
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
