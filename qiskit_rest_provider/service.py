@@ -41,6 +41,17 @@ logger = logging.getLogger(__name__)
 JOBS_PAGE_SIZE = 100
 
 
+def _run_legacy(backend: RestBackend, circuits: Any, **options: Any) -> Any:
+    """``RestBackend.run``: the legacy path on top of the sampler (wired in by the service).
+
+    The primitives import :mod:`.backend`, so the backend cannot import them; the service, which
+    builds both, hands this function to every backend it makes.
+    """
+    from .primitives.backend_run import run_circuits
+
+    return run_circuits(backend, circuits, **options)
+
+
 class ProviderService:
     """Connection to one service speaking the Qiskit Runtime REST API.
 
@@ -238,7 +249,7 @@ class ProviderService:
         with self._lock:
             backend = self._backends.get(name)
             if backend is None:
-                backend = RestBackend(self, name, entry)
+                backend = RestBackend(self._client, name, entry, provider=self, runner=_run_legacy)
                 self._backends[name] = backend
             else:
                 backend._update_listing(entry)
@@ -249,7 +260,7 @@ class ProviderService:
         with self._lock:
             backend = self._backends.get(name)
             if backend is None:
-                backend = RestBackend(self, name)
+                backend = RestBackend(self._client, name, provider=self, runner=_run_legacy)
                 self._backends[name] = backend
             return backend
 
@@ -391,7 +402,7 @@ class ProviderService:
             data["id"],
             program_id=program_id,
             backend=backend,
-            service=self,
+            backend_lookup=self.backend,
             session_id=data.get("session_id"),
             tags=data.get("tags"),
             data=data,
@@ -483,5 +494,5 @@ class ProviderService:
         from .transpiler import remote
 
         return remote.transpile(
-            self, circuits, backend, optimization_level=optimization_level, **options
+            self._client, circuits, backend, optimization_level=optimization_level, **options
         )

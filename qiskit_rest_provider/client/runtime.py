@@ -24,7 +24,8 @@ from typing import Any
 from urllib.parse import quote
 
 from ..exceptions import ConflictError, NotFoundError, RequestError
-from .base import API_VERSION, BaseClient, _dumps, client_app_header
+from .base import API_VERSION, _dumps, client_app_header
+from .transpile import TranspileEndpoints
 
 __all__ = ["API_VERSION", "RuntimeClient", "client_app_header"]
 
@@ -53,11 +54,13 @@ def _q(segment: str) -> str:
     return quote(str(segment), safe="")
 
 
-class RuntimeClient(BaseClient):
+class RuntimeClient(TranspileEndpoints):
     """HTTP client of one Runtime REST service (one per :class:`ProviderService`).
 
-    One method per REST endpoint, returning plain data. Constructor arguments are those of
-    :class:`~qiskit_rest_provider.client.base.BaseClient`; no request is made until the first call.
+    One method per REST endpoint, returning plain data (the transpile endpoints come from
+    :class:`~qiskit_rest_provider.client.transpile.TranspileEndpoints`). Constructor arguments
+    are those of :class:`~qiskit_rest_provider.client.base.BaseClient`; no request is made until
+    the first call.
     """
 
     # ------------------------------------------------------------------ backends
