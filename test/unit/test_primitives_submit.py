@@ -24,6 +24,7 @@ from qiskit_rest_provider.primitives import (
     SamplerV2,
 )
 from qiskit_rest_provider.wire import circuits as wire_circuits
+from qiskit_rest_provider.wire.arrays import decode_ndarray
 
 
 class RecordingClient:
