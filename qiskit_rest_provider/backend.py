@@ -11,7 +11,7 @@ calibration data says. Network I/O happens only in documented places:
 * :meth:`RestBackend.status` asks every time (it is live data);
 * :meth:`RestBackend.refresh` drops the caches.
 
-Example:
+Example (needs a live server, so it is skipped when the docs run):
     >>> backend = service.backend("rest_hex_27q")  # doctest: +SKIP
     >>> pm = generate_preset_pass_manager(optimization_level=2, backend=backend)  # doctest: +SKIP
     >>> isa = pm.run(circuit)  # doctest: +SKIP

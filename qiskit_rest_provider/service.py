@@ -1,8 +1,11 @@
 """``ProviderService``: the entry point of the client (accounts, backends, jobs).
 
-Example:
-    >>> from qiskit_rest_provider import ProviderService  # doctest: +SKIP
-    >>> service = ProviderService(url="http://127.0.0.1:8000", token="MY-TOKEN")  # doctest: +SKIP
+Example (constructing the service makes no request; the lines that ask it need a live server and
+are skipped when the docs run):
+    >>> from qiskit_rest_provider import ProviderService
+    >>> service = ProviderService(url="http://127.0.0.1:8000", token="MY-TOKEN")
+    >>> service
+    <ProviderService(channel='ibm_quantum_platform', url='http://127.0.0.1:8000', instance=None)>
     >>> service.backends(simulator=False, min_num_qubits=20)  # doctest: +SKIP
     [<RestBackend('rest_hex_27q')>, <RestBackend('rest_hex_127q')>]
     >>> backend = service.least_busy(min_num_qubits=5)  # doctest: +SKIP

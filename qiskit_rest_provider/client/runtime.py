@@ -6,9 +6,12 @@ The client owns one :class:`~qiskit_rest_provider.client.transport.Transport` (a
 differences (classic ``hub``/``group``/``project`` in job bodies, ``provider`` on listings,
 ``instance`` for sessions) are handled here so callers never see them.
 
-Example:
-    >>> from qiskit_rest_provider.account import Account  # doctest: +SKIP
+Example (building the client makes no request; the listing needs a live server, so that line is
+skipped when the docs run):
+    >>> from qiskit_rest_provider.account import Account
     >>> client = RuntimeClient(Account("ibm_quantum_platform", "http://127.0.0.1:8000", "KEY"))
+    >>> client.runtime_url
+    'http://127.0.0.1:8000/api/v1'
     >>> [b["name"] for b in client.backends()]  # doctest: +SKIP
     ['rest_simulator', 'rest_line_5q', 'rest_hex_27q', 'rest_hex_127q']
 """

@@ -5,10 +5,14 @@ backend catalog — and returns a FastAPI app whose lifespan starts the worker p
 dispatcher and stops them cleanly (jobs still running stay Running in the store and are re-queued
 on the next start).
 
-Example:
-    >>> from qiskit_rest_provider.server.app import create_app  # doctest: +SKIP
-    >>> from qiskit_rest_provider.server.config import ServerConfig  # doctest: +SKIP
-    >>> app = create_app(ServerConfig(data_dir="/tmp/qrp"))  # doctest: +SKIP
+Example (building the app starts nothing; the worker pool starts with its lifespan):
+    >>> import tempfile
+    >>> from qiskit_rest_provider.server.app import create_app
+    >>> from qiskit_rest_provider.server.config import ServerConfig
+    >>> with tempfile.TemporaryDirectory() as data_dir:
+    ...     app = create_app(ServerConfig(data_dir=data_dir))
+    >>> sorted(path for path in app.openapi()["paths"] if path.endswith("/jobs"))
+    ['/api/v1/jobs', '/runtime/jobs']
 """
 
 from __future__ import annotations

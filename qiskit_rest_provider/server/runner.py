@@ -17,9 +17,21 @@ The ISA check and the limits that keep one request from hogging the server live 
 :mod:`.job_checks`; simulator settings (``QISKIT_REST_AER_THREADS``,
 ``QISKIT_REST_AER_MAX_MEMORY_MB``) in :mod:`.simulators`.
 
-Example:
-    >>> prepared = prepare_job("sampler", params, catalog.get("rest_simulator"))  # doctest: +SKIP
-    >>> outcome = execute_job(prepared, catalog.get("rest_simulator"))  # doctest: +SKIP
+Example (in one process here; on the server the two steps run in two):
+    >>> from qiskit import QuantumCircuit
+    >>> from qiskit.primitives.containers.sampler_pub import SamplerPub
+    >>> from qiskit_rest_provider.server.catalog import BackendCatalog
+    >>> from qiskit_rest_provider.wire.pubs import encode_sampler_params
+    >>> from qiskit_rest_provider.wire.results import decode_result
+    >>> bell = QuantumCircuit(2)
+    >>> _ = bell.h(0), bell.cx(0, 1), bell.measure_all()
+    >>> params = encode_sampler_params([SamplerPub.coerce(bell, shots=100)])
+    >>> backend = BackendCatalog.load().get("rest_simulator")
+    >>> prepared = prepare_job("sampler", params, backend)
+    >>> outcome = execute_job(prepared, backend)
+    >>> bits = decode_result(outcome.result_body)[0].data.meas
+    >>> sorted(bits.get_counts()), bits.num_shots
+    (['00', '11'], 100)
 """
 
 from __future__ import annotations
