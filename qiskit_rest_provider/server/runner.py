@@ -123,21 +123,77 @@ def _from_wire_error(exc: Exception) -> JobInputError:
     return JobInputError(message, field=field_name, code=code)
 
 
-def _estimator_shots(params: dict, pubs: list, options: dict) -> list[int | None]:
-    """Apply ``options.default_shots`` (precision = 1/sqrt(shots)) to PUBs without a precision."""
-    shots = options.get("default_shots")
-    out: list[int | None] = [None] * len(pubs)
-    if shots is None or params.get("precision") is not None:
-        return out
+# Estimator twirling and mitigation by resilience level when the options leave them unset
+# (qiskit-ibm-runtime's own defaults: level 1 twirls measurements, level 2 gates as well).
+_LEVEL_DEFAULTS = {
+    0: {"enable_gates": False, "enable_measure": False, "measure_mitigation": False},
+    1: {"enable_gates": False, "enable_measure": True, "measure_mitigation": True},
+    2: {"enable_gates": True, "enable_measure": True, "measure_mitigation": True},
+}
+
+
+def resolved_twirling(options: dict, level: int | None) -> dict:
+    """The estimator's ``twirling`` options with ``enable_*`` decided (never ``None``).
+
+    Unset flags take the resilience level's default; measurement mitigation requires twirled
+    measurements, so it forces ``enable_measure``. This is what result metadata reports (the
+    result model types ``twirling.enable_measure`` as a boolean).
+    """
+    defaults = _LEVEL_DEFAULTS.get(protocol.DEFAULT_RESILIENCE_LEVEL if level is None else level)
+    defaults = defaults or _LEVEL_DEFAULTS[protocol.DEFAULT_RESILIENCE_LEVEL]
+    twirling = dict(options.get("twirling") or {})
+    for key in ("enable_gates", "enable_measure"):
+        if twirling.get(key) is None:
+            twirling[key] = defaults[key]
+    mitigation = (options.get("resilience") or {}).get("measure_mitigation")
+    if mitigation is None:
+        mitigation = defaults["measure_mitigation"]
+    if mitigation:
+        twirling["enable_measure"] = True
+    return twirling
+
+
+def _shots_for(precision: float) -> int:
+    """Shots whose shot-noise standard error is ``precision`` (1/64 -> 4096)."""
+    return max(1, math.ceil(1.0 / precision**2 - 1e-9))
+
+
+def _estimator_shots(params: dict, pubs: list, options: dict, level: int | None) -> list[int]:
+    """Decide each PUB's shots (result metadata ``shots``) and the precision they give.
+
+    A precision the PUB (or plain-form ``params.precision``) names is obeyed: shots =
+    ``ceil(1/precision**2)``. Otherwise, as qiskit-ibm-runtime documents, twirling's
+    ``num_randomizations * shots_per_randomization`` (both set, twirling on) takes precedence
+    over ``options.default_shots``, which takes precedence over ``default_precision``
+    (4096 shots at the default 1/64). PUBs whose shots come from a count get the precision
+    ``1/sqrt(shots)``.
+    """
+    twirling = resolved_twirling(options, level)
+    randomizations = twirling.get("num_randomizations")
+    per_randomization = twirling.get("shots_per_randomization")
+    twirled_shots = None
+    if (
+        (twirling["enable_gates"] or twirling["enable_measure"])
+        and isinstance(randomizations, int)
+        and isinstance(per_randomization, int)
+    ):
+        twirled_shots = randomizations * per_randomization
+    count = twirled_shots if twirled_shots is not None else options.get("default_shots")
+    run_precision = params.get("precision") is not None
     raw = params.get("pubs") or []
+    out: list[int] = []
     for i, pub in enumerate(pubs):
         entry = raw[i] if i < len(raw) else None
-        explicit = isinstance(entry, (list, tuple)) and len(entry) > 3 and entry[3] is not None
-        if not explicit:
-            pubs[i] = type(pub)(
-                pub.circuit, pub.observables, pub.parameter_values, 1.0 / math.sqrt(shots)
-            )
-            out[i] = int(shots)
+        explicit = run_precision or (
+            isinstance(entry, (list, tuple)) and len(entry) > 3 and entry[3] is not None
+        )
+        if explicit or count is None:
+            out.append(_shots_for(float(pub.precision)))
+            continue
+        pubs[i] = type(pub)(
+            pub.circuit, pub.observables, pub.parameter_values, 1.0 / math.sqrt(count)
+        )
+        out.append(int(count))
     return out
 
 
@@ -195,9 +251,13 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
         check_sampler_limits(pubs, backend)
         resilience_level = None
     else:
-        pub_shots = _estimator_shots(params, pubs, options)
+        resilience_level = (
+            protocol.DEFAULT_RESILIENCE_LEVEL
+            if decoded.resilience_level is None
+            else decoded.resilience_level
+        )
+        pub_shots = _estimator_shots(params, pubs, options, resilience_level)
         check_estimator_limits(pubs)
-        resilience_level = 1 if decoded.resilience_level is None else decoded.resilience_level
     return PreparedJob(
         program_id=program_id,
         backend_name=backend.name,
@@ -273,7 +333,7 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
                 {
                     "resilience_level": prepared.resilience_level,
                     "dynamical_decoupling": options["dynamical_decoupling"],
-                    "twirling": options["twirling"],
+                    "twirling": resolved_twirling(options, level),
                     "resilience": {
                         "measure_mitigation": bool(noisy and (level or 0) >= 1),
                         "zne_mitigation": False,
