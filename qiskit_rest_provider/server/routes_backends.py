@@ -15,7 +15,6 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import func, select
 from starlette.responses import Response
 
 from ..wire.rest import (
@@ -27,7 +26,6 @@ from ..wire.rest import (
 )
 from .auth import Caller, CallerDep
 from .errors import ApiError
-from .models import Job
 from .state import server_state
 from .views import current_calibration_id, iso, json_response
 
@@ -47,12 +45,7 @@ def _spec(request: Request, name: str) -> Any:
 
 
 def _queue_lengths(request: Request) -> dict[str, int]:
-    store = server_state(request).store
-    with store.sessions() as s:
-        rows = s.execute(
-            select(Job.backend, func.count()).where(Job.state == "Queued").group_by(Job.backend)
-        )
-        return {name: int(n) for name, n in rows}
+    return server_state(request).store.queued_counts_by_backend()
 
 
 def _cached_json(request: Request, key: str, build: Any) -> bytes:
