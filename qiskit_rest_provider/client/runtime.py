@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..exceptions import ConflictError, NotFoundError, RequestError
+from ..wire import protocol
 from .base import API_VERSION, _dumps, client_app_header
 from .transpile import TranspileEndpoints
 
@@ -37,11 +38,11 @@ logger = logging.getLogger(__name__)
 #: Extra read-timeout margin over a long-poll ``wait``, in seconds.
 LONG_POLL_MARGIN = 15.0
 #: Longest long-poll the protocol allows (D6).
-MAX_WAIT = 30.0
-#: The optional binary result container (``wire.binary.MEDIA_TYPE``; the client half does not
-#: import the wire code). Services that do not know it answer JSON.
-BINARY_RESULT = "application/x-qiskit-rest-result"
-RESULTS_ACCEPT = f"{BINARY_RESULT}, application/json;q=0.9"
+MAX_WAIT = protocol.MAX_WAIT_SECONDS
+#: The optional binary result container (named in the Qiskit-free ``wire.protocol``).
+#: Services that do not know it answer JSON.
+BINARY_RESULT = protocol.BINARY_RESULT_MEDIA_TYPE
+RESULTS_ACCEPT = f"{BINARY_RESULT}, {protocol.JSON_MEDIA_TYPE};q=0.9"
 
 
 def _iso(value: datetime | str) -> str:
@@ -168,7 +169,7 @@ class RuntimeClient(TranspileEndpoints):
             "POST",
             "jobs",
             data=encoded,
-            headers={"Idempotency-Key": key},
+            headers={protocol.IDEMPOTENCY_KEY_HEADER: key},
             idempotent=True,
             timeout=self.submit_timeout if timeout is None else timeout,
         )
@@ -201,7 +202,7 @@ class RuntimeClient(TranspileEndpoints):
         read_timeout = None
         if wait is not None and wait > 0:
             wait = min(float(wait), MAX_WAIT)
-            params["wait"] = f"{wait:g}"
+            params[protocol.WAIT_QUERY_PARAM] = f"{wait:g}"
             read_timeout = max(self.transport.read_timeout, wait + LONG_POLL_MARGIN)
         deadline = None
         if timeout is not None:

@@ -25,6 +25,7 @@ from ..exceptions import (
     JobTimeoutError,
     RequestError,
 )
+from ..wire import protocol
 from .status import FINAL_STATES, REASON_MAX_TIME, is_transient, map_job_status, parse_time
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -200,7 +201,7 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
         data = self._data
         if data is None and self._long_poll is not False:
             # Nothing known yet: start with a long-poll instead of a plain GET (one request less).
-            data = {"state": {"status": "Queued"}}
+            data = {"state": {"status": protocol.QUEUED}}
         while True:
             try:
                 if data is None:

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from ..wire import protocol
 from .config import ServerConfig
 from .executor import JobExecutor
 from .models import FINAL_STATES
@@ -36,10 +37,10 @@ from .workers import ExecutionTask, run_task
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-REASON_TOO_LONG = 1305
-REASON_INPUT = 1002
-REASON_EXECUTION = 1500
-REASON_WORKER_CRASH = 1501
+REASON_TOO_LONG = protocol.REASON_MAX_TIME
+REASON_INPUT = protocol.REASON_INPUT
+REASON_EXECUTION = protocol.REASON_EXECUTION
+REASON_WORKER_CRASH = protocol.REASON_WORKER_CRASH
 
 
 class Watch:
@@ -221,7 +222,11 @@ class Dispatcher:
                     why = self._session_expired(job.session_id)
                     if why is not None:
                         if self.store.transition(
-                            job.id, ("Queued",), "Cancelled", log=f"cancelled: {why}", reason=why
+                            job.id,
+                            (protocol.QUEUED,),
+                            protocol.CANCELLED,
+                            log=f"cancelled: {why}",
+                            reason=why,
                         ):
                             self.prepared.pop(job.id, None)
                             self.watchers.notify(job.id)
@@ -232,7 +237,7 @@ class Dispatcher:
     def _start(self, job: QueuedJob) -> None:
         """Claim a queued job (Queued → Running) and hand it to the executor."""
         job_id = job.id
-        if not self.store.transition(job_id, ("Queued",), "Running", log="running"):
+        if not self.store.transition(job_id, (protocol.QUEUED,), protocol.RUNNING, log="running"):
             return
         prepared, parse_seconds = self.prepared.pop(job_id, (None, None))
         task = ExecutionTask(
@@ -248,7 +253,9 @@ class Dispatcher:
             future = self.executor.submit(run_task, task)
         except Exception as exc:  # the pool could not take it: try again later
             logger.warning("could not submit job %s: %s", job_id, exc)
-            self.store.transition(job_id, ("Running",), "Queued", log="re-queued", running_at=None)
+            self.store.transition(
+                job_id, (protocol.RUNNING,), protocol.QUEUED, log="re-queued", running_at=None
+            )
             return
         self._inflight[job_id] = _InFlight(
             future,
@@ -270,8 +277,8 @@ class Dispatcher:
                 limit = entry.deadline - entry.started
                 if self.store.transition(
                     job_id,
-                    ("Running",),
-                    "Cancelled",
+                    (protocol.RUNNING,),
+                    protocol.CANCELLED,
                     log=f"cancelled: ran longer than the maximum execution time ({limit:g} s)",
                     reason=f"Job ran longer than the maximum execution time of {limit:g} s",
                     reason_code=REASON_TOO_LONG,
@@ -317,8 +324,8 @@ class Dispatcher:
             if died and attempts < MAX_ATTEMPTS:
                 self.store.transition(
                     job_id,
-                    ("Running",),
-                    "Queued",
+                    (protocol.RUNNING,),
+                    protocol.QUEUED,
                     log=f"worker process died (attempt {attempts}); re-queued",
                     running_at=None,
                     attempts=attempts,
@@ -346,8 +353,8 @@ class Dispatcher:
         usage = float(out.get("quantum_seconds") or 0.0)
         self.store.transition(
             job_id,
-            ("Running",),
-            "Completed",
+            (protocol.RUNNING,),
+            protocol.COMPLETED,
             log=f"completed (simulation {usage:.3f} s, worker {out.get('wall_seconds', 0):.3f} s)",
             metrics=orjson.dumps(metrics, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
             quantum_seconds=usage,
@@ -359,8 +366,8 @@ class Dispatcher:
         body = f"Job {job_id} failed: {reason}\n{detail if detail != reason else ''}".rstrip()
         self.store.transition(
             job_id,
-            ("Running",),
-            "Failed",
+            (protocol.RUNNING,),
+            protocol.FAILED,
             log=f"failed: {reason}",
             reason=reason[:4000],
             reason_code=code,

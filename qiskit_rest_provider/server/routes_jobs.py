@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ..wire import protocol
 from ..wire.rest import (
     ERROR_RESPONSES,
     JobCreate,
@@ -38,13 +39,13 @@ from .views import (
 logger = logging.getLogger(__name__)
 router = APIRouter(responses=ERROR_RESPONSES)
 
-PROGRAMS = ("sampler", "estimator")
+PROGRAMS = protocol.PRIMITIVE_PROGRAMS
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 256
-MAX_WAIT_SECONDS = 30.0
-#: ``wire.binary.MEDIA_TYPE``, spelled out so that answering JSON never imports the wire code.
-BINARY_RESULT = "application/x-qiskit-rest-result"
+MAX_WAIT_SECONDS = protocol.MAX_WAIT_SECONDS
+#: The binary result container (:mod:`wire.protocol` names it; no Qiskit is imported for it).
+BINARY_RESULT = protocol.BINARY_RESULT_MEDIA_TYPE
 _JSON_RANGES = ("application/json", "application/*", "*/*")
 
 
@@ -95,7 +96,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     body = await parse_body(request, JobCreate, codes={"params": "invalid_params"})
     key = request.headers.get("idempotency-key")
     if key is not None and not (0 < len(key) <= 200):
-        raise ApiError(400, "Idempotency-Key must be 1-200 characters")
+        raise ApiError(400, f"{protocol.IDEMPOTENCY_KEY_HEADER} must be 1-200 characters")
     if key:
         existing = await run_in_threadpool(st.store.job_by_key, caller.instance_id, key)
         if existing is not None:
@@ -178,7 +179,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
         backend=backend,
         program_id=program_id,
         params=orjson.dumps(params),
-        state="Queued",
+        state=protocol.QUEUED,
         tags=orjson.dumps(tags).decode(),
         session_id=session_id,
         log_level=log_level,
@@ -304,16 +305,16 @@ def cancel_job(request: Request, job_id: str, caller: CallerDep) -> Response:
     job = _load_job(request, job_id, caller, with_params=False)
     if st.store.transition(
         job_id,
-        ("Queued",),
-        "Cancelled",
+        (protocol.QUEUED,),
+        protocol.CANCELLED,
         log="cancelled by the user",
         reason="cancelled by the user",
     ):
         st.dispatcher.prepared.pop(job_id, None)
     elif st.store.transition(
         job_id,
-        ("Running",),
-        "Cancelled",
+        (protocol.RUNNING,),
+        protocol.CANCELLED,
         log="cancelled by the user while running",
         reason="cancelled by the user",
     ):
@@ -418,10 +419,10 @@ def job_results(request: Request, job_id: str, caller: CallerDep) -> Response:
             f"job {job_id} is {job.state}; results exist once it is final",
             code="job_not_final",
         )
-    if job.state == "Completed" and job.private and job.results_consumed_at is not None:
+    if job.state == protocol.COMPLETED and job.private and job.results_consumed_at is not None:
         return _consumed(job_id)
     body = st.store.read_result(job)
-    if job.state == "Completed":
+    if job.state == protocol.COMPLETED:
         if body is None:
             raise ApiError(500, f"the result of job {job_id} is missing from the store")
         if job.private and not st.store.consume_results(job_id):
@@ -479,7 +480,7 @@ def job_metrics(request: Request, job_id: str, caller: CallerDep) -> Response:
         "qiskit_version": _qiskit_version(),
         "estimated_start_time": None,
         "estimated_completion_time": None,
-        "position_in_queue": st.store.queue_position(job) if job.state == "Queued" else None,
+        "position_in_queue": st.store.queue_position(job) if job.state == protocol.QUEUED else None,
         "position_in_provider": None,
     }
     for key, value in extra.items():

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ..wire import protocol
 from ..wire.rest import (
     ERROR_RESPONSES,
     SessionCreate,
@@ -125,8 +126,8 @@ def cancel_session(request: Request, session_id: str, caller: CallerDep) -> Resp
     for job_id in st.store.queued_job_ids_of_session(session_id):
         if st.store.transition(
             job_id,
-            ("Queued",),
-            "Cancelled",
+            (protocol.QUEUED,),
+            protocol.CANCELLED,
             log="session closed",
             reason=f"session {session_id} was closed",
         ):

@@ -22,6 +22,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
+from ..wire import protocol
 from .errors import ApiError, describe_validation_errors
 from .models import FINAL_STATES, Job, SessionRow
 
@@ -159,7 +160,7 @@ def session_state(
 ) -> tuple[str, str | None]:
     """The session's protocol state and reason, computed from its row and its jobs."""
     now = time.time() if now is None else now
-    pending = counts.get("Queued", 0) + counts.get("Running", 0)
+    pending = counts.get(protocol.QUEUED, 0) + counts.get(protocol.RUNNING, 0)
     if row.closed:
         return "closed", row.state_reason
     if now > row.created + row.max_ttl:
