@@ -44,6 +44,8 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 256
 MAX_WAIT_SECONDS = protocol.MAX_WAIT_SECONDS
+#: Largest ``offset``/``skip`` of ``GET /jobs`` (beyond it a database's 64-bit OFFSET overflows).
+MAX_OFFSET = 10**12
 #: The binary result container (:mod:`wire.protocol` names it; no Qiskit is imported for it).
 BINARY_RESULT = protocol.BINARY_RESULT_MEDIA_TYPE
 _JSON_RANGES = ("application/json", "application/*", "*/*")
@@ -257,8 +259,8 @@ def list_jobs(
     request: Request,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=0, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    skip: Annotated[int | None, Query(ge=0)] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    skip: Annotated[int | None, Query(ge=0, le=MAX_OFFSET)] = None,
     backend: str | None = None,
     pending: bool | None = None,
     program: str | None = None,
