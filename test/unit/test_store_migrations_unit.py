@@ -320,3 +320,33 @@ def test_postgres_store_of_0_1_0_is_stamped_and_upgraded(tmp_path, pg_url):
 def test_concurrent_start_on_postgres_migrates_once(tmp_path, pg_url):
     outcomes = _open_concurrently(tmp_path, pg_url)
     assert sorted(outcomes, key=str) == sorted([[None, "0002"]] + [["0002", "0002"]] * 2, key=str)
+
+
+# ----------------------------------------------------------------------------- the command
+def test_db_command_reports_and_upgrades_a_0_1_0_data_dir(tmp_path, capsys):
+    from qiskit_rest_provider.cli import main
+
+    assert main(["db", "current", "--data-dir", str(tmp_path / "absent")]) == 1
+    assert "no store at" in capsys.readouterr().out
+    assert not (tmp_path / "absent").exists()  # looking creates nothing
+
+    _load_v010(tmp_path / "store.sqlite3")
+    assert main(["db", "current", "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.startswith("unversioned (made by 0.1.0, revision 0001)")
+    assert main(["db", "upgrade", "--data-dir", str(tmp_path)]) == 0
+    assert "from 0001 to 0002" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--data-dir", str(tmp_path)]) == 0
+    assert "already at 0002 (head)" in capsys.readouterr().out
+    assert main(["db", "current", "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == "0002 (head)"
+
+
+def test_db_upgrade_refuses_a_foreign_database_with_exit_code_2(tmp_path, capsys):
+    from qiskit_rest_provider.cli import main
+
+    db = sqlite3.connect(tmp_path / "store.sqlite3")
+    db.execute("CREATE TABLE users (id TEXT)")
+    db.commit()
+    db.close()
+    assert main(["db", "upgrade", "--data-dir", str(tmp_path)]) == 2
+    assert "not made by qiskit-rest-provider" in capsys.readouterr().err
