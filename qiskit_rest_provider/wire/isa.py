@@ -154,23 +154,22 @@ def instruction_issue(
         )
     if not target.instruction_supported(name, qargs):
         reason = "unknown_instruction" if name not in target else "unsupported_qubits"
-        params = _numeric_params(operation) or []
         return UnsupportedInstruction(
             name,
             qargs,
-            tuple(params),
+            tuple(_numeric_params(operation) or ()),
             reason,
             f"is not supported ({where_supported(target, name)})",
         )
     if target.gate_has_angle_bounds(name):
-        params = _numeric_params(operation)
-        if params and not target.supported_angle_bound(name, params):
+        angles = _numeric_params(operation)
+        if angles and not target.supported_angle_bound(name, angles):
             return UnsupportedInstruction(
                 name,
                 qargs,
-                tuple(params),
+                tuple(angles),
                 "angle_out_of_bounds",
-                f"has angles {params} outside the backend's angle bounds for '{name}'",
+                f"has angles {angles} outside the backend's angle bounds for '{name}'",
             )
     return None
 

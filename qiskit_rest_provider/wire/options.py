@@ -641,9 +641,16 @@ def _check_across(model: type[BaseModel], given: dict[str, Any], path: str, stri
     except ValidationError as exc:
         error = exc.errors()[0]
         message = _model_message(error)
-        named = [n for n in given if re.search(rf"\b{re.escape(n)}\b", message)]
-        named.sort(key=lambda n: re.search(rf"\b{re.escape(n)}\b", message).start())  # type: ignore[union-attr]
-        where = f"{path}.{named[0]}" if named else path
+        # Name the option the user set that the rule is about: the first one the message
+        # mentions, else the first one set (the rule then involves a default, e.g. too few
+        # default noise factors for the extrapolator that was set).
+        mentioned = sorted(
+            (m.start(), n)
+            for n in given
+            if (m := re.search(rf"\b{re.escape(n)}\b", message)) is not None
+        )
+        name = mentioned[0][1] if mentioned else next(iter(given))
+        where = f"{path}.{name}"
         raise OptionsError(f"{where}: {message}", where) from None
 
 
