@@ -242,7 +242,10 @@ def upgrade_schema(engine: Engine) -> SchemaChange:
         with mig_engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(
-                    text("SELECT pg_advisory_xact_lock(:cls, hashtext(current_schema()))"),
+                    text(
+                        "SELECT pg_advisory_xact_lock("
+                        ":cls, hashtext(coalesce(current_schema(), '')))"
+                    ),
                     {"cls": _PG_LOCK_CLASS},
                 )
             before = _current_revision(conn)
