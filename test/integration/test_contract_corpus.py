@@ -459,3 +459,23 @@ def test_official_client_payloads_meet_the_models_and_run(official, service):
     meta = estimated[0].metadata
     assert meta["shots"] == protocol.DEFAULT_SHOTS
     assert meta["target_precision"] == protocol.DEFAULT_PRECISION
+
+
+def test_unknown_params_keys_are_a_400_naming_the_key_not_stored(reference_server):
+    import requests
+
+    qasm = 'OPENQASM 3.0; include "stdgates.inc"; bit[1] c; x $0; c[0] = measure $0;'
+    body = {
+        "program_id": "sampler",
+        "backend": "rest_simulator",
+        "params": {"pubs": [[qasm]], "padding": "x" * 100_000},
+    }
+    response = requests.post(
+        f"{reference_server.runtime_url}/jobs",
+        json=body,
+        headers=reference_server.platform_headers(),
+        timeout=60,
+    )
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["message"].startswith("params.padding: unknown key")
