@@ -69,6 +69,27 @@ def model_accepts(program: str, path: str, value: Any) -> bool:
     return True
 
 
+def client_verdict(program: str, path: str, value: Any) -> tuple[bool, str | None]:
+    """Set the option as a user would, then build the job's options as ``run()`` does.
+
+    Returns:
+        ``(accepted, path named by the error)``.
+    """
+    from qiskit_rest_provider.primitives.options import EstimatorOptions, SamplerOptions
+
+    options = SamplerOptions() if program == "sampler" else EstimatorOptions()
+    *groups, leaf = path.split(".")
+    holder: Any = options
+    for group in groups:
+        holder = getattr(holder, group)
+    try:
+        setattr(holder, leaf, value)
+        options._program_options()
+    except (ValueError, TypeError) as exc:
+        return False, getattr(exc, "path", None)
+    return True, None
+
+
 _SEED_PATHS = {"simulator.seed_simulator", "seed_estimator"}
 _SKIPPED = {"experimental", "simulator.noise_model", "resilience.layer_noise_model"}
 

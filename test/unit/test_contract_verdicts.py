@@ -28,6 +28,7 @@ from contract_cases import (
     RZZ_BACKEND,
     IsaCase,
     OptionCase,
+    client_verdict,
     model_accepts,
     nested,
     rzz_configuration,
@@ -60,21 +61,6 @@ def catalog() -> BackendCatalog:
 
 
 # ----------------------------------------------------------------------------- option verdicts
-
-
-def client_verdict(program: str, path: str, value: Any) -> tuple[bool, str | None]:
-    """Set the option as a user would, then build the job's options as ``run()`` does."""
-    options = SamplerOptions() if program == "sampler" else EstimatorOptions()
-    *groups, leaf = path.split(".")
-    holder: Any = options
-    for group in groups:
-        holder = getattr(holder, group)
-    try:
-        setattr(holder, leaf, value)
-        options._program_options()
-    except (ValueError, TypeError) as exc:
-        return False, getattr(exc, "path", None)
-    return True, None
 
 
 def server_params(program: str, options: dict[str, Any] | None, **top: Any) -> dict[str, Any]:
