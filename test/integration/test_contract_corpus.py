@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
-from qiskit.circuit import Parameter
+from qiskit.circuit import Clbit, Parameter
 from qiskit.quantum_info import Pauli, SparsePauliOp
 from qiskit.transpiler import generate_preset_pass_manager
 
@@ -75,6 +75,19 @@ def _registers() -> QuantumCircuit:
     return qc
 
 
+def _aliased() -> QuantumCircuit:
+    """Overlapping registers: OpenQASM 3 cannot say it, so the client sends QPY."""
+    bits = [Clbit() for _ in range(2)]
+    qc = QuantumCircuit(
+        QuantumRegister(2, "q"),
+        ClassicalRegister(bits=bits, name="a"),
+        ClassicalRegister(bits=bits[:1], name="b"),
+    )
+    qc.x(0)
+    qc.measure([0, 1], [0, 1])
+    return qc
+
+
 def _op(backend: Any, isa: QuantumCircuit, label: str, coeff: float = 1.0) -> SparsePauliOp:
     """``label`` on the virtual qubits, laid out on the ISA circuit's physical qubits."""
     return SparsePauliOp(label, coeffs=[coeff]).apply_layout(isa.layout)
@@ -90,6 +103,7 @@ class Workload:
     noisy: bool = False
     mode: str = "backend"  # "backend", "session" or "batch"
     check: Callable[[Any, dict], None] | None = None  # (PrimitiveResult, result document value)
+    qpy: bool = False  # the client falls back to QPY (else it sends OpenQASM 3 text)
 
 
 def _sampler(pubs: Callable[[Any], list], options: dict | None = None, **run: Any) -> Callable:
@@ -128,6 +142,12 @@ def _evs_shapes(expected: list[tuple]) -> Callable[[Any, dict], None]:
     return check
 
 
+def _qpy_circuits(result: Any, value: dict) -> None:
+    assert result[0].data.a.get_counts() == {"01": 20} and result[0].data.b.get_counts() == {
+        "1": 20
+    }
+
+
 GRID = np.linspace(0, math.pi, 12).reshape(2, 3, 2)
 
 CORPUS: dict[str, Workload] = {
@@ -163,6 +183,12 @@ CORPUS: dict[str, Workload] = {
     ),
     "sampler-several-registers": Workload(
         "sampler", _sampler(lambda b: [_isa(b, _registers())], shots=25)
+    ),
+    "sampler-qpy-fallback": Workload(
+        "sampler",
+        _sampler(lambda b: [_isa(b, _aliased())], shots=20),
+        check=_qpy_circuits,
+        qpy=True,
     ),
     # --- sampler: options
     "sampler-default-shots": Workload(
@@ -412,6 +438,8 @@ def test_client_payload_and_server_result_meet_the_models(name, service, ideal, 
     assert "shots" not in params and "precision" not in params
     slot = 1 if workload.program == "sampler" else 2
     assert all(pub[slot]["__type__"] == "ndarray" for pub in params["pubs"])  # never null
+    kinds = {pub[0]["__type__"] if isinstance(pub[0], dict) else "qasm" for pub in params["pubs"]}
+    assert kinds == ({"QuantumCircuit"} if workload.qpy else {"qasm"})
     if workload.program == "sampler":
         assert all(isinstance(pub[2], int) and pub[2] > 0 for pub in params["pubs"])
     validate_result(workload.program, document)
