@@ -96,7 +96,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     """
     st = server_state(request)
     body = await parse_body(request, JobCreate, codes={"params": "invalid_params"})
-    key = request.headers.get("idempotency-key")
+    key = request.headers.get(protocol.IDEMPOTENCY_KEY_HEADER)
     if key is not None and not (0 < len(key) <= 200):
         raise ApiError(400, f"{protocol.IDEMPOTENCY_KEY_HEADER} must be 1-200 characters")
     if key:
