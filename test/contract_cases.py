@@ -30,7 +30,7 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 from qiskit.circuit.classical import expr, types
 
-from qiskit_rest_provider.wire.options import OPTIONS_MODELS, option_fields
+from qiskit_rest_provider.wire.options import option_fields, options_model
 
 # ----------------------------------------------------------------------------- options
 
@@ -63,7 +63,7 @@ def model_accepts(program: str, path: str, value: Any) -> bool:
     if path == "resilience_level":
         return isinstance(value, int) and 0 <= value <= 2
     try:
-        OPTIONS_MODELS[program].model_validate(nested(path, value))
+        options_model(program).model_validate(nested(path, value))
     except ValidationError:
         return False
     return True

@@ -16,15 +16,11 @@ kerneled IQ data to return, and inventing it would be dishonest.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from typing import Any
 
-from ..wire.options import (
-    DEFAULT_PRECISION,
-    DEFAULT_SHOTS,
-    OptionsError,
-    check_options,
-    noise_model_from_dict,
-)
+from ..wire.options import DEFAULT_PRECISION, DEFAULT_SHOTS, OptionsError, check_options
 
 __all__ = [
     "DEFAULT_PRECISION",
@@ -35,10 +31,24 @@ __all__ = [
 ]
 
 
+def noise_model_from_dict(value: Mapping[str, Any]) -> Any:
+    """Build an Aer ``NoiseModel`` from ``NoiseModel.to_dict()`` output.
+
+    ``NoiseModel.from_dict`` is deprecated in Aer but remains the only reader of the format
+    that qiskit-ibm-runtime sends, so its warning is silenced here.
+    """
+    from qiskit_aer.noise import NoiseModel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return NoiseModel.from_dict(dict(value))
+
+
 def validate_options(program_id: str, options: Any, *, path: str = "options") -> dict[str, Any]:
     """Validate a sampler/estimator ``options`` object and fill in the server's defaults.
 
-    A thin wrapper of :func:`qiskit_rest_provider.wire.options.check_options`.
+    A thin wrapper of :func:`qiskit_rest_provider.wire.options.check_options` that also has Aer
+    read a ``simulator.noise_model`` document (the client half cannot: it works without Aer).
 
     Args:
         program_id: ``"sampler"`` or ``"estimator"``.
@@ -55,4 +65,4 @@ def validate_options(program_id: str, options: Any, *, path: str = "options") ->
         >>> validate_options("sampler", {"default_shots": 100})["twirling"]["strategy"]
         'active-accum'
     """
-    return check_options(program_id, options, path)
+    return check_options(program_id, options, path, noise_model_reader=noise_model_from_dict)

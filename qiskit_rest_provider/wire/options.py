@@ -25,7 +25,9 @@ these rules are part of the contract, documented here and applied in both halves
 * **Seeds** (``simulator.seed_simulator``, ``seed_estimator``) are integers in ``[0, 2**63)``:
   Aer seeds its generators with unsigned 64-bit values.
 * **Noise models** (``simulator.noise_model``) are Aer ``NoiseModel.to_dict()`` documents, in the
-  models' ``{"__type__": "NoiseModel", "__value__": {...}}`` wrapper or bare, that Aer can read.
+  models' ``{"__type__": "NoiseModel", "__value__": {...}}`` wrapper or bare, that Aer can read
+  (the server passes Aer's reader to :func:`check_options`; the client half, which works without
+  qiskit-aer, checks the document's form, and an Aer ``NoiseModel`` object is valid as it is).
 * **Coupling maps** (``simulator.coupling_map``) name non-negative qubit indices.
 * **Layer pair depths** (``resilience.layer_noise_learning.layer_pair_depths``) are ``>= 0`` (the
   rule of qiskit-ibm-runtime's own options; the model leaves it out).
@@ -51,45 +53,61 @@ import numbers
 import re
 import types
 import typing
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
 from typing import Any, Literal, NamedTuple
 
 import annotated_types
 import numpy as np
-from ibm_quantum_schemas.estimator.version_0_1.options import OptionsModel as _EstimatorOptions
-from ibm_quantum_schemas.estimator.version_0_1.params import ParamsModel as _EstimatorParams
-from ibm_quantum_schemas.sampler.version_0_1.options import OptionsModel as _SamplerOptions
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, to_jsonable_python
 
+from .protocol import DEFAULT_PRECISION, DEFAULT_SHOTS
+
 __all__ = [
     "DEFAULT_PRECISION",
     "DEFAULT_SHOTS",
-    "OPTIONS_MODELS",
     "OptionField",
     "OptionsError",
     "OptionsTypeError",
     "check_option",
     "check_options",
+    "NoiseModelReader",
     "check_resilience_level",
-    "noise_model_from_dict",
     "option_fields",
+    "options_model",
 ]
 
-OPTIONS_MODELS: dict[str, type[BaseModel]] = {
-    "sampler": _SamplerOptions,
-    "estimator": _EstimatorOptions,
-}
-"""The ``ibm-quantum-schemas`` model of each program's ``options``."""
 
-DEFAULT_SHOTS: int = _SamplerOptions.model_fields["default_shots"].default
-"""Sampler shots per PUB unless the PUB, ``params.shots`` or ``options.default_shots`` say."""
+@cache
+def _program_models() -> dict[str, type[BaseModel]]:
+    """The ``ibm-quantum-schemas`` model of each program's ``options``.
 
-DEFAULT_PRECISION: float = _EstimatorOptions.model_fields["default_precision"].default
-"""Estimator target precision (standard error of each expectation value) by default (1/64)."""
+    Imported on first use: the schema packages pull in samplomatic (about half a second), which
+    ``import qiskit_rest_provider.primitives`` should not pay for.
+    """
+    from ibm_quantum_schemas.estimator.version_0_1.options import OptionsModel as estimator
+    from ibm_quantum_schemas.sampler.version_0_1.options import OptionsModel as sampler
+
+    return {"sampler": sampler, "estimator": estimator}
+
+
+@cache
+def _estimator_params() -> type[BaseModel]:
+    from ibm_quantum_schemas.estimator.version_0_1.params import ParamsModel
+
+    return ParamsModel
+
+
+def options_model(program_id: str) -> type[BaseModel]:
+    """The ``ibm-quantum-schemas`` model of ``program_id``'s ``options`` (``OptionsModel``).
+
+    Raises:
+        ValueError: a program without an options model.
+    """
+    return _model_for(program_id)
+
 
 _SEED_LIMIT = 2**63
 # Leaves whose content is a document of its own: checked by the model in lax mode (their inner
@@ -188,11 +206,12 @@ def _walk(model: type[BaseModel], prefix: str) -> Iterator[OptionField]:
 
 
 def _model_for(program_id: str) -> type[BaseModel]:
+    models = _program_models()
     try:
-        return OPTIONS_MODELS[program_id]
+        return models[program_id]
     except KeyError:
         raise ValueError(
-            f"program {program_id!r} has no options model (known: {', '.join(OPTIONS_MODELS)})"
+            f"program {program_id!r} has no options model (known: {', '.join(models)})"
         ) from None
 
 
@@ -473,21 +492,18 @@ def _is_aer_noise_model(value: Any) -> bool:
     return cls.__name__ == "NoiseModel" and cls.__module__.startswith("qiskit_aer")
 
 
-def noise_model_from_dict(value: Mapping[str, Any]) -> Any:
-    """Build an Aer ``NoiseModel`` from ``NoiseModel.to_dict()`` output.
+NoiseModelReader = Callable[[dict], Any]
+"""Reads a ``NoiseModel.to_dict()`` document (the server passes Aer's reader), raising if bad."""
 
-    ``NoiseModel.from_dict`` is deprecated in Aer but remains the only reader of the format
-    that qiskit-ibm-runtime sends, so its warning is silenced here.
+
+def _check_noise_model(
+    value: Any, path: str, reader: NoiseModelReader | None
+) -> tuple[Any, Any, Any]:
+    """(client form, model input, server form) of a noise model value.
+
+    The document's form is checked here; whether Aer can read it only where ``reader`` is given
+    (the server: the client half works without qiskit-aer, so it cannot ask Aer).
     """
-    from qiskit_aer.noise import NoiseModel
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return NoiseModel.from_dict(dict(value))
-
-
-def _check_noise_model(value: Any, path: str) -> tuple[Any, Any, Any]:
-    """(client form, model input, server form) of a noise model value."""
     if value is None:
         return None, None, None
     if _is_aer_noise_model(value):  # a client-side object: valid by construction
@@ -496,7 +512,8 @@ def _check_noise_model(value: Any, path: str) -> tuple[Any, Any, Any]:
     value = _plain(value)
     if isinstance(value, dict) and "__type__" not in value and "__value__" not in value:
         value = {"__type__": "NoiseModel", "__value__": value}  # the bare form (our extension)
-    errors = _field_errors(_SimulatorModel, "noise_model", value, strict=False)
+    simulator = _groups(_model_for("sampler"))["simulator"]
+    errors = _field_errors(simulator, "noise_model", value, strict=False)
     inner = value.get("__value__") if isinstance(value, dict) else None
     if errors or not isinstance(inner, dict) or not isinstance(inner.get("errors", []), list):
         raise OptionsError(
@@ -504,16 +521,12 @@ def _check_noise_model(value: Any, path: str) -> tuple[Any, Any, Any]:
             f'{{"__type__": "NoiseModel", "__value__": ...}}), got {_short(value)}',
             path,
         )
-    try:
-        noise_model_from_dict(inner)
-    except ImportError:
-        pass  # a client without qiskit-aer: the server checks what Aer makes of it
-    except Exception as exc:  # noqa: BLE001 - Aer raises many kinds of errors for bad dicts
-        raise OptionsError(f"{path} is not a valid noise model: {exc}", path) from None
+    if reader is not None:
+        try:
+            reader(inner)
+        except Exception as exc:  # noqa: BLE001 - Aer raises many kinds of errors for bad dicts
+            raise OptionsError(f"{path} is not a valid noise model: {exc}", path) from None
     return value, value, copy.deepcopy(inner)
-
-
-_SimulatorModel = _groups(_SamplerOptions)["simulator"]
 
 
 # ----------------------------------------------------------------------------- leaves
@@ -526,10 +539,16 @@ class _Leaf(NamedTuple):
 
 
 def _check_leaf(
-    program_id: str, model: type[BaseModel], name: str, value: Any, dotted: str, path: str
+    program_id: str,
+    model: type[BaseModel],
+    name: str,
+    value: Any,
+    dotted: str,
+    path: str,
+    reader: NoiseModelReader | None = None,
 ) -> _Leaf:
     if dotted == "simulator.noise_model":
-        return _Leaf(*_check_noise_model(value, path))
+        return _Leaf(*_check_noise_model(value, path, reader))
     opaque = dotted in _OPAQUE
     strict = not opaque
     plain = _plain(value)
@@ -588,9 +607,10 @@ def check_resilience_level(value: Any, path: str = "resilience_level") -> int:
         OptionsError: naming ``path`` and the accepted values.
     """
     plain = _whole_to_int(_plain(value))
-    errors = _field_errors(_EstimatorParams, "resilience_level", plain, strict=True)
+    params = _estimator_params()
+    errors = _field_errors(params, "resilience_level", plain, strict=True)
     if errors:
-        _raise_field_error(_EstimatorParams, "resilience_level", plain, errors, path, True)
+        _raise_field_error(params, "resilience_level", plain, errors, path, True)
     return int(plain)
 
 
@@ -602,7 +622,12 @@ def _default(info: FieldInfo) -> Any:
 
 
 def _check_group(
-    program_id: str, model: type[BaseModel], given: Any, prefix: str, path: str
+    program_id: str,
+    model: type[BaseModel],
+    given: Any,
+    prefix: str,
+    path: str,
+    reader: NoiseModelReader | None,
 ) -> dict[str, Any]:
     if given is None:
         given = {}
@@ -619,10 +644,12 @@ def _check_group(
         sub_path = f"{path}.{name}"
         if name in groups:
             out[name] = _check_group(
-                program_id, groups[name], given.get(name), f"{prefix}{name}.", sub_path
+                program_id, groups[name], given.get(name), f"{prefix}{name}.", sub_path, reader
             )
         elif name in given:
-            leaf = _check_leaf(program_id, model, name, given[name], f"{prefix}{name}", sub_path)
+            leaf = _check_leaf(
+                program_id, model, name, given[name], f"{prefix}{name}", sub_path, reader
+            )
             out[name] = leaf.server
             model_input[name] = leaf.model
         else:
@@ -654,13 +681,21 @@ def _check_across(model: type[BaseModel], given: dict[str, Any], path: str, stri
         raise OptionsError(f"{where}: {message}", where) from None
 
 
-def check_options(program_id: str, options: Any, path: str = "options") -> dict[str, Any]:
+def check_options(
+    program_id: str,
+    options: Any,
+    path: str = "options",
+    *,
+    noise_model_reader: NoiseModelReader | None = None,
+) -> dict[str, Any]:
     """Check a whole ``options`` tree and return it with every key present, defaults filled in.
 
     Args:
         program_id: ``"sampler"`` or ``"estimator"``.
         options: the raw ``options`` object (``None`` means "nothing set").
         path: prefix of the paths in error messages, e.g. ``"params.options"``.
+        noise_model_reader: reads a ``simulator.noise_model`` document and raises if it is bad
+            (the server passes Aer's; without it only the document's form is checked).
 
     Returns:
         A new, JSON-compatible dict (noise models in their bare ``NoiseModel.to_dict()`` form, the
@@ -673,4 +708,4 @@ def check_options(program_id: str, options: Any, path: str = "options") -> dict[
         >>> check_options("sampler", {"default_shots": 100})["twirling"]["strategy"]
         'active-accum'
     """
-    return _check_group(program_id, _model_for(program_id), options, "", path)
+    return _check_group(program_id, _model_for(program_id), options, "", path, noise_model_reader)

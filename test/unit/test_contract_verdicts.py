@@ -166,10 +166,14 @@ def test_server_tree_defaults_come_from_the_models():
         "basis_gates": None,
     }
     # The server's tree (noise model aside) validates through the published model.
-    from qiskit_rest_provider.wire.options import OPTIONS_MODELS
+    from qiskit_rest_provider.wire import protocol
+    from qiskit_rest_provider.wire.options import options_model
 
-    OPTIONS_MODELS["sampler"].model_validate(sampler)
-    OPTIONS_MODELS["estimator"].model_validate(estimator)
+    options_model("sampler").model_validate(sampler)
+    options_model("estimator").model_validate(estimator)
+    # The protocol's named defaults are the models' defaults.
+    assert protocol.DEFAULT_SHOTS == options_model("sampler")().default_shots
+    assert protocol.DEFAULT_PRECISION == options_model("estimator")().default_precision
 
 
 def test_client_sends_only_what_was_set_in_wire_form():
