@@ -1,4 +1,4 @@
-"""Server-side execution benchmark: ``server.runner`` in-process against Qiskit Aer's primitives.
+"""Server-side execution benchmark: ``server.execution.runner`` in-process against Aer's primitives.
 
 Runs the same PUBs through (a) ``qiskit_aer.primitives.SamplerV2`` / ``EstimatorV2`` and
 ``qiskit.primitives.BackendSamplerV2(AerSimulator())`` in-process, and (b) the reference
@@ -86,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     from qiskit_aer.primitives import EstimatorV2 as AerEstimator
     from qiskit_aer.primitives import SamplerV2 as AerSampler
 
-    from qiskit_rest_provider.server import runner
-    from qiskit_rest_provider.server.catalog import BackendCatalog
+    from qiskit_rest_provider.server.backends.catalog import BackendCatalog
+    from qiskit_rest_provider.server.execution import runner
     from qiskit_rest_provider.wire.pubs import encode_estimator_params, encode_sampler_params
 
     backend_options = {"max_parallel_threads": args.threads} if args.threads else {}

@@ -1,7 +1,7 @@
 """``RestBackend``: a Qiskit ``BackendV2`` for one backend of a Runtime REST service.
 
 The :class:`~qiskit.transpiler.Target` is built on first use from the service's configuration and
-properties documents (:func:`qiskit_rest_provider.target.target_from_backend_data`) and cached,
+properties documents (:func:`qiskit_rest_provider.wire.target.target_from_backend_data`) and cached,
 so ``generate_preset_pass_manager(backend=backend)`` transpiles against exactly what the service's
 calibration data says. Network I/O happens only in documented places:
 
@@ -243,7 +243,7 @@ class RestBackend(BackendV2):
             return target
         with self._lock:
             if self._target is None:
-                from .target import target_from_backend_data
+                from .wire.target import target_from_backend_data
 
                 self._target = target_from_backend_data(self._config(), self._props())
                 logger.debug(

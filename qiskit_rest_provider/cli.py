@@ -153,7 +153,7 @@ def _serve(args: argparse.Namespace) -> int:
         "QISKIT_REST_AER_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, config.workers)))
     )
     # Heavy imports in the main thread before any server thread exists (perf-notes: QPY crash).
-    from .server.workers import import_heavy_modules
+    from .server.execution.workers import import_heavy_modules
 
     import_heavy_modules()
     import uvicorn
@@ -200,9 +200,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _add_token(args: argparse.Namespace) -> int:
-    from .server.auth import Authenticator
+    from .server.auth.tokens import Authenticator
     from .server.config import ServerConfig, instance_crn
-    from .server.store import Store
+    from .server.jobs.store import Store
 
     config = ServerConfig(data_dir=args.data_dir, db_url=args.db, instance=args.instance)
     config.prepare_data_dir()
@@ -219,7 +219,7 @@ def _add_token(args: argparse.Namespace) -> int:
 def _db(args: argparse.Namespace) -> int:
     """``db upgrade`` / ``db current``: the store's schema revision, by hand."""
     from .server.config import ServerConfig
-    from .server.store import (
+    from .server.jobs.store import (
         SchemaError,
         Store,
         head_revision,

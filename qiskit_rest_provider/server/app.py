@@ -27,14 +27,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from ..version import __version__
-from .auth import Authenticator, Caller, load_or_create_secret
+from .auth.tokens import Authenticator, Caller, load_or_create_secret
 from .config import ServerConfig
-from .errors import install_error_handlers
-from .executor import LocalProcessExecutor
-from .middleware import RequestGuard
-from .queue import Dispatcher, JobWatchers
+from .execution.pool import LocalProcessExecutor
+from .http import RequestGuard, install_error_handlers
+from .jobs.dispatcher import Dispatcher, JobWatchers
+from .jobs.store import Store
 from .state import ServerState
-from .store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ def create_app(
     on_ready: Callable[[Provisioned], None] | None = None,
 ) -> FastAPI:
     """Build the server app (call in the main thread: it loads the catalog)."""
-    from .catalog import BackendCatalog
+    from .backends.catalog import BackendCatalog
 
     config.prepare_data_dir()
     store = Store(config)
@@ -126,11 +125,11 @@ def create_app(
     app.state.json_cache = {}
     install_error_handlers(app)
 
-    from .routes_auth import router as auth_router
-    from .routes_backends import router as backends_router
-    from .routes_jobs import router as jobs_router
-    from .routes_sessions import router as sessions_router
-    from .transpile import router as transpile_router
+    from .auth.routes import router as auth_router
+    from .backends.routes import router as backends_router
+    from .jobs.routes import router as jobs_router
+    from .sessions.routes import router as sessions_router
+    from .transpile.routes import router as transpile_router
 
     app.include_router(auth_router)
     for prefix in RUNTIME_PREFIXES:

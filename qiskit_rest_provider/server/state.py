@@ -7,11 +7,12 @@ from typing import Any
 
 from fastapi import Request
 
-from .auth import Authenticator
+from .auth.tokens import Authenticator
 from .config import ServerConfig
-from .executor import JobExecutor
-from .queue import Dispatcher, JobWatchers
-from .store import Store
+from .execution.base import JobExecutor
+from .jobs.dispatcher import Dispatcher
+from .jobs.store import Store
+from .jobs.watchers import JobWatchers
 
 
 @dataclass

@@ -17,9 +17,9 @@ from qiskit import QuantumCircuit, qpy
 
 from ..exceptions import WireFormatError
 from .arrays import ZLIB_LEVEL, b64decode, b64encode, decompress
-from .limits import MAX_CLBITS, MAX_QUBITS
+from .limits import MAX_CLBITS, MAX_QPY_BYTES, MAX_QPY_CIRCUITS, MAX_QUBITS
 
-__all__ = ["QPY_MAX_VERSION", "decode_qpy", "encode_qpy"]
+__all__ = ["QPY_MAX_VERSION", "decode_qpy", "encode_qpy", "load_qpy_circuits"]
 
 QPY_MAX_VERSION = 17
 """Highest QPY version the official service accepts (``SERVICE_MAX_SUPPORTED_QPY_VERSION``)."""
@@ -48,19 +48,35 @@ def decode_qpy(value: Any, field: str) -> QuantumCircuit:
     """
     if not isinstance(value, str):
         raise WireFormatError(f"{field}: QPY payload must be a base64 string")
-    raw = b64decode(value, field=field)
+    return load_qpy_circuits(b64decode(value, field=field), field, max_circuits=1)[0]
+
+
+def load_qpy_circuits(raw: bytes, field: str, *, max_circuits: int = MAX_QPY_CIRCUITS) -> list:
+    """Read a QPY file (zlib-compressed or not) of at most ``max_circuits`` circuits.
+
+    The file is inflated within :data:`~.limits.MAX_QPY_BYTES` and every circuit header is checked
+    before ``qpy.load`` allocates anything, so neither a zlib bomb nor a header claiming billions
+    of qubits can exhaust the reader's memory.
+
+    Raises:
+        WireFormatError: naming ``field``.
+    """
     if not raw.startswith(b"QISKIT"):
-        raw = decompress(raw, field, "QPY")
-    _check_header(raw, field)
+        raw = decompress(raw, field, "QPY", MAX_QPY_BYTES)
+    elif len(raw) > MAX_QPY_BYTES:
+        raise WireFormatError(f"{field}: QPY payload is larger than {MAX_QPY_BYTES} bytes")
+    _check_header(raw, field, max_circuits)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             circuits = qpy.load(io.BytesIO(raw))
     except Exception as exc:
         raise WireFormatError(f"{field}: invalid QPY payload ({exc})") from exc
-    if len(circuits) != 1 or not isinstance(circuits[0], QuantumCircuit):
+    if not all(isinstance(circuit, QuantumCircuit) for circuit in circuits):
+        raise WireFormatError(f"{field}: QPY payload must hold circuits only")
+    if max_circuits == 1 and len(circuits) != 1:
         raise WireFormatError(f"{field}: QPY payload must hold exactly one circuit")
-    return circuits[0]
+    return circuits
 
 
 QPY_MIN_VERSION = 12
@@ -71,12 +87,13 @@ _CIRCUIT_HEADER = struct.Struct("!H1cHIIQIQI")  # QPY >= 12 circuit header
 _OFFSET = struct.Struct("!Q")
 
 
-def _check_header(raw: bytes, field: str) -> None:
+def _check_header(raw: bytes, field: str, max_circuits: int = 1) -> None:
     """Check the QPY file and circuit headers before ``qpy.load`` trusts their sizes.
 
     ``qpy.load`` builds one object per qubit and clbit the header declares, so a few corrupted
     bytes could ask for billions of them. Counts that the payload cannot possibly hold are
-    refused here, with the same limits as OpenQASM programs.
+    refused here, with the same limits as OpenQASM programs. Files of several circuits must be
+    QPY 16 or newer, whose table of program offsets lets every circuit header be checked.
     """
     size = len(raw)
     try:
@@ -88,25 +105,36 @@ def _check_header(raw: bytes, field: str) -> None:
                 f"{field}: QPY version {version} is not supported "
                 f"({QPY_MIN_VERSION}-{qpy.QPY_VERSION})"
             )
-        if programs != 1:
+        if max_circuits == 1 and programs != 1:
             raise WireFormatError(f"{field}: QPY payload must hold exactly one circuit")
+        if not 1 <= programs <= max_circuits:
+            raise WireFormatError(
+                f"{field}: QPY payload holds {programs} programs (1 to {max_circuits} accepted)"
+            )
         offset = _FILE_HEADER.size
         if raw[offset : offset + 1] != b"q":
             raise WireFormatError(f"{field}: QPY payload must hold a circuit")
         offset += 1
         if version >= 16:  # a table of program offsets follows
-            offset = _OFFSET.unpack_from(raw, offset)[0]
-        header = _CIRCUIT_HEADER.unpack_from(raw, offset)
+            offsets = [_OFFSET.unpack_from(raw, offset + 8 * i)[0] for i in range(programs)]
+        elif programs == 1:
+            offsets = [offset]
+        else:
+            raise WireFormatError(
+                f"{field}: a QPY file of several circuits must be QPY version 16 or newer"
+            )
+        headers = [_CIRCUIT_HEADER.unpack_from(raw, at) for at in offsets]
     except struct.error as exc:
         raise WireFormatError(f"{field}: truncated QPY payload ({exc})") from exc
-    _, _, _, qubits, clbits, metadata, registers, instructions, variables = header
-    if qubits > MAX_QUBITS:
-        raise WireFormatError(
-            f"{field}: the circuit declares {qubits} qubits (at most {MAX_QUBITS})"
-        )
-    if clbits > MAX_CLBITS:
-        raise WireFormatError(
-            f"{field}: the circuit declares {clbits} classical bits (at most {MAX_CLBITS})"
-        )
-    if max(metadata, registers, instructions, variables) > size:
-        raise WireFormatError(f"{field}: QPY header counts exceed the payload's size")
+    for header in headers:
+        _, _, _, qubits, clbits, metadata, registers, instructions, variables = header
+        if qubits > MAX_QUBITS:
+            raise WireFormatError(
+                f"{field}: the circuit declares {qubits} qubits (at most {MAX_QUBITS})"
+            )
+        if clbits > MAX_CLBITS:
+            raise WireFormatError(
+                f"{field}: the circuit declares {clbits} classical bits (at most {MAX_CLBITS})"
+            )
+        if max(metadata, registers, instructions, variables) > size:
+            raise WireFormatError(f"{field}: QPY header counts exceed the payload's size")

@@ -106,21 +106,21 @@ def encode_ndarray(array: Any) -> dict:
     return {"__type__": "ndarray", "__value__": b64encode(payload)}
 
 
-def decompress(raw: bytes, field: str, what: str) -> bytes:
-    """zlib-decompress ``raw`` with a size cap (:data:`MAX_DECOMPRESSED_BYTES`).
+def decompress(raw: bytes, field: str, what: str, limit: int | None = None) -> bytes:
+    """zlib-decompress ``raw`` with a size cap (``limit`` bytes, :data:`MAX_DECOMPRESSED_BYTES`).
 
     Raises:
         WireFormatError: not zlib data, or it inflates beyond the cap.
     """
+    if limit is None:
+        limit = MAX_DECOMPRESSED_BYTES
     inflater = zlib.decompressobj()
     try:
-        out = inflater.decompress(raw, MAX_DECOMPRESSED_BYTES)
+        out = inflater.decompress(raw, limit)
     except zlib.error as exc:
         raise WireFormatError(f"{field}: {what} payload is neither zlib nor {what}") from exc
     if inflater.unconsumed_tail:
-        raise WireFormatError(
-            f"{field}: {what} payload inflates beyond {MAX_DECOMPRESSED_BYTES} bytes"
-        )
+        raise WireFormatError(f"{field}: {what} payload inflates beyond {limit} bytes")
     if not inflater.eof:
         raise WireFormatError(f"{field}: {what} payload is truncated")
     return out

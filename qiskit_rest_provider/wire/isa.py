@@ -2,7 +2,7 @@
 
 Three places ask "is this circuit ISA for that backend?": the client before it submits a PUB
 (:func:`qiskit_rest_provider.primitives.validation.check_isa`), the server when it admits a job
-(:mod:`qiskit_rest_provider.server.job_checks`) and the transpiler plugin after it translated
+(:mod:`qiskit_rest_provider.server.jobs.admission`) and the transpiler plugin after it translated
 a circuit (:mod:`qiskit_rest_provider.transpiler.passes`). They all call
 :func:`unsupported_instructions` (or :func:`instruction_issue` for one instruction), so they give
 the same verdict on the same circuit, and say why in the same words.

@@ -10,3 +10,13 @@ MAX_QUBITS = 100_000
 
 MAX_CLBITS = 100_000
 """Most classical bits a circuit may declare."""
+
+MAX_QPY_BYTES = 64 << 20
+"""Most bytes a QPY payload may inflate to (bytes, after zlib).
+
+Far below the 1 GiB cap on parameter arrays: a QPY file is a circuit, and 64 MiB of QPY is over a
+million instructions. Without it a 300 KB compressed body could inflate to most of a GiB.
+"""
+
+MAX_QPY_CIRCUITS = 1_000
+"""Most circuits one QPY file may hold (the transpile service takes several per request)."""

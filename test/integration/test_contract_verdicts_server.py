@@ -36,7 +36,7 @@ from qiskit import QuantumCircuit
 from qiskit_rest_provider.exceptions import InvalidInputError
 from qiskit_rest_provider.primitives.options import EstimatorOptions
 from qiskit_rest_provider.primitives.validation import check_isa
-from qiskit_rest_provider.server.catalog import BUILTIN_DEVICES_DIR
+from qiskit_rest_provider.server.backends.catalog import BUILTIN_DEVICES_DIR
 from qiskit_rest_provider.wire import encode_qpy
 
 pytest.importorskip("fastapi")

@@ -14,14 +14,14 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import ControlFlowOp
 from qiskit.transpiler import CouplingMap, generate_preset_pass_manager
 
-from qiskit_rest_provider.server.catalog import (
+from qiskit_rest_provider.server.backends.catalog import (
     BUILTIN_BACKENDS,
     BUILTIN_DEVICES_DIR,
     BackendCatalog,
     BackendSpec,
     CatalogError,
 )
-from qiskit_rest_provider.server.devices import generate
+from qiskit_rest_provider.server.backends.devices import generate
 
 NOISY = ("rest_line_5q", "rest_hex_27q", "rest_hex_127q")
 
@@ -249,7 +249,7 @@ def test_name_conflict_later_wins_with_warning(tmp_path: Path, caplog):
     conf = json.loads((BUILTIN_DEVICES_DIR / "conf_rest_line_5q.json").read_bytes())
     conf["description"] = "operator override"
     (tmp_path / "conf_override.json").write_text(json.dumps(conf))
-    with caplog.at_level(logging.WARNING, logger="qiskit_rest_provider.server.catalog"):
+    with caplog.at_level(logging.WARNING, logger="qiskit_rest_provider.server.backends.catalog"):
         catalog = BackendCatalog.load(tmp_path)
     spec = catalog.get("rest_line_5q")
     assert spec.configuration["description"] == "operator override"
@@ -262,7 +262,7 @@ def test_name_conflict_later_wins_with_warning(tmp_path: Path, caplog):
 def test_broken_files_skipped_or_strict(tmp_path: Path, caplog):
     (tmp_path / "conf_broken.json").write_text("{not json")
     (tmp_path / "conf_noqubits.json").write_text(json.dumps({"backend_name": "x"}))
-    with caplog.at_level(logging.ERROR, logger="qiskit_rest_provider.server.catalog"):
+    with caplog.at_level(logging.ERROR, logger="qiskit_rest_provider.server.backends.catalog"):
         catalog = BackendCatalog.load(tmp_path)
     assert catalog.names() == sorted(BUILTIN_BACKENDS)
     messages = " ".join(r.getMessage() for r in caplog.records)

@@ -38,13 +38,17 @@ from qiskit import QuantumCircuit
 from qiskit_rest_provider.exceptions import InvalidInputError
 from qiskit_rest_provider.primitives.options import EstimatorOptions, SamplerOptions
 from qiskit_rest_provider.primitives.validation import check_isa
-from qiskit_rest_provider.server.catalog import BUILTIN_DEVICES_DIR, BackendCatalog, BackendSpec
-from qiskit_rest_provider.server.runner import JobInputError, prepare_job
-from qiskit_rest_provider.target import target_from_backend_data
+from qiskit_rest_provider.server.backends.catalog import (
+    BUILTIN_DEVICES_DIR,
+    BackendCatalog,
+    BackendSpec,
+)
+from qiskit_rest_provider.server.execution.runner import JobInputError, prepare_job
 from qiskit_rest_provider.transpiler.passes import unsupported_instructions
 from qiskit_rest_provider.wire import encode_qpy
 from qiskit_rest_provider.wire.isa import unsupported_instructions as isa_rule
 from qiskit_rest_provider.wire.options import OptionsError, check_option, check_options
+from qiskit_rest_provider.wire.target import target_from_backend_data
 
 BELL = (
     'OPENQASM 3.0; include "stdgates.inc"; bit[2] meas; h $0; cx $0, $1; '

@@ -16,8 +16,8 @@ from qiskit.quantum_info import SuperOp
 from qiskit_aer import AerSimulator
 from qiskit_aer.noise.device.models import basic_device_gate_errors
 
-from qiskit_rest_provider.server.catalog import BackendCatalog
-from qiskit_rest_provider.server.noise import (
+from qiskit_rest_provider.server.backends.catalog import BackendCatalog
+from qiskit_rest_provider.server.backends.noise import (
     noise_model_from_spec,
     noise_model_from_target,
     readout_matrices,

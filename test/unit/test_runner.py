@@ -10,10 +10,10 @@ import pytest
 from qiskit import QuantumCircuit, qasm3
 from qiskit.circuit import Parameter
 
-from qiskit_rest_provider.server import runner
-from qiskit_rest_provider.server.catalog import BackendCatalog
-from qiskit_rest_provider.server.runner import JobInputError, PreparedJob, prepare_job
-from qiskit_rest_provider.server.simulators import aer_settings
+from qiskit_rest_provider.server.backends.catalog import BackendCatalog
+from qiskit_rest_provider.server.execution import runner
+from qiskit_rest_provider.server.execution.runner import JobInputError, PreparedJob, prepare_job
+from qiskit_rest_provider.server.execution.simulators import aer_settings
 from qiskit_rest_provider.wire import encode_qpy
 
 BELL = (

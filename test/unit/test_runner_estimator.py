@@ -10,8 +10,8 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
-from qiskit_rest_provider.server.catalog import BackendCatalog
-from qiskit_rest_provider.server.runner import run_job
+from qiskit_rest_provider.server.backends.catalog import BackendCatalog
+from qiskit_rest_provider.server.execution.runner import run_job
 from qiskit_rest_provider.wire import encode_qpy, loads
 from qiskit_rest_provider.wire.results import decode_result
 
@@ -206,7 +206,7 @@ def _noisy_pub(draws: int, precision: float) -> list:
 
 
 def test_noisy_trajectory_fallback_matches_the_density_matrix(catalog, monkeypatch):
-    from qiskit_rest_provider.server import estimator_exec
+    from qiskit_rest_provider.server.execution import estimator as estimator_exec
 
     backend = catalog.get("rest_line_5q")
     exact = _estimate({"pubs": [_noisy_pub(1, 1e-6)]}, backend)[0].data.evs[0]
@@ -224,7 +224,7 @@ def test_noisy_trajectory_fallback_matches_the_density_matrix(catalog, monkeypat
 
 
 def test_trajectory_budget_reports_the_larger_honest_error(sim, monkeypatch):
-    from qiskit_rest_provider.server import estimator_exec
+    from qiskit_rest_provider.server.execution import estimator as estimator_exec
 
     monkeypatch.setattr(estimator_exec, "MAX_TRAJECTORY_WORK", 40 * 16)
     theta = Parameter("theta")

@@ -9,9 +9,9 @@ import pytest
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
 from qiskit.circuit import Parameter
 
-from qiskit_rest_provider.server.catalog import BackendCatalog
-from qiskit_rest_provider.server.runner import execute_job, prepare_job, run_job
-from qiskit_rest_provider.server.sampler_exec import hex_to_bits
+from qiskit_rest_provider.server.backends.catalog import BackendCatalog
+from qiskit_rest_provider.server.execution.runner import execute_job, prepare_job, run_job
+from qiskit_rest_provider.server.execution.sampler import hex_to_bits
 from qiskit_rest_provider.wire import encode_qpy, loads
 from qiskit_rest_provider.wire.results import decode_result
 
@@ -164,7 +164,7 @@ def test_dynamic_circuit_with_mid_circuit_measurement_and_feed_forward(sim):
 
 
 def test_simulation_failure_is_a_readable_reason(sim, monkeypatch):
-    from qiskit_rest_provider.server import runner
+    from qiskit_rest_provider.server.execution import runner
 
     # a 24-qubit non-Clifford statevector needs 256 MiB; cap one simulation at 16 MiB
     monkeypatch.setenv(runner.AER_MAX_MEMORY_ENV, "16")
@@ -241,7 +241,7 @@ def test_hex_to_bits_matches_python_int(num_bits):
 
 
 def test_final_measurement_map_detects_what_can_be_sampled_from_probabilities():
-    from qiskit_rest_provider.server.sampler_exec import final_measurement_map
+    from qiskit_rest_provider.server.execution.sampler import final_measurement_map
 
     qc = QuantumCircuit(3, 3)
     qc.h(0)
@@ -271,7 +271,7 @@ def test_both_sampling_paths_follow_the_exact_distribution(noisy_flag):
     from qiskit.quantum_info import Statevector
     from qiskit_aer import AerSimulator
 
-    from qiskit_rest_provider.server.sampler_exec import run_sampler_pubs
+    from qiskit_rest_provider.server.execution.sampler import run_sampler_pubs
 
     qc = QuantumCircuit(3, 3)
     qc.ry(0.7, 0)

@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from qiskit_rest_provider.server.auth import Authenticator, RateLimiter
+from qiskit_rest_provider.server.auth.tokens import Authenticator, RateLimiter
 from qiskit_rest_provider.server.config import ServerConfig
-from qiskit_rest_provider.server.errors import ApiError
-from qiskit_rest_provider.server.store import Store
+from qiskit_rest_provider.server.http import ApiError
+from qiskit_rest_provider.server.jobs.store import Store
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_rate_limiter_answers_429_with_retry_after():
 
 
 def test_generated_secrets_are_kept_with_mode_0600(tmp_path):
-    from qiskit_rest_provider.server.auth import load_or_create_secret
+    from qiskit_rest_provider.server.auth.tokens import load_or_create_secret
 
     first = load_or_create_secret(tmp_path / "api_token")
     assert load_or_create_secret(tmp_path / "api_token") == first  # generated once, then kept

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("qiskit_aer")
 
-from qiskit_rest_provider.server.executor import LocalProcessExecutor, TaskKilled, WorkerDied
+from qiskit_rest_provider.server.execution.pool import LocalProcessExecutor, TaskKilled, WorkerDied
 
 
 def _sleep_then(value, seconds=0.0):

@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("sqlalchemy")
 
 from qiskit_rest_provider.server.config import ServerConfig, instance_crn, normalize_db_url
-from qiskit_rest_provider.server.models import Job
-from qiskit_rest_provider.server.store import JobFilters, Store, new_id
+from qiskit_rest_provider.server.jobs.models import Job
+from qiskit_rest_provider.server.jobs.store import JobFilters, Store, new_id
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from qiskit.transpiler import Target
 
-from qiskit_rest_provider.target import target_from_backend_data
+from qiskit_rest_provider.wire.target import target_from_backend_data
 
 runtime = pytest.importorskip("qiskit_ibm_runtime")
 

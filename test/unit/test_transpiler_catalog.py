@@ -13,7 +13,7 @@ from qiskit.circuit.random import random_circuit
 from qiskit.quantum_info import Operator, Statevector
 from qiskit.transpiler import generate_preset_pass_manager
 
-from qiskit_rest_provider.server.catalog import BackendCatalog
+from qiskit_rest_provider.server.backends.catalog import BackendCatalog
 from qiskit_rest_provider.transpiler.passes import unsupported_instructions
 
 DEVICES = ("rest_line_5q", "rest_hex_27q", "rest_hex_127q", "rest_simulator")

@@ -11,10 +11,10 @@ from qiskit.circuit.random import random_circuit
 from qiskit.quantum_info import Operator
 from qiskit.transpiler import CouplingMap, generate_preset_pass_manager
 
-from qiskit_rest_provider.server.catalog import BackendCatalog
+from qiskit_rest_provider.server.backends.catalog import BackendCatalog
+from qiskit_rest_provider.server.transpile.tasks import TranspileRequest, run_transpile
 from qiskit_rest_provider.transpiler.passes import unsupported_instructions
 from qiskit_rest_provider.transpiler.remote import _circuit_from_item, _request_body
-from qiskit_rest_provider.transpiler.tasks import TranspileRequest, run_transpile
 from qiskit_rest_provider.wire.circuits import export_qasm3
 
 
@@ -146,8 +146,8 @@ def test_request_body_splits_service_and_qiskit_options():
 def test_task_table_is_bounded_and_expires_finished_tasks():
     import concurrent.futures as cf
 
-    from qiskit_rest_provider.server.errors import ApiError
-    from qiskit_rest_provider.server.transpile import TranspileTask, TranspileTasks
+    from qiskit_rest_provider.server.http import ApiError
+    from qiskit_rest_provider.server.transpile.routes import TranspileTask, TranspileTasks
 
     def task(i: int, *, done: bool) -> TranspileTask:
         future: cf.Future = cf.Future()

@@ -259,7 +259,7 @@ def test_bitarray_ref_must_be_uint8():
 
 def test_media_type_is_spelled_the_same_everywhere():
     from qiskit_rest_provider.client import runtime
-    from qiskit_rest_provider.server import routes_jobs
+    from qiskit_rest_provider.server.jobs import routes as routes_jobs
 
     assert runtime.BINARY_RESULT == routes_jobs.BINARY_RESULT == binary.MEDIA_TYPE
     assert runtime.RESULTS_ACCEPT.startswith(binary.MEDIA_TYPE)
@@ -284,7 +284,7 @@ def test_media_type_is_spelled_the_same_everywhere():
     ],
 )
 def test_accept_negotiation(accept, expected):
-    from qiskit_rest_provider.server.routes_jobs import prefers_binary
+    from qiskit_rest_provider.server.jobs.routes import prefers_binary
 
     assert prefers_binary(accept) is expected
 

@@ -1,10 +1,9 @@
-"""Where jobs execute: a small interface and the local worker-process pool.
+"""The local worker-process pool, one implementation of :class:`~.base.JobExecutor`.
 
-The dispatcher only needs :class:`JobExecutor` (``capacity``, ``submit``, ``kill``,
-``shutdown``); a Dask-backed executor can replace the local pool later without touching the
-dispatcher. :class:`LocalProcessExecutor` is also a :class:`concurrent.futures.Executor`
-(``app.state.pool``) so other routers can run CPU work (any picklable module-level function) in
-the same workers.
+The dispatcher only needs the interface (``capacity``, ``run_job``, ``kill``, ``shutdown``); a
+Dask-backed executor can replace the local pool without touching the dispatcher.
+:class:`LocalProcessExecutor` is also a :class:`concurrent.futures.Executor` (``app.state.pool``)
+so other routers can run CPU work (any picklable module-level function) in the same workers.
 
 Why not ``concurrent.futures.ProcessPoolExecutor``: one dead worker breaks that pool for good
 (every running task fails), and a running task cannot be stopped. Here each worker is a process
@@ -23,36 +22,16 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from .workers import init_worker
+from .base import ExecutionTask, JobExecutor, TaskKilled, WorkerDied
+from .workers import init_worker, run_task
+
+__all__ = ["LocalProcessExecutor", "TaskKilled", "WorkerDied"]
 
 logger = logging.getLogger(__name__)
-
-
-class WorkerDied(BrokenProcessPool):
-    """The worker process running the task exited (crash, OOM kill) before answering."""
-
-
-class TaskKilled(WorkerDied):
-    """The task was stopped on purpose (:meth:`JobExecutor.kill`)."""
-
-
-class JobExecutor(cf.Executor):
-    """Interface of a job executor.
-
-    Attributes:
-        capacity: how many tasks may run at once.
-    """
-
-    capacity: int = 1
-
-    def kill(self, future: cf.Future[Any]) -> bool:  # pragma: no cover - interface
-        """Stop the task behind ``future`` (running or pending); True if it was found."""
-        raise NotImplementedError
 
 
 @dataclass
@@ -131,6 +110,10 @@ class LocalProcessExecutor(JobExecutor):
             self._pending.append(_Task(future, fn, args, kwargs))
         self._wake()
         return future
+
+    def run_job(self, task: ExecutionTask) -> cf.Future[dict[str, Any]]:
+        """Run one job in a worker (:func:`~.workers.run_task`)."""
+        return self.submit(run_task, task)
 
     def kill(self, future: cf.Future[Any]) -> bool:
         """Stop the task of ``future``: cancel it if pending, kill its worker if running."""

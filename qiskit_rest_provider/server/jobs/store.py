@@ -27,8 +27,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
-from ..wire import protocol
-from .config import ServerConfig
+from ...wire import protocol
+from ..config import ServerConfig
 from .models import FINAL_STATES, AccessToken, ApiToken, Base, Instance, Job, SessionRow, User
 
 logger = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from ..wire import protocol
-from .errors import ApiError, describe_validation_errors
+from ...wire import protocol
+from ..http import ApiError, describe_validation_errors
 from .models import FINAL_STATES, Job, SessionRow
 
 JSON = "application/json"

@@ -15,24 +15,14 @@ import logging
 import os
 import time
 import traceback
-from dataclasses import dataclass
 from typing import Any
+
+from .base import ExecutionTask
 
 logger = logging.getLogger(__name__)
 
 _CATALOG: Any = None
 _BACKENDS_DIR: str | None = None
-
-
-@dataclass
-class ExecutionTask:
-    """One job handed to a worker: either already prepared, or raw params to prepare."""
-
-    job_id: str
-    program_id: str
-    backend: str
-    params: bytes | None = None  # JSON of the job's params (used when ``prepared`` is None)
-    prepared: Any = None  # runner.PreparedJob from the route's validation, if still in memory
 
 
 def import_heavy_modules() -> None:
@@ -53,7 +43,7 @@ def import_heavy_modules() -> None:
         import qiskit_qasm3_import  # noqa: F401
     except ImportError:  # pragma: no cover - optional importer
         pass
-    from .. import wire  # noqa: F401
+    from ... import wire  # noqa: F401
     from . import runner  # noqa: F401
 
     circuit = qiskit.qasm3.loads('OPENQASM 3.0; include "stdgates.inc"; qubit[1] q; x q[0];')
@@ -72,10 +62,13 @@ def init_worker(backends_dir: str | None) -> None:
 
 
 def catalog() -> Any:
-    """This worker's :class:`~qiskit_rest_provider.server.catalog.BackendCatalog` (built once)."""
+    """This worker's :class:`~qiskit_rest_provider.server.backends.catalog.BackendCatalog`.
+
+    Built once per worker process.
+    """
     global _CATALOG
     if _CATALOG is None:
-        from .catalog import BackendCatalog
+        from ..backends.catalog import BackendCatalog
 
         _CATALOG = BackendCatalog.load(_BACKENDS_DIR)
     return _CATALOG

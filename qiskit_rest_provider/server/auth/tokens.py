@@ -28,10 +28,10 @@ from typing import Annotated
 import jwt
 from fastapi import Depends, Request
 
-from .config import ServerConfig, instance_crn
-from .errors import ApiError
-from .models import AccessToken, Instance
-from .store import Store, new_id
+from ..config import ServerConfig, instance_crn
+from ..http import ApiError
+from ..jobs.models import AccessToken, Instance
+from ..jobs.store import Store, new_id
 
 logger = logging.getLogger(__name__)
 

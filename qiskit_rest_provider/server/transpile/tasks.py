@@ -125,10 +125,9 @@ class TranspileRequest:
 
 def _load(request: TranspileRequest) -> list[tuple[str, Any]]:
     """Read the request's circuits as ``(field name, circuit)`` pairs."""
-    from qiskit import qpy
-
-    from ..exceptions import WireFormatError
-    from ..wire.circuits import import_qasm
+    from ...exceptions import WireFormatError
+    from ...wire._qpy import load_qpy_circuits
+    from ...wire.circuits import import_qasm
 
     circuits = []
     for index, text in enumerate(request.qasm_circuits or ()):
@@ -141,14 +140,10 @@ def _load(request: TranspileRequest) -> list[tuple[str, Any]]:
             raw = base64.b64decode(request.qpy_circuits, validate=True)
         except ValueError as exc:
             raise ValueError(f"qpy_circuits: not valid Base64: {exc}") from exc
-        if raw[:2] == b"\x78\x9c" or raw[:2] == b"\x78\xda" or raw[:2] == b"\x78\x01":
-            import zlib
-
-            raw = zlib.decompress(raw)  # accept the runtime's zlib form too
-        try:
-            loaded = qpy.load(io.BytesIO(raw))
-        except Exception as exc:  # noqa: BLE001 - any QPY problem is the caller's input
-            raise ValueError(f"qpy_circuits: not a readable QPY file: {exc}") from exc
+        try:  # zlib or plain QPY, inflated within MAX_QPY_BYTES, headers checked first
+            loaded = load_qpy_circuits(raw, "qpy_circuits")
+        except WireFormatError as exc:
+            raise ValueError(str(exc)) from exc
         circuits.extend((f"qpy_circuits[{i}]", circuit) for i, circuit in enumerate(loaded))
     if not circuits:
         raise ValueError("no circuits: give qasm_circuits or qpy_circuits")
@@ -191,7 +186,7 @@ def _layout(circuit: Any) -> dict[str, list[int]]:
 def _qpy_b64(circuit: Any) -> str:
     from qiskit import qpy
 
-    from ..wire.circuits import QPY_MAX_VERSION
+    from ...wire.circuits import QPY_MAX_VERSION
 
     buffer = io.BytesIO()
     version = min(QPY_MAX_VERSION, qpy.QPY_VERSION)
@@ -201,8 +196,8 @@ def _qpy_b64(circuit: Any) -> str:
 
 def transpile_circuits(request: TranspileRequest, target: Any) -> list[dict[str, Any]]:
     """Transpile the request's circuits for ``target``; raise ``ValueError`` for bad input."""
-    from ..wire.circuits import export_qasm3
-    from .passes import unsupported_instructions
+    from ...transpiler.passes import unsupported_instructions
+    from ...wire.circuits import export_qasm3
 
     named = _load(request)
     width = target.num_qubits if target is not None and not request.coupling_map else None
@@ -251,7 +246,7 @@ def run_transpile(request: TranspileRequest) -> dict[str, Any]:
         if request.backend is not None:
             spec = request.spec
             if spec is None:
-                from ..server.workers import catalog
+                from ..execution.workers import catalog
 
                 try:
                     spec = catalog().get(request.backend)

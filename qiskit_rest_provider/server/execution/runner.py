@@ -20,7 +20,7 @@ The ISA check and the limits that keep one request from hogging the server live 
 Example (in one process here; on the server the two steps run in two):
     >>> from qiskit import QuantumCircuit
     >>> from qiskit.primitives.containers.sampler_pub import SamplerPub
-    >>> from qiskit_rest_provider.server.catalog import BackendCatalog
+    >>> from qiskit_rest_provider.server.backends.catalog import BackendCatalog
     >>> from qiskit_rest_provider.wire.pubs import encode_sampler_params
     >>> from qiskit_rest_provider.wire.results import decode_result
     >>> bell = QuantumCircuit(2)
@@ -43,10 +43,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import WireFormatError
-from ..wire import protocol
-from ..wire.contract import validate_params
-from .job_checks import (
+from ...exceptions import WireFormatError
+from ...wire import protocol
+from ...wire.contract import validate_params
+from ..jobs.admission import (
     MAX_ESTIMATOR_ELEMENTS,
     MAX_ESTIMATOR_SETS,
     MAX_TOTAL_SHOTS,
@@ -56,7 +56,7 @@ from .job_checks import (
     check_rep_delay,
     check_sampler_limits,
 )
-from .options import OptionsError, validate_options
+from ..options import OptionsError, validate_options
 from .simulators import (
     AER_MAX_MEMORY_ENV,
     AER_THREADS_ENV,
@@ -203,7 +203,7 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
     Args:
         program_id: ``"sampler"`` or ``"estimator"``.
         params: the job's ``params`` object (protocol §4).
-        backend: the :class:`~qiskit_rest_provider.server.catalog.BackendSpec` to run on.
+        backend: the :class:`~qiskit_rest_provider.server.backends.catalog.BackendSpec` to run on.
 
     Returns:
         The validated job.
@@ -211,7 +211,7 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
     Raises:
         JobInputError: naming the field (``code="program_not_found"`` for an unknown program).
     """
-    from ..wire import pubs as wire_pubs  # lazily: wire pulls in the QASM machinery
+    from ...wire import pubs as wire_pubs  # lazily: wire pulls in the QASM machinery
 
     if program_id not in PROGRAMS:
         raise JobInputError(
@@ -274,7 +274,7 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
 
 def _execution_spans(spans: list) -> Any:
     """Execution spans (``DoubleSliceSpan`` per Aer run) as :mod:`wire.results` encodes them."""
-    from ..wire._spans import DoubleSliceSpan, ExecutionSpans
+    from ...wire._spans import DoubleSliceSpan, ExecutionSpans
 
     return ExecutionSpans([DoubleSliceSpan(start, stop, slices) for start, stop, slices in spans])
 
@@ -294,7 +294,7 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
     Raises:
         RuntimeError: the simulation failed; the message is the job's failure reason.
     """
-    from ..wire.results import encode_result
+    from ...wire.results import encode_result
 
     t0 = time.perf_counter()
     simulator, noisy = simulator_for(
@@ -304,14 +304,14 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
     extra: dict[str, Any] = {}
     try:
         if prepared.program_id == protocol.SAMPLER:
-            from .sampler_exec import run_sampler_pubs
+            from .sampler import run_sampler_pubs
 
             result, simulate, spans = run_sampler_pubs(
                 prepared.pubs, simulator, seed=seed_simulator, noisy=noisy
             )
             result.metadata["execution"] = {"execution_spans": _execution_spans(spans)}
         else:
-            from .estimator_exec import readout_from_noise_model, run_estimator_pubs
+            from .estimator import readout_from_noise_model, run_estimator_pubs
 
             level = prepared.resilience_level
             readout = None

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ..wire import protocol
-from ..wire.rest import (
+from ...wire import protocol
+from ...wire.rest import (
     ERROR_RESPONSES,
     JobCreate,
     JobCreated,
@@ -22,12 +22,11 @@ from ..wire.rest import (
     TagsUpdate,
     request_body,
 )
-from .auth import Caller, CallerDep
-from .errors import ApiError
+from ..auth.tokens import Caller, CallerDep
+from ..http import ApiError
+from ..state import server_state
 from .models import Job
-from .state import server_state
-from .store import JobFilters, new_id
-from .views import (
+from .shapes import (
     current_calibration_id,
     is_final,
     job_json,
@@ -35,6 +34,7 @@ from .views import (
     parse_body,
     parse_time,
 )
+from .store import JobFilters, new_id
 
 logger = logging.getLogger(__name__)
 router = APIRouter(responses=ERROR_RESPONSES)
@@ -143,7 +143,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     if session_id:
         await run_in_threadpool(_check_session, st, session_id, backend, caller)
 
-    from .runner import JobInputError, prepare_job
+    from ..execution.runner import JobInputError, prepare_job
 
     t0 = time.perf_counter()
     try:
@@ -168,7 +168,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     parse_seconds = time.perf_counter() - t0
 
     if start_session and not session_id:
-        from .routes_sessions import new_session_row
+        from ..sessions.routes import new_session_row
 
         row = new_session_row(caller, backend, "dedicated", None, None)
         await run_in_threadpool(st.store.add_session, row)
@@ -209,7 +209,7 @@ def _created(job: Job) -> dict[str, Any]:
 
 
 def _check_session(st: Any, session_id: str, backend: str, caller: Caller) -> None:
-    from .views import session_state
+    from .shapes import session_state
 
     row = st.store.get_session(session_id, caller.instance_id)
     if row is None:
@@ -378,7 +378,7 @@ def prefers_binary(accept: str | None) -> bool:
 
 def _binary_body(job_id: str, body: bytes) -> bytes | None:
     """The stored Qiskit-encoded body as the binary container, or ``None`` (answer JSON)."""
-    from ..wire.results import to_binary  # lazily: the wire code pulls in qiskit
+    from ...wire.results import to_binary  # lazily: the wire code pulls in qiskit
 
     try:
         return to_binary(body)
@@ -458,7 +458,7 @@ def job_metrics(request: Request, job_id: str, caller: CallerDep) -> Response:
     """Timestamps, usage and execution metrics (§3.9)."""
     st = server_state(request)
     job = _load_job(request, job_id, caller, with_params=False)
-    from .views import iso
+    from .shapes import iso
 
     extra: dict[str, Any] = orjson.loads(job.metrics) if job.metrics else {}
     final = is_final(job.state)

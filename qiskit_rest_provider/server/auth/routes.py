@@ -18,8 +18,8 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ..version import __version__
-from ..wire.rest import (
+from ...version import __version__
+from ...wire.rest import (
     ERROR_RESPONSES,
     ApiVersions,
     ClassicAccessToken,
@@ -32,10 +32,10 @@ from ..wire.rest import (
     UserInfo,
     request_body,
 )
-from .auth import CallerDep
-from .errors import ApiError
-from .state import server_state
-from .views import iso, json_response, parse_body
+from ..http import ApiError
+from ..jobs.shapes import iso, json_response, parse_body
+from ..state import server_state
+from .tokens import CallerDep
 
 router = APIRouter(responses=ERROR_RESPONSES)
 

@@ -9,20 +9,20 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ..wire import protocol
-from ..wire.rest import (
+from ...wire import protocol
+from ...wire.rest import (
     ERROR_RESPONSES,
     SessionCreate,
     SessionDetails,
     SessionUpdate,
     request_body,
 )
-from .auth import Caller, CallerDep
-from .errors import ApiError
-from .models import SessionRow
-from .state import server_state
-from .store import new_id
-from .views import json_response, parse_body, session_json
+from ..auth.tokens import Caller, CallerDep
+from ..http import ApiError
+from ..jobs.models import SessionRow
+from ..jobs.shapes import json_response, parse_body, session_json
+from ..jobs.store import new_id
+from ..state import server_state
 
 router = APIRouter(responses=ERROR_RESPONSES)
 

@@ -51,7 +51,7 @@ from qiskit.providers.backend import QubitProperties
 from qiskit.transpiler import InstructionProperties, Target
 from qiskit.utils.units import apply_prefix
 
-from qiskit_rest_provider.exceptions import InvalidInputError
+from ..exceptions import InvalidInputError
 
 __all__ = ["target_from_backend_data", "NON_UNITARY_INSTRUCTIONS", "CONTROL_FLOW_INSTRUCTIONS"]
 

@@ -27,12 +27,12 @@ from typing import Any
 
 import orjson
 
-from ..wire import protocol
-from .config import ServerConfig
-from .executor import JobExecutor
+from ...wire import protocol
+from ..config import ServerConfig
+from ..execution.pool import JobExecutor
+from ..execution.workers import ExecutionTask, run_task
 from .models import FINAL_STATES
 from .store import QueuedJob, Store
-from .workers import ExecutionTask, run_task
 
 logger = logging.getLogger(__name__)
 

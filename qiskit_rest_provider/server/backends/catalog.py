@@ -7,8 +7,8 @@ simulation) are derived on first use.
 
 Sources, in load order:
 
-1. the built-in devices shipped in ``server/devices/`` (``rest_simulator``, ``rest_line_5q``,
-   ``rest_hex_27q``, ``rest_hex_127q``; see :mod:`.devices.generate`);
+1. the built-in devices shipped in ``server/backends/devices/`` (``rest_simulator``,
+   ``rest_line_5q``, ``rest_hex_27q``, ``rest_hex_127q``; see :mod:`.devices.generate`);
 2. every ``conf_<X>.json`` found recursively under ``--backends-dir``, paired with
    ``props_<X>.json`` from the same folder when there is one (no properties means an ideal
    backend). The backend's name is the configuration's ``backend_name``. This is the layout of
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from qiskit.transpiler import Target
 
 from qiskit_rest_provider.exceptions import QiskitRestProviderError
-from qiskit_rest_provider.target import target_from_backend_data
+from qiskit_rest_provider.wire.target import target_from_backend_data
 
 if TYPE_CHECKING:  # pragma: no cover
     from qiskit_aer.noise import NoiseModel
@@ -131,7 +131,7 @@ class BackendSpec:
         key = self.fingerprint
         model = _NOISE_MODELS.get(key)
         if model is None:
-            from qiskit_rest_provider.server.noise import noise_model_from_spec
+            from qiskit_rest_provider.server.backends.noise import noise_model_from_spec
 
             model = noise_model_from_spec(self)
             with _CACHE_LOCK:

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ..wire import protocol
+from ...wire import protocol
 
 
 class Base(DeclarativeBase):

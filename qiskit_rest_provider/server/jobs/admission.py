@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from qiskit.circuit import QuantumCircuit
 
-from ..wire.isa import unsupported_instructions
+from ...wire.isa import unsupported_instructions
 
 __all__ = [
     "MAX_ESTIMATOR_ELEMENTS",

@@ -15,7 +15,8 @@ What it contains:
 * ``delay``: thermal relaxation over its duration (Aer's ``RelaxationNoisePass``).
 
 Building the 127-qubit model takes a fraction of a second; it is cached per process by
-:class:`~qiskit_rest_provider.server.catalog.BackendSpec` (and it pickles, for process pools).
+:class:`~qiskit_rest_provider.server.backends.catalog.BackendSpec` (and it pickles,
+for process pools).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from qiskit_aer.noise.device.models import basic_device_gate_errors
 from qiskit_aer.noise.passes import RelaxationNoisePass
 
 if TYPE_CHECKING:  # pragma: no cover
-    from qiskit_rest_provider.server.catalog import BackendSpec
+    from qiskit_rest_provider.server.backends.catalog import BackendSpec
 
 __all__ = ["noise_model_from_spec", "noise_model_from_target", "readout_matrices"]
 

@@ -3,7 +3,7 @@
 Mounted at the server root, next to the runtime API, and authenticated like it (same tokens).
 A request is validated here (shape, backend, optimization level, options: 400/404 with a D10
 body before anything is queued), then transpiled in a worker process by
-:func:`qiskit_rest_provider.transpiler.tasks.run_transpile` with Qiskit's preset pass manager for
+:func:`qiskit_rest_provider.server.transpile.tasks.run_transpile` with Qiskit's preset pass manager for
 the backend Target and the ``rest_provider`` translation stage.
 
 Accepted inputs (query parameters or JSON body; the body wins): ``backend``,
@@ -42,16 +42,16 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ..wire.rest import (
+from ...wire.rest import (
     ERROR_RESPONSES,
     TranspileCreate,
     TranspileTaskCreated,
     TranspileTaskStatus,
     request_body,
 )
-from .auth import CallerDep
-from .errors import ApiError
-from .views import as_bool, json_body, json_response
+from ..auth.tokens import CallerDep
+from ..http import ApiError
+from ..jobs.shapes import as_bool, json_body, json_response
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["transpiler"], responses=ERROR_RESPONSES)
@@ -263,7 +263,7 @@ def _coupling_map(value: Any, name: str) -> list[list[int]] | None:
 
 
 def _options(value: Any) -> dict[str, Any]:
-    from qiskit_rest_provider.transpiler.tasks import TRANSPILE_OPTIONS, check_option_values
+    from qiskit_rest_provider.server.transpile.tasks import TRANSPILE_OPTIONS, check_option_values
 
     value = _json_value(value, "qiskit_transpile_options")
     if value in (None, [], ""):
@@ -318,7 +318,7 @@ def _ai_warnings(body: dict[str, Any], query: Any) -> list[str]:
 )
 async def create_transpile_task(request: Request, caller: CallerDep) -> Response:
     """Queue a transpile task; answers ``{"task_id": ...}``."""
-    from qiskit_rest_provider.transpiler.tasks import TranspileRequest, run_transpile
+    from qiskit_rest_provider.server.transpile.tasks import TranspileRequest, run_transpile
 
     body = await json_body(request)
     query = request.query_params

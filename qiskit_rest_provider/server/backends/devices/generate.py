@@ -3,7 +3,7 @@
 The JSON files next to this module (``conf_<name>.json`` / ``props_<name>.json``) are what the
 server serves for its built-in backends. They are generated, not hand-edited: run
 
-    python -m qiskit_rest_provider.server.devices.generate
+    python -m qiskit_rest_provider.server.backends.devices.generate
 
 to (re)create them. A seeded RNG makes the output identical on every run and machine, so
 re-running it produces no diff unless this module changed.

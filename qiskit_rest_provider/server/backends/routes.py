@@ -17,17 +17,17 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from ..wire.rest import (
+from ...wire.rest import (
     ERROR_RESPONSES,
     BackendsList,
     BackendStatus,
     InstanceDetails,
     InstanceUsage,
 )
-from .auth import Caller, CallerDep
-from .errors import ApiError
-from .state import server_state
-from .views import current_calibration_id, iso, json_response
+from ..auth.tokens import Caller, CallerDep
+from ..http import ApiError
+from ..jobs.shapes import current_calibration_id, iso, json_response
+from ..state import server_state
 
 router = APIRouter(responses=ERROR_RESPONSES)
 CalibrationQuery = Annotated[

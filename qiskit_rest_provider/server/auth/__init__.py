@@ -1,0 +1,1 @@
+"""Who is calling: users, instances, API tokens, logins and rate limits (both auth channels)."""

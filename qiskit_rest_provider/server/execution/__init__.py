@@ -1,0 +1,1 @@
+"""Where jobs execute: the executor interface, the local worker pool, and the programs on Aer."""

@@ -1,0 +1,1 @@
+"""Jobs: the store (all SQL), admission (validation, limits), the dispatcher, shapes, routes."""

@@ -1,0 +1,65 @@
+"""Watchers: wake the requests that wait on a job (long-poll ``?wait=``) when its state changes.
+
+The dispatcher and the routes notify from any thread; a waiter sleeps on its own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+__all__ = ["JobWatchers", "Watch"]
+
+
+class Watch:
+    """One long-poll waiter (see :class:`JobWatchers`)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        """Sleep until notified or ``timeout`` seconds pass; then re-arm."""
+        try:
+            await asyncio.wait_for(self.event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        self.event.clear()
+
+
+class JobWatchers:
+    """Wakes long-poll requests (``GET jobs/{id}?wait=S``) when a job changes state.
+
+    Register *before* reading the job's state, so a change between the read and the wait is
+    never missed.
+    """
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[Watch]] = {}
+        self._lock = threading.Lock()
+
+    def register(self, job_id: str) -> Watch:
+        """Start watching ``job_id`` (call from the event loop)."""
+        watch = Watch()
+        with self._lock:
+            self._waiters.setdefault(job_id, set()).add(watch)
+        return watch
+
+    def unregister(self, job_id: str, watch: Watch) -> None:
+        """Stop watching."""
+        with self._lock:
+            waiters = self._waiters.get(job_id)
+            if waiters is not None:
+                waiters.discard(watch)
+                if not waiters:
+                    del self._waiters[job_id]
+
+    def notify(self, job_id: str) -> None:
+        """Wake every waiter of ``job_id`` (safe from any thread)."""
+        with self._lock:
+            waiters = list(self._waiters.get(job_id, ()))
+        for watch in waiters:
+            try:
+                watch.loop.call_soon_threadsafe(watch.event.set)
+            except RuntimeError:  # loop closed
+                pass

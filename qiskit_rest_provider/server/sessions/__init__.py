@@ -1,0 +1,1 @@
+"""Runtime sessions and batches (protocol §3.10)."""

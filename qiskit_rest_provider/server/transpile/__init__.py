@@ -1,0 +1,1 @@
+"""The transpiler service (protocol §8): routes, and the tasks that run in the workers."""
