@@ -1,8 +1,8 @@
 """qiskit-rest-provider: Qiskit on any service that speaks the Qiskit Runtime REST API.
 
-Example:
-    >>> from qiskit_rest_provider import ProviderService, SamplerV2  # doctest: +SKIP
-    >>> service = ProviderService(url="http://127.0.0.1:8000", token="...")  # doctest: +SKIP
+Example (the lines after the first two need a live server and are skipped when the docs run):
+    >>> from qiskit_rest_provider import ProviderService, SamplerV2
+    >>> service = ProviderService(url="http://127.0.0.1:8000", token="...")
     >>> backend = service.backend("rest_line_5q")  # doctest: +SKIP
     >>> job = SamplerV2(mode=backend).run([isa_circuit])  # doctest: +SKIP
     >>> job.result()[0].data.meas.get_counts()  # doctest: +SKIP

@@ -1,7 +1,7 @@
 """``RestBackend``: a Qiskit ``BackendV2`` for one backend of a Runtime REST service.
 
 The :class:`~qiskit.transpiler.Target` is built on first use from the service's configuration and
-properties documents (:func:`qiskit_rest_provider.target.target_from_backend_data`) and cached,
+properties documents (:func:`qiskit_rest_provider.wire.target.target_from_backend_data`) and cached,
 so ``generate_preset_pass_manager(backend=backend)`` transpiles against exactly what the service's
 calibration data says. Network I/O happens only in documented places:
 
@@ -11,7 +11,7 @@ calibration data says. Network I/O happens only in documented places:
 * :meth:`RestBackend.status` asks every time (it is live data);
 * :meth:`RestBackend.refresh` drops the caches.
 
-Example:
+Example (needs a live server, so it is skipped when the docs run):
     >>> backend = service.backend("rest_hex_27q")  # doctest: +SKIP
     >>> pm = generate_preset_pass_manager(optimization_level=2, backend=backend)  # doctest: +SKIP
     >>> isa = pm.run(circuit)  # doctest: +SKIP
@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -29,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 from qiskit.providers import BackendV2, Options
 from qiskit.transpiler import Target
 
+from .exceptions import InvalidInputError, QiskitRestProviderError
+
 if TYPE_CHECKING:  # pragma: no cover
-    from .service import ProviderService
+    from .client import RuntimeClient
 
 logger = logging.getLogger(__name__)
 
@@ -88,21 +91,47 @@ class RestBackend(BackendV2):
     """One backend of a Runtime REST service, usable wherever Qiskit expects a ``BackendV2``.
 
     Created by :meth:`ProviderService.backend` / :meth:`ProviderService.backends`; not meant to be
-    constructed directly.
+    constructed directly. The backend talks to the service only through ``client``; the object
+    that created it is kept as ``provider`` (Qiskit's ``BackendV2`` field, alias ``service`` as in
+    qiskit-ibm-runtime) for code that asks for it, and is never used for requests.
 
     Args:
-        service: the owning service.
+        client: the :class:`~qiskit_rest_provider.client.RuntimeClient` to send requests
+            through. Anything holding one as ``.client`` (a ``ProviderService``, as in earlier
+            versions) is accepted too and becomes the ``provider``.
         name: the backend's name.
         listing: the backend's entry from ``GET /backends`` (``qubits``, ``is_simulator``,
             ``status``, ``queue_length``), if known; used to answer cheap questions without
             fetching the configuration.
+        provider: the object that created the backend (default: ``client``'s holder, if any).
+        runner: what :meth:`run` calls, as ``runner(backend, circuits, shots=..., **options)``;
+            :class:`ProviderService` passes the sampler-based legacy runner (this module does not
+            import the primitives, which import it).
+
+    Raises:
+        InvalidInputError: ``client`` is neither a ``RuntimeClient`` nor holds one.
     """
 
     def __init__(
-        self, service: ProviderService, name: str, listing: dict[str, Any] | None = None
+        self,
+        client: RuntimeClient | Any,
+        name: str,
+        listing: dict[str, Any] | None = None,
+        *,
+        provider: Any = None,
+        runner: Callable[..., Any] | None = None,
     ) -> None:
-        super().__init__(provider=service, name=name)
-        self._service = service
+        if not hasattr(client, "backend_configuration"):
+            holder, client = client, getattr(client, "client", None)
+            if client is None or not hasattr(client, "backend_configuration"):
+                raise InvalidInputError(
+                    "RestBackend needs a RuntimeClient (or a ProviderService holding one), "
+                    f"got {type(holder).__name__}"
+                )
+            provider = holder if provider is None else provider
+        super().__init__(provider=provider, name=name)
+        self._client: RuntimeClient = client
+        self._runner = runner
         self._listing = dict(listing or {"name": name})
         self._lock = threading.RLock()
         self._configuration: dict | None = None
@@ -116,9 +145,14 @@ class RestBackend(BackendV2):
     # ------------------------------------------------------------------ identity
 
     @property
-    def service(self) -> ProviderService:
-        """The :class:`ProviderService` this backend belongs to."""
-        return self._service
+    def client(self) -> RuntimeClient:
+        """The HTTP client every request of this backend (and its primitives) goes through."""
+        return self._client
+
+    @property
+    def service(self) -> Any:
+        """The object that created this backend (normally its ``ProviderService``), or ``None``."""
+        return self.provider
 
     @property
     def listing(self) -> dict[str, Any]:
@@ -154,7 +188,7 @@ class RestBackend(BackendV2):
         if config is None:
             with self._lock:
                 if self._configuration is None:
-                    self._configuration = self._service.client.backend_configuration(self.name)
+                    self._configuration = self._client.backend_configuration(self.name)
                     self._apply_configuration(self._configuration)
                 config = self._configuration
         return config
@@ -180,7 +214,7 @@ class RestBackend(BackendV2):
         if not self._properties_loaded:
             with self._lock:
                 if not self._properties_loaded:
-                    self._properties = self._service.client.backend_properties(self.name)
+                    self._properties = self._client.backend_properties(self.name)
                     self._properties_loaded = True
                     if self._properties is None:
                         logger.debug("Backend %s has no properties", self.name)
@@ -196,7 +230,7 @@ class RestBackend(BackendV2):
 
     def status(self) -> BackendStatus:
         """Live status (one request, never cached)."""
-        data = self._service.client.backend_status(self.name)
+        data = self._client.backend_status(self.name)
         return BackendStatus.from_wire(self.name, data)
 
     # ------------------------------------------------------------------ BackendV2
@@ -256,10 +290,17 @@ class RestBackend(BackendV2):
             run_input: a circuit or a list of ISA circuits.
             **options: ``shots`` and other run options (see
                 :func:`qiskit_rest_provider.primitives.backend_run.run_circuits`).
-        """
-        from .primitives.backend_run import run_circuits
 
+        Raises:
+            QiskitRestProviderError: the backend was built without a runner (not by
+                :class:`ProviderService`).
+        """
+        if self._runner is None:
+            raise QiskitRestProviderError(
+                f"backend {self.name!r} has no runner for run(); get it from "
+                "ProviderService.backend(...) or use SamplerV2(mode=backend)"
+            )
         shots = options.pop("shots", None)
         if shots is None:
             shots = self.options.get("shots")
-        return run_circuits(self, run_input, shots=shots, **options)
+        return self._runner(self, run_input, shots=shots, **options)

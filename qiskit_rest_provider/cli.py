@@ -4,6 +4,8 @@ Subcommands:
 
 * ``serve``: run the reference Runtime REST server on Qiskit Aer.
 * ``add-token``: register another API token (optionally for another instance) in a data dir.
+* ``db upgrade`` / ``db current``: bring a data dir's store to this release's schema / show its
+  revision (``serve`` upgrades on start anyway; these are for operators who want it done first).
 
 Example::
 
@@ -100,6 +102,18 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--db", default=None)
     add.add_argument("--instance", default="local/default/main")
     add.add_argument("--token", default=None, help="the token (default: a new random one)")
+
+    db = sub.add_parser("db", help="the store's schema: upgrade it, or show its revision")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    for name, text in (
+        ("upgrade", "apply the pending schema migrations (a data dir of 0.1.0 included)"),
+        ("current", "print the store's schema revision and the newest this release knows"),
+    ):
+        cmd = db_sub.add_parser(name, help=text)
+        cmd.add_argument("--data-dir", default="./qiskit-rest-data")
+        cmd.add_argument(
+            "--db", default=None, help="SQLAlchemy URL (default: SQLite in the data dir)"
+        )
     return parser
 
 
@@ -109,8 +123,9 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if args.log_level != "debug":  # qiskit logs every transpiler pass at INFO
+    if args.log_level != "debug":  # qiskit logs every transpiler pass at INFO, alembic each step
         logging.getLogger("qiskit").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         config = ServerConfig(
             data_dir=args.data_dir,
@@ -201,6 +216,56 @@ def _add_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db(args: argparse.Namespace) -> int:
+    """``db upgrade`` / ``db current``: the store's schema revision, by hand."""
+    from .server.config import ServerConfig
+    from .server.jobs.store import (
+        SchemaError,
+        Store,
+        head_revision,
+        make_engine,
+        schema_revision,
+        store_tables,
+    )
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    config = ServerConfig(data_dir=args.data_dir, db_url=args.db)
+    where = config.db_path if not args.db else "the database"
+    if args.db_command == "current":
+        if not args.db and not config.db_path.exists():
+            print(f"no store at {config.db_path} (head: {head_revision()})")
+            return 1
+        engine = make_engine(config.database_url)
+        try:
+            current = schema_revision(engine)
+            legacy = current is None and bool(store_tables(engine))
+        finally:
+            engine.dispose()
+        head = head_revision()
+        if legacy:
+            print(f"unversioned (made by 0.1.0, revision 0001) (head: {head}): run `db upgrade`")
+        elif current is None:
+            print(f"empty (head: {head})")
+        else:
+            print(f"{current}{' (head)' if current == head else f' (head: {head})'}")
+        return 0
+    config.prepare_data_dir()
+    try:
+        store = Store(config)
+    except SchemaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    change = store.schema_change
+    store.close()
+    if change.changed:
+        before = change.before or "empty"
+        print(f"upgraded the store schema of {where} from {before} to {change.after}")
+    else:
+        print(f"the store schema of {where} is already at {change.after} (head)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qiskit-rest-provider`` command."""
     args = _parser().parse_args(argv)
@@ -208,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "add-token":
         return _add_token(args)
+    if args.command == "db":
+        return _db(args)
     return 2  # pragma: no cover - argparse enforces a command
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .exceptions import InvalidInputError
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from types import TracebackType
 
     from .backend import RestBackend
-    from .service import ProviderService
+    from .client import RuntimeClient
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,23 @@ def _seconds(max_time: int | float | str | None) -> int | None:
     return seconds
 
 
+class BackendSource(Protocol):
+    """What :meth:`Session.from_id` needs from a service: its client and its backend objects.
+
+    A :class:`~qiskit_rest_provider.ProviderService` is one. Naming the shape instead of the class
+    keeps this module from importing the service, which builds the objects of this one.
+    """
+
+    @property
+    def client(self) -> RuntimeClient:
+        """The client that reads the session."""
+        ...
+
+    def backend(self, name: str) -> RestBackend:
+        """The backend object called ``name``."""
+        ...
+
+
 class Session:
     """A dedicated session on one backend: its jobs run together, in submission order.
 
@@ -94,17 +111,17 @@ class Session:
         _session_id: str | None = None,
         _details: dict | None = None,
     ) -> None:
-        if not hasattr(backend, "service"):
+        if not hasattr(backend, "client"):
             raise InvalidInputError(
                 f"{type(self).__name__} needs a RestBackend from ProviderService.backend(...), "
                 f"got {type(backend).__name__}"
             )
         self._backend = backend
-        self._service: ProviderService = backend.service
+        self._client: RuntimeClient = backend.client
         self._max_time = _seconds(max_time)
         self._details: dict | None = _details
         if _session_id is None:
-            response = self._service.client.create_session(
+            response = self._client.create_session(
                 backend=backend.name, mode=self._mode, max_ttl=self._max_time
             )
             _session_id = response["id"]
@@ -123,9 +140,14 @@ class Session:
     id = session_id
 
     @property
-    def service(self) -> ProviderService:
-        """The service the session lives on."""
-        return self._service
+    def service(self) -> Any:
+        """The service the session lives on (its backend's ``service``), as in the IBM client."""
+        return getattr(self._backend, "service", None)
+
+    @property
+    def client(self) -> RuntimeClient:
+        """The HTTP client the session's requests (and its primitives' jobs) go through."""
+        return self._client
 
     def backend(self) -> str:
         """The name of the session's backend (as in qiskit-ibm-runtime)."""
@@ -140,17 +162,17 @@ class Session:
     def close(self) -> None:
         """Stop accepting new jobs; jobs already queued or running still finish."""
         if self._active:
-            self._service.client.close_session(self._session_id)
+            self._client.close_session(self._session_id)
             self._active = False
 
     def cancel(self) -> None:
         """Close the session and cancel its queued jobs."""
-        self._service.client.cancel_session(self._session_id)
+        self._client.cancel_session(self._session_id)
         self._active = False
 
     def details(self) -> dict[str, Any]:
         """The session document: id, backend_name, mode, state, accepting_jobs, TTLs, times."""
-        data = self._service.client.session(self._session_id)
+        data = self._client.session(self._session_id)
         self._details = data
         return {
             "id": data.get("id", self._session_id),
@@ -172,7 +194,7 @@ class Session:
 
     def status(self) -> str:
         """A person-readable state: Pending, In progress (accepting or not), or Closed."""
-        data = self._service.client.session(self._session_id)
+        data = self._client.session(self._session_id)
         state = str(data.get("state") or "").lower()
         accepting = data.get("accepting_jobs")
         if state in ("open", "inactive"):
@@ -185,12 +207,17 @@ class Session:
 
     def usage(self) -> float | None:
         """Seconds of usage the session accumulated, once the service reports it."""
-        value = self._service.client.session(self._session_id).get("elapsed_time")
+        value = self._client.session(self._session_id).get("elapsed_time")
         return None if value is None else float(value)
 
     @classmethod
-    def from_id(cls, session_id: str, service: ProviderService) -> Session:
+    def from_id(cls, session_id: str, service: BackendSource) -> Session:
         """Re-attach to an existing session or batch by id (e.g. from another process).
+
+        Args:
+            session_id: the session's id.
+            service: the :class:`~qiskit_rest_provider.ProviderService` it lives on (its client
+                reads the session; its ``backend(name)`` gives the backend object).
 
         Raises:
             InvalidInputError: the session has the other mode (a batch given to

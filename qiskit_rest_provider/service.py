@@ -1,8 +1,11 @@
 """``ProviderService``: the entry point of the client (accounts, backends, jobs).
 
-Example:
-    >>> from qiskit_rest_provider import ProviderService  # doctest: +SKIP
-    >>> service = ProviderService(url="http://127.0.0.1:8000", token="MY-TOKEN")  # doctest: +SKIP
+Example (constructing the service makes no request; the lines that ask it need a live server and
+are skipped when the docs run):
+    >>> from qiskit_rest_provider import ProviderService
+    >>> service = ProviderService(url="http://127.0.0.1:8000", token="MY-TOKEN")
+    >>> service
+    <ProviderService(channel='ibm_quantum_platform', url='http://127.0.0.1:8000', instance=None)>
     >>> service.backends(simulator=False, min_num_qubits=20)  # doctest: +SKIP
     [<RestBackend('rest_hex_27q')>, <RestBackend('rest_hex_127q')>]
     >>> backend = service.least_busy(min_num_qubits=5)  # doctest: +SKIP
@@ -39,6 +42,17 @@ logger = logging.getLogger(__name__)
 
 #: Page size used by :meth:`ProviderService.jobs` when fetching several pages.
 JOBS_PAGE_SIZE = 100
+
+
+def _run_legacy(backend: RestBackend, circuits: Any, **options: Any) -> Any:
+    """``RestBackend.run``: the legacy path on top of the sampler (wired in by the service).
+
+    The primitives import :mod:`.backend`, so the backend cannot import them; the service, which
+    builds both, hands this function to every backend it makes.
+    """
+    from .primitives.backend_run import run_circuits
+
+    return run_circuits(backend, circuits, **options)
 
 
 class ProviderService:
@@ -238,7 +252,7 @@ class ProviderService:
         with self._lock:
             backend = self._backends.get(name)
             if backend is None:
-                backend = RestBackend(self, name, entry)
+                backend = RestBackend(self._client, name, entry, provider=self, runner=_run_legacy)
                 self._backends[name] = backend
             else:
                 backend._update_listing(entry)
@@ -249,7 +263,7 @@ class ProviderService:
         with self._lock:
             backend = self._backends.get(name)
             if backend is None:
-                backend = RestBackend(self, name)
+                backend = RestBackend(self._client, name, provider=self, runner=_run_legacy)
                 self._backends[name] = backend
             return backend
 
@@ -391,7 +405,7 @@ class ProviderService:
             data["id"],
             program_id=program_id,
             backend=backend,
-            service=self,
+            backend_lookup=self.backend,
             session_id=data.get("session_id"),
             tags=data.get("tags"),
             data=data,
@@ -483,5 +497,5 @@ class ProviderService:
         from .transpiler import remote
 
         return remote.transpile(
-            self, circuits, backend, optimization_level=optimization_level, **options
+            self._client, circuits, backend, optimization_level=optimization_level, **options
         )

@@ -6,9 +6,12 @@ The client owns one :class:`~qiskit_rest_provider.client.transport.Transport` (a
 differences (classic ``hub``/``group``/``project`` in job bodies, ``provider`` on listings,
 ``instance`` for sessions) are handled here so callers never see them.
 
-Example:
-    >>> from qiskit_rest_provider.account import Account  # doctest: +SKIP
+Example (building the client makes no request; the listing needs a live server, so that line is
+skipped when the docs run):
+    >>> from qiskit_rest_provider.account import Account
     >>> client = RuntimeClient(Account("ibm_quantum_platform", "http://127.0.0.1:8000", "KEY"))
+    >>> client.runtime_url
+    'http://127.0.0.1:8000/api/v1'
     >>> [b["name"] for b in client.backends()]  # doctest: +SKIP
     ['rest_simulator', 'rest_line_5q', 'rest_hex_27q', 'rest_hex_127q']
 """
@@ -24,7 +27,9 @@ from typing import Any
 from urllib.parse import quote
 
 from ..exceptions import ConflictError, NotFoundError, RequestError
-from .base import API_VERSION, BaseClient, _dumps, client_app_header
+from ..wire import protocol
+from .base import API_VERSION, _dumps, client_app_header
+from .transpile import TranspileEndpoints
 
 __all__ = ["API_VERSION", "RuntimeClient", "client_app_header"]
 
@@ -33,11 +38,11 @@ logger = logging.getLogger(__name__)
 #: Extra read-timeout margin over a long-poll ``wait``, in seconds.
 LONG_POLL_MARGIN = 15.0
 #: Longest long-poll the protocol allows (D6).
-MAX_WAIT = 30.0
-#: The optional binary result container (``wire.binary.MEDIA_TYPE``; the client half does not
-#: import the wire code). Services that do not know it answer JSON.
-BINARY_RESULT = "application/x-qiskit-rest-result"
-RESULTS_ACCEPT = f"{BINARY_RESULT}, application/json;q=0.9"
+MAX_WAIT = protocol.MAX_WAIT_SECONDS
+#: The optional binary result container (named in the Qiskit-free ``wire.protocol``).
+#: Services that do not know it answer JSON.
+BINARY_RESULT = protocol.BINARY_RESULT_MEDIA_TYPE
+RESULTS_ACCEPT = f"{BINARY_RESULT}, {protocol.JSON_MEDIA_TYPE};q=0.9"
 
 
 def _iso(value: datetime | str) -> str:
@@ -53,11 +58,13 @@ def _q(segment: str) -> str:
     return quote(str(segment), safe="")
 
 
-class RuntimeClient(BaseClient):
+class RuntimeClient(TranspileEndpoints):
     """HTTP client of one Runtime REST service (one per :class:`ProviderService`).
 
-    One method per REST endpoint, returning plain data. Constructor arguments are those of
-    :class:`~qiskit_rest_provider.client.base.BaseClient`; no request is made until the first call.
+    One method per REST endpoint, returning plain data (the transpile endpoints come from
+    :class:`~qiskit_rest_provider.client.transpile.TranspileEndpoints`). Constructor arguments
+    are those of :class:`~qiskit_rest_provider.client.base.BaseClient`; no request is made until
+    the first call.
     """
 
     # ------------------------------------------------------------------ backends
@@ -162,7 +169,7 @@ class RuntimeClient(BaseClient):
             "POST",
             "jobs",
             data=encoded,
-            headers={"Idempotency-Key": key},
+            headers={protocol.IDEMPOTENCY_KEY_HEADER: key},
             idempotent=True,
             timeout=self.submit_timeout if timeout is None else timeout,
         )
@@ -195,7 +202,7 @@ class RuntimeClient(BaseClient):
         read_timeout = None
         if wait is not None and wait > 0:
             wait = min(float(wait), MAX_WAIT)
-            params["wait"] = f"{wait:g}"
+            params[protocol.WAIT_QUERY_PARAM] = f"{wait:g}"
             read_timeout = max(self.transport.read_timeout, wait + LONG_POLL_MARGIN)
         deadline = None
         if timeout is not None:

@@ -1,7 +1,11 @@
 """The machinery under the option classes: the *unset* marker, value checkers, group base.
 
 Kept apart from :mod:`.options` (which only declares the option tree) so the tree reads like
-the protocol's table (§4.4).
+the protocol's table (§4.4). Options that travel in ``params.options`` (and the estimator's
+``resilience_level``) are checked by the contract's one checker,
+:func:`qiskit_rest_provider.wire.options.check_option`, the same one the server uses, so a value
+accepted here is accepted by the server; the checkers below serve only the client-side settings
+(``environment.*``, ``max_execution_time``) that become job fields.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import dataclasses
 import numbers
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
+
+from ..wire.options import check_option
 
 __all__ = ["UNSET", "Checker", "OptionsGroup", "options_group"]
 
@@ -66,24 +72,6 @@ def _int(minimum: int | None = None, maximum: int | None = None, auto: bool = Fa
     return check
 
 
-def _float(minimum: float | None = None, strict: bool = False, auto: bool = False) -> Checker:
-    def check(name: str, value: Any) -> Any:
-        if auto and value == "auto":
-            return value
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise ValueError(f"option {name} must be a number, got {value!r}")
-        value = float(value)
-        if value != value:  # NaN
-            raise ValueError(f"option {name} must not be NaN")
-        if minimum is not None and (value <= minimum if strict else value < minimum):
-            raise ValueError(
-                f"option {name} must be {'>' if strict else '>='} {minimum}, got {value}"
-            )
-        return value
-
-    return check
-
-
 def _choice(*allowed: str, upper: bool = False) -> Checker:
     def check(name: str, value: Any) -> Any:
         if isinstance(value, str):
@@ -103,41 +91,14 @@ def _str_list(name: str, value: Any) -> list[str]:
     return list(value)
 
 
-def _num_list(name: str, value: Any) -> list:
-    if not isinstance(value, (list, tuple)) or not all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value
-    ):
-        raise ValueError(f"option {name} must be a list of numbers, got {value!r}")
-    return list(value)
-
-
-def _str_or_str_list(name: str, value: Any) -> Any:
-    return value if isinstance(value, str) else _str_list(name, value)
-
-
-def _coupling_map(name: str, value: Any) -> list[list[int]]:
-    if hasattr(value, "get_edges"):  # qiskit CouplingMap
-        value = value.get_edges()
-    try:
-        edges = [[int(a), int(b)] for a, b in value]
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"option {name} must be a list of [control, target] pairs") from exc
-    return edges
-
-
-def _dict(name: str, value: Any) -> dict:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"option {name} must be a dict, got {value!r}")
-    return dict(value)
-
-
-def _any(name: str, value: Any) -> Any:
-    return value
-
-
-def _opt(check: Checker = _any) -> Any:
-    """A leaf option: starts unset, validated by ``check`` when set."""
+def _opt(check: Checker) -> Any:
+    """A client-side leaf option: starts unset, validated by ``check`` when set."""
     return dataclasses.field(default=UNSET, metadata={"check": check})
+
+
+def _wire() -> Any:
+    """A leaf option of the program's ``options``: starts unset, checked by the contract."""
+    return dataclasses.field(default=UNSET, metadata={"wire": True})
 
 
 def _group(cls: type) -> Any:
@@ -146,9 +107,32 @@ def _group(cls: type) -> Any:
 
 # --------------------------------------------------------------------------- base class
 class OptionsGroup:
-    """Base of every options group: attribute checks, ``update``, dict conversion."""
+    """Base of every options group: attribute checks, ``update``, dict conversion.
+
+    A group knows the program (``"sampler"``/``"estimator"``) whose option model checks its
+    values: its class's ``_program`` until a parent binds it (a group shared by both programs,
+    such as twirling, is re-checked when it moves under the other program's options).
+    """
 
     _path: ClassVar[str] = ""
+    _program: ClassVar[str] = "sampler"
+
+    @property
+    def _program_id(self) -> str:
+        return self.__dict__.get("_bound_program", type(self)._program)
+
+    def _bind(self, program: str) -> None:
+        """Make ``program``'s option model the judge of this group and its subgroups."""
+        if self._program_id != program:
+            object.__setattr__(self, "_bound_program", program)
+            for f in dataclasses.fields(self):  # type: ignore[arg-type]
+                value = getattr(self, f.name)
+                if f.metadata.get("wire") and value is not UNSET:
+                    check_option(program, f"{self._path}{f.name}", value)
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = self.__dict__.get(f.name)
+            if isinstance(value, OptionsGroup):
+                value._bind(program)
 
     def __setattr__(self, name: str, value: Any) -> None:
         fields = {f.name: f for f in dataclasses.fields(self)}  # type: ignore[arg-type]
@@ -159,19 +143,24 @@ class OptionsGroup:
         if "group" in meta:
             group_cls = meta["group"]
             if isinstance(value, group_cls):
-                pass
+                value._bind(self._program_id)
             elif isinstance(value, Mapping):
                 group = group_cls()
+                group._bind(self._program_id)
                 group.update(**value)
                 value = group
             elif value is UNSET or value is None:
                 value = group_cls()
+                value._bind(self._program_id)
             else:
                 raise ValueError(
                     f"option {full} must be a dict or {group_cls.__name__}, got {value!r}"
                 )
         elif value is not UNSET and value is not None:
-            value = meta["check"](full, value)
+            if meta.get("wire"):
+                value = check_option(self._program_id, full, value)
+            else:
+                value = meta["check"](full, value)
         elif value is None:
             value = UNSET
         object.__setattr__(self, name, value)
@@ -193,15 +182,18 @@ class OptionsGroup:
 
     def to_dict(self) -> dict[str, Any]:
         """The options the user set, as nested dicts (unset options and empty groups left out)."""
+        return self._set_values(_jsonable)
+
+    def _set_values(self, convert: Callable[[Any], Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
             if isinstance(value, OptionsGroup):
-                sub = value.to_dict()
+                sub = value._set_values(convert)
                 if sub:
                     out[f.name] = sub
             elif value is not UNSET:
-                out[f.name] = _jsonable(value)
+                out[f.name] = convert(value)
         return out
 
     def __repr__(self) -> str:

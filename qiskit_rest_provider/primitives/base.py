@@ -30,7 +30,7 @@ def resolve_mode(mode: Any) -> tuple[RestBackend, Session | Batch | None]:
         mode = active_session()
     if isinstance(mode, (Session, Batch)):
         return mode._backend, mode
-    if mode is not None and hasattr(mode, "service") and hasattr(mode, "target"):
+    if mode is not None and hasattr(mode, "client") and hasattr(mode, "target"):
         return mode, None
     raise InvalidInputError(
         "mode must be a RestBackend (from ProviderService.backend(...)), a Session or a Batch, "
@@ -68,7 +68,13 @@ class RestPrimitiveBase:
 
     @property
     def _client(self) -> RuntimeClient:
-        return self._backend.service.client
+        """The client jobs go through: the session's in a session or batch, else the backend's.
+
+        Both are the same object when the session was opened on this backend.
+        """
+        if self._mode is not None:
+            return self._mode.client
+        return self._backend.client
 
     def _submit(self, params: dict, circuits: list | None = None) -> RestPrimitiveJob:
         session_id = self._mode.session_id if self._mode is not None else None
@@ -87,7 +93,6 @@ class RestPrimitiveBase:
             job_id,
             program_id=self._program_id,
             backend=self._backend,
-            service=self._backend.service,
             session_id=response.get("session_id") or session_id,
             tags=fields.get("tags", []),
             circuit_metadata=[c.metadata for c in circuits] if circuits else None,

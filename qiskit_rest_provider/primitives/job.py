@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +25,12 @@ from ..exceptions import (
     JobTimeoutError,
     RequestError,
 )
+from ..wire import protocol
 from .status import FINAL_STATES, REASON_MAX_TIME, is_transient, map_job_status, parse_time
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..backend import RestBackend
     from ..client import RuntimeClient
-    from ..service import ProviderService
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +58,12 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
         client: the :class:`~qiskit_rest_provider.client.RuntimeClient` to talk through.
         job_id: the service's job id.
         program_id: ``"sampler"`` or ``"estimator"`` when known (read from the service otherwise).
-        backend: the backend object, when the caller has it.
-        service: the owning service, used to build ``backend()`` lazily.
+        backend: the backend object, when the caller has it (what :meth:`backend` returns).
+        backend_lookup: gives the backend object for a name, used by :meth:`backend` when
+            ``backend`` was not given (the job's document names the backend); a
+            :class:`~qiskit_rest_provider.ProviderService` passes its ``backend`` method.
+        service: anything with a ``backend(name)`` method (a ``ProviderService``), a shorthand
+            for ``backend_lookup=service.backend``.
         session_id: the session the job belongs to, when known.
         data: a job document already fetched (``GET jobs/{id}``), to avoid a first request.
     """
@@ -70,7 +75,8 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
         *,
         program_id: str | None = None,
         backend: RestBackend | None = None,
-        service: ProviderService | None = None,
+        backend_lookup: Callable[[str], RestBackend] | None = None,
+        service: Any = None,
         session_id: str | None = None,
         tags: list[str] | None = None,
         data: dict | None = None,
@@ -81,7 +87,9 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
         self._client = client
         self._program_id = program_id
         self._backend = backend
-        self._service = service
+        if backend_lookup is None and service is not None:
+            backend_lookup = service.backend
+        self._backend_lookup = backend_lookup
         self._session_id = session_id
         self._tags = list(tags) if tags is not None else None
         self._data: dict | None = None
@@ -193,7 +201,7 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
         data = self._data
         if data is None and self._long_poll is not False:
             # Nothing known yet: start with a long-poll instead of a plain GET (one request less).
-            data = {"state": {"status": "Queued"}}
+            data = {"state": {"status": protocol.QUEUED}}
         while True:
             try:
                 if data is None:
@@ -394,11 +402,11 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
         return self._document().get("backend")
 
     def backend(self) -> RestBackend | None:
-        """The backend the job runs on (built from the service on first use)."""
-        if self._backend is None and self._service is not None:
+        """The backend the job runs on (looked up by name on first use when not given)."""
+        if self._backend is None and self._backend_lookup is not None:
             name = self.backend_name
             if name:
-                self._backend = self._service.backend(name)
+                self._backend = self._backend_lookup(name)
         return self._backend
 
     @property

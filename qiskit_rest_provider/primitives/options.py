@@ -2,8 +2,10 @@
 
 Every option starts *unset*: only what the user sets travels to the service, so the service
 applies its own defaults to the rest (exactly what the official client does). Options are
-plain attributes on nested dataclass groups, checked when they are set, so a typo or a bad
-value fails at the line that wrote it rather than as an HTTP 400 later::
+plain attributes on nested dataclass groups, checked when they are set by the contract's
+options checker (:mod:`qiskit_rest_provider.wire.options`, derived from ``ibm-quantum-schemas``'
+option models and shared with the server), so a typo or a bad value fails at the line that
+wrote it rather than as an HTTP 400 later::
 
     sampler = SamplerV2(mode=backend, options={"default_shots": 1000})
     sampler.options.twirling.enable_gates = True
@@ -21,21 +23,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..wire.options import check_options
 from ._options_base import (
     UNSET,
     OptionsGroup,
-    _any,
     _bool,
     _choice,
-    _coupling_map,
-    _dict,
-    _float,
     _group,
     _int,
-    _num_list,
     _opt,
     _str_list,
-    _str_or_str_list,
+    _wire,
 )
 from ._options_base import options_group as _options_group
 
@@ -62,49 +60,51 @@ __all__ = [
 class DynamicalDecouplingOptions(OptionsGroup):
     """Dynamical decoupling (protocol §4.4 ``dynamical_decoupling``)."""
 
-    enable: Any = _opt(_bool)
-    sequence_type: Any = _opt(_choice("XX", "XpXm", "XY4"))
-    extra_slack_distribution: Any = _opt(_choice("middle", "edges"))
-    scheduling_method: Any = _opt(_choice("alap", "asap"))
-    skip_reset_qubits: Any = _opt(_bool)
+    enable: Any = _wire()
+    sequence_type: Any = _wire()
+    extra_slack_distribution: Any = _wire()
+    scheduling_method: Any = _wire()
+    skip_reset_qubits: Any = _wire()
 
 
 @_options_group("twirling.")
 class TwirlingOptions(OptionsGroup):
     """Pauli twirling of gates and measurements (protocol §4.4 ``twirling``)."""
 
-    enable_gates: Any = _opt(_bool)
-    enable_measure: Any = _opt(_bool)
-    num_randomizations: Any = _opt(_int(1, auto=True))
-    shots_per_randomization: Any = _opt(_int(1, auto=True))
-    strategy: Any = _opt(_choice("active", "active-accum", "active-circuit", "all"))
+    enable_gates: Any = _wire()
+    enable_measure: Any = _wire()
+    num_randomizations: Any = _wire()
+    shots_per_randomization: Any = _wire()
+    strategy: Any = _wire()
 
 
 @_options_group("execution.")
 class SamplerExecutionOptions(OptionsGroup):
     """Execution settings of the sampler; ``rep_delay`` in seconds."""
 
-    init_qubits: Any = _opt(_bool)
-    rep_delay: Any = _opt(_float(0.0))
-    meas_type: Any = _opt(_choice("classified", "kerneled", "avg_kerneled"))
+    init_qubits: Any = _wire()
+    rep_delay: Any = _wire()
+    meas_type: Any = _wire()
 
 
 @_options_group("execution.")
 class EstimatorExecutionOptions(OptionsGroup):
     """Execution settings of the estimator; ``rep_delay`` in seconds."""
 
-    init_qubits: Any = _opt(_bool)
-    rep_delay: Any = _opt(_float(0.0))
+    _program = "estimator"
+
+    init_qubits: Any = _wire()
+    rep_delay: Any = _wire()
 
 
 @_options_group("simulator.")
 class SimulatorOptions(OptionsGroup):
     """Simulator settings; ``seed_simulator`` makes runs on simulators reproducible."""
 
-    noise_model: Any = _opt()
-    seed_simulator: Any = _opt(_int())
-    coupling_map: Any = _opt(_coupling_map)
-    basis_gates: Any = _opt(_str_list)
+    noise_model: Any = _wire()
+    seed_simulator: Any = _wire()
+    coupling_map: Any = _wire()
+    basis_gates: Any = _wire()
 
 
 @_options_group("environment.")
@@ -120,50 +120,60 @@ class EnvironmentOptions(OptionsGroup):
 class MeasureNoiseLearningOptions(OptionsGroup):
     """Readout-error learning for measurement mitigation."""
 
-    num_randomizations: Any = _opt(_int(1))
-    shots_per_randomization: Any = _opt(_int(1, auto=True))
+    _program = "estimator"
+
+    num_randomizations: Any = _wire()
+    shots_per_randomization: Any = _wire()
 
 
 @_options_group("resilience.zne.")
 class ZneOptions(OptionsGroup):
     """Zero-noise extrapolation settings."""
 
-    amplifier: Any = _opt(_choice("gate_folding", "gate_folding_front", "gate_folding_back", "pea"))
-    noise_factors: Any = _opt(_num_list)
-    extrapolator: Any = _opt(_str_or_str_list)
-    extrapolated_noise_factors: Any = _opt(_any)
+    _program = "estimator"
+
+    amplifier: Any = _wire()
+    noise_factors: Any = _wire()
+    extrapolator: Any = _wire()
+    extrapolated_noise_factors: Any = _wire()
 
 
 @_options_group("resilience.pec.")
 class PecOptions(OptionsGroup):
     """Probabilistic error cancellation settings."""
 
-    max_overhead: Any = _opt(_float(0.0, strict=True))
-    noise_gain: Any = _opt(_float(0.0, auto=True))
+    _program = "estimator"
+
+    max_overhead: Any = _wire()
+    noise_gain: Any = _wire()
 
 
 @_options_group("resilience.layer_noise_learning.")
 class LayerNoiseLearningOptions(OptionsGroup):
     """Layer noise learning (used by PEA/PEC)."""
 
-    max_layers_to_learn: Any = _opt(_int(0))
-    shots_per_randomization: Any = _opt(_int(1))
-    num_randomizations: Any = _opt(_int(1))
-    layer_pair_depths: Any = _opt(_num_list)
+    _program = "estimator"
+
+    max_layers_to_learn: Any = _wire()
+    shots_per_randomization: Any = _wire()
+    num_randomizations: Any = _wire()
+    layer_pair_depths: Any = _wire()
 
 
 @_options_group("resilience.")
 class ResilienceOptions(OptionsGroup):
     """Error mitigation settings of the estimator."""
 
-    measure_mitigation: Any = _opt(_bool)
+    _program = "estimator"
+
+    measure_mitigation: Any = _wire()
     measure_noise_learning: Any = _group(MeasureNoiseLearningOptions)
-    zne_mitigation: Any = _opt(_bool)
+    zne_mitigation: Any = _wire()
     zne: Any = _group(ZneOptions)
-    pec_mitigation: Any = _opt(_bool)
+    pec_mitigation: Any = _wire()
     pec: Any = _group(PecOptions)
     layer_noise_learning: Any = _group(LayerNoiseLearningOptions)
-    layer_noise_model: Any = _opt()
+    layer_noise_model: Any = _wire()
 
 
 # --------------------------------------------------------------------------- top level
@@ -174,10 +184,21 @@ class _PrimitiveOptions(OptionsGroup):
     """Shared behaviour of the two top-level option classes."""
 
     def _program_options(self) -> dict[str, Any]:
-        """The ``params.options`` object: what the user set, minus client-only groups."""
+        """The ``params.options`` object: what the user set, minus client-only groups.
+
+        The set options are checked together first, with the contract's checker the server
+        uses, so rules across options (PEC with ZNE, extrapolators that need more noise factors
+        than are set) fail here, before any request, exactly as the server would reject them.
+
+        Raises:
+            OptionsError: a ``ValueError`` naming the option.
+        """
         out = self.to_dict()
+        raw = self._set_values(lambda value: value)  # Aer NoiseModel objects stay objects
         for key in (*_CLIENT_ONLY, "resilience_level"):
             out.pop(key, None)
+            raw.pop(key, None)
+        check_options(self._program_id, raw)
         return out
 
     def _job_fields(self) -> dict[str, Any]:
@@ -229,14 +250,16 @@ class SamplerOptions(_PrimitiveOptions):
         experimental: free-form options passed through under ``options.experimental``.
     """
 
-    default_shots: Any = _opt(_int(1))
+    _program = "sampler"
+
+    default_shots: Any = _wire()
     dynamical_decoupling: Any = _group(DynamicalDecouplingOptions)
     twirling: Any = _group(TwirlingOptions)
     execution: Any = _group(SamplerExecutionOptions)
     simulator: Any = _group(SimulatorOptions)
     environment: Any = _group(EnvironmentOptions)
     max_execution_time: Any = _opt(_int(1))
-    experimental: Any = _opt(_dict)
+    experimental: Any = _wire()
 
 
 @_options_group("")
@@ -253,10 +276,12 @@ class EstimatorOptions(_PrimitiveOptions):
         experimental: as for :class:`SamplerOptions`.
     """
 
-    default_precision: Any = _opt(_float(0.0, strict=True))
-    default_shots: Any = _opt(_int(1))
-    seed_estimator: Any = _opt(_int())
-    resilience_level: Any = _opt(_int(0, 2))
+    _program = "estimator"
+
+    default_precision: Any = _wire()
+    default_shots: Any = _wire()
+    seed_estimator: Any = _wire()
+    resilience_level: Any = _wire()
     resilience: Any = _group(ResilienceOptions)
     dynamical_decoupling: Any = _group(DynamicalDecouplingOptions)
     twirling: Any = _group(TwirlingOptions)
@@ -264,4 +289,4 @@ class EstimatorOptions(_PrimitiveOptions):
     simulator: Any = _group(SimulatorOptions)
     environment: Any = _group(EnvironmentOptions)
     max_execution_time: Any = _opt(_int(1))
-    experimental: Any = _opt(_dict)
+    experimental: Any = _wire()

@@ -12,6 +12,7 @@ from typing import Any
 from qiskit.providers import JobStatus
 
 from ..exceptions import RequestError
+from ..wire.protocol import REASON_MAX_TIME
 
 __all__ = ["FINAL_STATES", "REASON_MAX_TIME", "is_transient", "map_job_status", "parse_time"]
 
@@ -29,8 +30,6 @@ _EXACT = {
     "INITIALIZING": JobStatus.INITIALIZING,
     "VALIDATING": JobStatus.VALIDATING,
 }
-# reason_code of a job the service stopped because it ran past its max execution time.
-REASON_MAX_TIME = 1305
 
 
 def map_job_status(status: str | None, reason_code: Any = None) -> JobStatus:

@@ -19,6 +19,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.transpiler import Target
 
 from ..exceptions import InvalidInputError
+from ..wire.isa import unsupported_instructions
 
 __all__ = [
     "check_isa",
@@ -26,10 +27,7 @@ __all__ = [
     "coerce_sampler_pubs",
 ]
 
-# Instructions that every backend accepts without listing them in its Target.
-_ALWAYS_ALLOWED = frozenset({"barrier", "store"})
-
-# circuit -> {(id(target), number of instructions): None}: an iterative loop re-submits the same
+# circuit -> {(id(target), number of instructions)}: an iterative loop re-submits the same
 # circuit object many times; the ISA walk then runs once per (circuit, target).
 _isa_ok: weakref.WeakKeyDictionary[QuantumCircuit, set[tuple[int, int]]] = (
     weakref.WeakKeyDictionary()
@@ -43,7 +41,10 @@ def _fail(index: int, message: str) -> InvalidInputError:
 def check_isa(circuit: QuantumCircuit, target: Target, *, index: int = 0) -> None:
     """Raise unless every instruction of ``circuit`` is supported by ``target`` on its qubits.
 
-    Control-flow bodies are checked too, with their qubits mapped to the outer circuit's.
+    The rule is the contract's one ISA rule,
+    :func:`~qiskit_rest_provider.wire.isa.unsupported_instructions`, which the server applies
+    when it admits the job: instruction names and qubits, angle bounds, control-flow bodies (with
+    their qubits mapped to the outer circuit's) and real-time classical variables.
 
     Raises:
         InvalidInputError: naming the PUB index, the instruction and the physical qubits.
@@ -61,42 +62,19 @@ def check_isa(circuit: QuantumCircuit, target: Target, *, index: int = 0) -> Non
             index,
             f"the circuit has {circuit.num_qubits} qubits but the backend has only {width}",
         )
-    supported: set[tuple[str, tuple[int, ...]]] = set()
-    _check_block(circuit, list(range(circuit.num_qubits)), target, index, supported)
+    rejected = unsupported_instructions(circuit, target, first_only=True)
+    if rejected:
+        issue = rejected[0]
+        raise _fail(
+            index,
+            f"the circuit is not ISA for this backend: instruction {issue.name!r} on "
+            f"qubits {list(issue.qargs)} {issue.detail} "
+            "(transpile it first, e.g. with generate_preset_pass_manager(backend=...))",
+        )
     try:
         _isa_ok.setdefault(circuit, set()).add(key)
     except TypeError:
         pass
-
-
-def _check_block(
-    circuit: QuantumCircuit,
-    physical: list[int],
-    target: Target,
-    index: int,
-    supported: set[tuple[str, tuple[int, ...]]],
-) -> None:
-    qubit_index = {q: physical[i] for i, q in enumerate(circuit.qubits)}
-    for instruction in circuit.data:
-        operation = instruction.operation
-        name = operation.name
-        qargs = tuple(qubit_index[q] for q in instruction.qubits)
-        if name not in _ALWAYS_ALLOWED and (name, qargs) not in supported:
-            if isinstance(operation, ControlFlowOp):
-                ok = target.instruction_supported(operation_name=name)
-            else:
-                ok = target.instruction_supported(operation_name=name, qargs=qargs)
-            if not ok:
-                raise _fail(
-                    index,
-                    f"the circuit is not ISA for this backend: instruction {name!r} on "
-                    f"qubits {list(qargs)} is not supported by the backend's Target "
-                    "(transpile it first, e.g. with generate_preset_pass_manager(backend=...))",
-                )
-            supported.add((name, qargs))
-        if isinstance(operation, ControlFlowOp):
-            for block in operation.blocks:
-                _check_block(block, list(qargs), target, index, supported)
 
 
 def _has_measure(circuit: QuantumCircuit) -> bool:

@@ -5,10 +5,14 @@ backend catalog — and returns a FastAPI app whose lifespan starts the worker p
 dispatcher and stops them cleanly (jobs still running stay Running in the store and are re-queued
 on the next start).
 
-Example:
-    >>> from qiskit_rest_provider.server.app import create_app  # doctest: +SKIP
-    >>> from qiskit_rest_provider.server.config import ServerConfig  # doctest: +SKIP
-    >>> app = create_app(ServerConfig(data_dir="/tmp/qrp"))  # doctest: +SKIP
+Example (building the app starts nothing; the worker pool starts with its lifespan):
+    >>> import tempfile
+    >>> from qiskit_rest_provider.server.app import create_app
+    >>> from qiskit_rest_provider.server.config import ServerConfig
+    >>> with tempfile.TemporaryDirectory() as data_dir:
+    ...     app = create_app(ServerConfig(data_dir=data_dir))
+    >>> sorted(path for path in app.openapi()["paths"] if path.endswith("/jobs"))
+    ['/api/v1/jobs', '/runtime/jobs']
 """
 
 from __future__ import annotations
@@ -57,6 +61,18 @@ def provision_tokens(store: Store, auth: Authenticator, config: ServerConfig) ->
 def _operation_id(tag: str, route: Any) -> str:
     """OpenAPI operation ids stay unique although the runtime routers are mounted twice."""
     return f"{tag}_{route.name}"
+
+
+def _describe_request_bodies(app: FastAPI) -> None:
+    """``/openapi.json`` also describes the request bodies the routes validate themselves."""
+    from ..wire.rest import add_request_schemas
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            add_request_schemas(FastAPI.openapi(app))
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(
@@ -127,6 +143,7 @@ def create_app(
                 generate_unique_id_function=functools.partial(_operation_id, tag),
             )
     app.include_router(transpile_router)
+    _describe_request_bodies(app)
 
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

@@ -89,11 +89,37 @@ def error_response(
     )
 
 
-def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc if p not in ("body",)]
-    if parts and parts[0] in ("query", "path", "header"):
+def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    """A pydantic/FastAPI error location as the field path users wrote (``tags[0]``, ``limit``).
+
+    The request part (``body``, ``query``, ``path``, ``header``) is dropped: the message names the
+    field, not where FastAPI found it.
+    """
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
         parts = parts[1:]
-    return ".".join(parts) or "request"
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "request"
+
+
+def describe_validation_errors(errors: Any) -> str:
+    """One message naming every offending field: ``"cost: Input should be a valid number"``.
+
+    ``value_error`` messages (our own validators) are shown without pydantic's
+    ``"Value error, "`` prefix, so they read like the hand-written checks.
+    """
+    problems = []
+    for err in errors:
+        message = str(err.get("msg", "invalid"))
+        if err.get("type") == "value_error" and "error" in (err.get("ctx") or {}):
+            message = str(err["ctx"]["error"])
+        problems.append(f"{field_path(err.get('loc', ()))}: {message}")
+    return "; ".join(problems) or "invalid request"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -120,10 +146,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        problems = []
-        for err in exc.errors():
-            problems.append(f"{_field_name(err.get('loc', ()))}: {err.get('msg', 'invalid')}")
-        message = "; ".join(problems) or "invalid request"
+        message = describe_validation_errors(exc.errors())
         return error_response(400, "invalid_request", message, request_trace(request))
 
     @app.exception_handler(Exception)

@@ -12,7 +12,8 @@ validates a job (:meth:`~qiskit.transpiler.Target.instruction_supported`), and:
   gates and direction.
 * :class:`ReportUnsupportedInstructions` records (and logs) whatever the Target still rejects, so a
   problem surfaces at transpile time with the instruction and qubits named, not later as a job
-  rejected by the service.
+  rejected by the service. "Rejects" is the contract's one ISA rule
+  (:mod:`qiskit_rest_provider.wire.isa`), the rule the client and the server check jobs with.
 
 Both recurse into control-flow blocks, mapping block qubits to physical qubits.
 """
@@ -24,9 +25,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from qiskit.circuit import ControlFlowOp, Gate, ParameterExpression
+from qiskit.circuit import CONTROL_FLOW_OP_NAMES, Gate, ParameterExpression
 from qiskit.converters import circuit_to_dag, dag_to_circuit
 from qiskit.transpiler.basepasses import AnalysisPass, TransformationPass
+
+from ..wire import isa
 
 if TYPE_CHECKING:
     from qiskit.dagcircuit import DAGCircuit, DAGOpNode
@@ -38,7 +41,7 @@ logger = logging.getLogger(__name__)
 _SYMMETRIC_2Q = frozenset(
     {"cz", "swap", "iswap", "rzz", "rxx", "ryy", "cp", "cu1", "dcx_sym", "xx_plus_yy", "ms"}
 )
-# Instructions every Target-checking code treats as always allowed.
+# Instructions LocalizeUnsupportedGates never rewrites (not gates on qubits).
 _DIRECTIVES = frozenset({"barrier", "store", "box"})
 _SWAP = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]])
 
@@ -70,18 +73,11 @@ def _numeric_params(operation) -> list | None:
 def instruction_accepted(target: Target, operation, qargs: tuple[int, ...]) -> bool:
     """Return whether ``target`` accepts ``operation`` on physical qubits ``qargs``.
 
-    Directives (barrier, store, box) are always accepted; parameters are checked against the
-    Target's angle bounds when they are numbers.
+    The contract's rule (:func:`qiskit_rest_provider.wire.isa.instruction_issue`): barriers are
+    always accepted, ``store`` only where the Target lists it, control flow by name, everything
+    else on its qubits and, when the parameters are numbers, within the Target's angle bounds.
     """
-    name = operation.name
-    if name in _DIRECTIVES:
-        return True
-    if not target.instruction_supported(name, qargs):
-        return False
-    params = _numeric_params(operation)
-    if params is not None and target.gate_has_angle_bounds(name):
-        return bool(target.supported_angle_bound(name, params))
-    return True
+    return isa.instruction_issue(target, operation, tuple(qargs)) is None
 
 
 def _is_symmetric(operation) -> bool:
@@ -197,46 +193,27 @@ class ReportUnsupportedInstructions(AnalysisPass):
         """Analyse the DAG; see the class docstring.
 
         When a preceding :class:`~qiskit.transpiler.passes.GatesInBasis` found every gate on
-        supported qubits, only gates with angle bounds (and control-flow blocks) are examined.
+        supported qubits, only what that pass lets through and the contract does not (``store``,
+        real-time variables) and control-flow blocks are examined again.
         """
-        found: list[tuple[str, tuple[int, ...]]] = []
-        if self.property_set["all_gates_in_basis"]:
-            self._collect_bounded(dag, found)
+        if self.property_set["all_gates_in_basis"] and not self._needs_full_walk(dag):
+            found: list[tuple[str, tuple[int, ...]]] = []
         else:
-            self._collect(dag, None, found)
+            found = [(u.name, u.qargs) for u in isa.unsupported_instructions(dag, self.target)]
         self.property_set["rest_unsupported"] = found
         if found:
             shown = ", ".join(f"{name} on {list(qubits)}" for name, qubits in found[:5])
             more = f" and {len(found) - 5} more" if len(found) > 5 else ""
             logger.warning("The backend Target does not accept: %s%s", shown, more)
 
-    def _collect_bounded(self, dag, found) -> None:
-        if not self.target.has_angle_bounds():
-            return
-        bounded = [n for n in self.target.operation_names if self.target.gate_has_angle_bounds(n)]
-        for node in dag.named_nodes(*bounded):
-            qargs = _physical(dag, node, None)
-            if not instruction_accepted(self.target, node.op, qargs):
-                found.append((node.op.name, qargs))
-        for node in dag.control_flow_op_nodes() or ():
-            qargs = _physical(dag, node, None)
-            for block in node.op.blocks:
-                inner = [qargs[block.find_bit(q).index] for q in block.qubits]
-                self._collect(circuit_to_dag(block), inner, found)
-
-    def _collect(self, dag, qubit_map, found) -> None:
-        for node in dag.op_nodes():
-            qargs = _physical(dag, node, qubit_map)
-            operation = node.op
-            if isinstance(operation, ControlFlowOp):
-                if not instruction_accepted(self.target, operation, qargs):
-                    found.append((operation.name, qargs))
-                for block in operation.blocks:
-                    inner = [qargs[block.find_bit(q).index] for q in block.qubits]
-                    self._collect(circuit_to_dag(block), inner, found)
-                continue
-            if not instruction_accepted(self.target, operation, qargs):
-                found.append((operation.name, qargs))
+    def _needs_full_walk(self, dag: DAGCircuit) -> bool:
+        ops = dag.count_ops(recurse=False)
+        return bool(
+            "store" in ops
+            or dag.num_input_vars
+            or dag.num_captured_vars
+            or any(name in ops for name in CONTROL_FLOW_OP_NAMES)
+        )
 
 
 def unsupported_instructions(
@@ -245,8 +222,8 @@ def unsupported_instructions(
     """Return ``(name, physical qubits)`` of every instruction ``target`` rejects in ``circuit``.
 
     Recurses into control flow. Useful in tests and before submitting: an empty list means the
-    circuit is ISA for the Target (names, qubits and angle bounds).
+    circuit is ISA for the Target (names, qubits and angle bounds), by the same rule the client
+    and the server apply (:func:`qiskit_rest_provider.wire.isa.unsupported_instructions`, which
+    also says why).
     """
-    found: list[tuple[str, tuple[int, ...]]] = []
-    ReportUnsupportedInstructions(target)._collect(circuit_to_dag(circuit), qubit_map, found)
-    return found
+    return [(u.name, u.qargs) for u in isa.unsupported_instructions(circuit, target, qubit_map)]

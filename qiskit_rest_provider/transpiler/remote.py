@@ -13,6 +13,8 @@ Example::
 
     service = ProviderService(url="http://127.0.0.1:8000", token="...")
     isa = transpile_remote(service, circuit, "rest_hex_27q", optimization_level=3)
+    # the same with the service's HTTP client, which is all this module uses:
+    isa = transpile_remote(service.client, circuit, "rest_hex_27q", optimization_level=3)
     # or, where a pass manager is expected:
     pm = RemotePassManager(service, "rest_hex_27q", optimization_level=3, seed_transpiler=1)
     isa_circuits = pm.run([circuit_a, circuit_b])
@@ -20,7 +22,10 @@ Example::
 Circuits travel as one Base64 QPY file by default (``circuit_form="qpy"``: exact, keeps parameters,
 global phase and classical expressions) or as OpenQASM 3 text (``circuit_form="qasm3"``, what
 every transpiler service accepts). Polling uses the server's ``wait`` long-poll where available
-and otherwise backs off from 50 ms to 2 s between polls.
+and otherwise backs off from 50 ms to 2 s between polls. The requests themselves are
+:class:`~qiskit_rest_provider.client.transpile.TranspileEndpoints` methods of the
+:class:`~qiskit_rest_provider.client.RuntimeClient`: this module turns circuits into request
+bodies and task documents back into circuits, and never builds a request.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import io
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from qiskit.circuit import QuantumCircuit, QuantumRegister
 from qiskit.transpiler import Layout, TranspileLayout
@@ -39,7 +44,7 @@ from qiskit.transpiler.exceptions import TranspilerError
 from ..exceptions import InvalidInputError, JobTimeoutError, QiskitRestProviderError
 
 if TYPE_CHECKING:
-    from ..service import ProviderService
+    from ..client import RuntimeClient
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +63,39 @@ SERVICE_OPTIONS = frozenset(
 _LONG_POLL_SECONDS = 10.0
 _FIRST_SLEEP = 0.05
 _MAX_SLEEP = 2.0
+
+
+class HoldsClient(Protocol):
+    """Anything that holds a :class:`~qiskit_rest_provider.client.RuntimeClient` as ``client``.
+
+    A :class:`~qiskit_rest_provider.ProviderService` is one; naming the shape instead of the class
+    keeps this module from importing the service (which wires this module in).
+    """
+
+    @property
+    def client(self) -> RuntimeClient:
+        """The client to send requests through."""
+        ...
+
+
+def client_of(source: RuntimeClient | HoldsClient) -> RuntimeClient:
+    """The :class:`~qiskit_rest_provider.client.RuntimeClient` to send through.
+
+    Args:
+        source: a ``RuntimeClient``, or an object holding one as ``.client`` (a
+            :class:`~qiskit_rest_provider.ProviderService`).
+
+    Raises:
+        InvalidInputError: ``source`` is neither.
+    """
+    if hasattr(source, "create_transpile_task"):
+        return source  # type: ignore[return-value]
+    client = getattr(source, "client", None)
+    if client is None or not hasattr(client, "create_transpile_task"):
+        raise InvalidInputError(
+            f"service: expected a ProviderService or its RuntimeClient, got {type(source).__name__}"
+        )
+    return client  # type: ignore[no-any-return]
 
 
 class RemoteTranspileError(QiskitRestProviderError, TranspilerError):
@@ -194,8 +232,7 @@ def _circuit_from_item(
     return apply_layout(circuit, original, initial, final)
 
 
-def _poll(service: Any, task_id: str, timeout: float) -> list[dict[str, Any]]:
-    client = service.client
+def _poll(client: RuntimeClient, task_id: str, timeout: float) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     sleep = _FIRST_SLEEP
     while True:
@@ -207,14 +244,7 @@ def _poll(service: Any, task_id: str, timeout: float) -> list[dict[str, Any]]:
             )
         wait = max(min(_LONG_POLL_SECONDS, remaining), 0.0)
         asked = time.monotonic()
-        response = client.request(
-            "GET",
-            f"transpile/{task_id}",
-            base="root",
-            params={"wait": f"{wait:.3f}"},
-            timeout=wait + 30.0,
-        )
-        body = response.json()
+        body = client.transpile_task(task_id, wait=wait)
         state = str(body.get("state", "")).upper()
         if state == "SUCCESS" and body.get("result") is not None:
             for warning in body.get("warnings") or ():
@@ -230,7 +260,7 @@ def _poll(service: Any, task_id: str, timeout: float) -> list[dict[str, Any]]:
 
 
 def transpile_remote(
-    service: ProviderService,
+    service: RuntimeClient | HoldsClient,
     circuits: QuantumCircuit | Sequence[QuantumCircuit],
     backend: Any,
     optimization_level: int = 2,
@@ -242,7 +272,8 @@ def transpile_remote(
     """Transpile ``circuits`` on the service for ``backend`` and return ISA circuits with layout.
 
     Args:
-        service: the :class:`~qiskit_rest_provider.ProviderService` (its client sends requests).
+        service: the :class:`~qiskit_rest_provider.ProviderService`, or its
+            :class:`~qiskit_rest_provider.client.RuntimeClient` (which sends the requests).
         circuits: one circuit or a sequence of circuits.
         backend: a backend of the service, or its name.
         optimization_level: Qiskit preset level, 0-3.
@@ -271,19 +302,14 @@ def transpile_remote(
         raise InvalidInputError(
             f"optimization_level: expected an integer from 0 to 3, got {optimization_level!r}"
         )
+    client = client_of(service)
     name = _backend_name(backend)
     body, exported = _request_body(batch, circuit_form, options)
-    response = service.client.request(
-        "POST",
-        "transpile",
-        base="root",
-        params={"backend": name, "optimization_level": optimization_level},
-        json=body,
-        idempotent=True,  # a repeated POST only creates a second, harmless task
-    )
-    task_id = response.json()["task_id"]
+    task_id = client.create_transpile_task(
+        backend=name, optimization_level=optimization_level, body=body
+    )["task_id"]
     logger.debug("transpile task %s created for %d circuit(s) on %s", task_id, len(batch), name)
-    items = _poll(service, task_id, timeout)
+    items = _poll(client, task_id, timeout)
     if len(items) != len(batch):
         raise RemoteTranspileError(
             f"transpile task {task_id} returned {len(items)} circuits for {len(batch)} inputs",
@@ -307,7 +333,8 @@ class RemotePassManager:
     ``generate_preset_pass_manager(level, backend=backend)``.
 
     Args:
-        service: the :class:`~qiskit_rest_provider.ProviderService`.
+        service: the :class:`~qiskit_rest_provider.ProviderService`, or its
+            :class:`~qiskit_rest_provider.client.RuntimeClient`.
         backend: a backend of the service, or its name.
         optimization_level: Qiskit preset level, 0-3.
         timeout: seconds to wait for each task.
@@ -316,13 +343,14 @@ class RemotePassManager:
 
     def __init__(
         self,
-        service: ProviderService,
+        service: RuntimeClient | HoldsClient,
         backend: Any,
         optimization_level: int = 2,
         *,
         timeout: float = 300.0,
         **options: Any,
     ) -> None:
+        client_of(service)  # a wrong first argument fails here, not at the first run()
         self.service = service
         self.backend = backend
         self.optimization_level = optimization_level

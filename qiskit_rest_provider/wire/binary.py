@@ -47,6 +47,7 @@ import numpy as np
 from ..exceptions import WireFormatError
 from .arrays import ZLIB_LEVEL, compress, npy_bytes
 from .json import dumps, loads
+from .protocol import BINARY_RESULT_MEDIA_TYPE
 
 __all__ = [
     "ALIGNMENT",
@@ -63,7 +64,7 @@ __all__ = [
     "unpack",
 ]
 
-MEDIA_TYPE = "application/x-qiskit-rest-result"
+MEDIA_TYPE = BINARY_RESULT_MEDIA_TYPE
 """The media type of the container (``Content-Type`` of the answer, ``Accept`` of the ask)."""
 
 MAGIC = b"\x93QRESULT"

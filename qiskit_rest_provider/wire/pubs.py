@@ -1,7 +1,8 @@
 """PUBs <-> the ``params`` of ``POST /jobs`` (protocol §4), both directions.
 
 The client encodes its coerced :class:`SamplerPub`/:class:`EstimatorPub` with
-:func:`encode_sampler_params`/:func:`encode_estimator_params`; the server decodes any accepted
+:func:`encode_sampler_params`/:func:`encode_estimator_params` into ``params`` that validate
+against ``ibm-quantum-schemas``' input models (:mod:`.contract`); the server decodes any accepted
 form (plain REST JSON or the Qiskit-encoded form of qiskit-ibm-runtime) with
 :func:`decode_sampler_params`/:func:`decode_estimator_params` into Qiskit PUB objects. Every
 problem raises :class:`~qiskit_rest_provider.exceptions.WireFormatError` with a message that
@@ -28,6 +29,7 @@ from ..exceptions import WireFormatError
 from ._observables import observables_to_lists
 from .arrays import decode_ndarray, encode_ndarray
 from .circuits import ImportedCircuit, decode_circuit, encode_qpy, export_qasm3
+from .protocol import DEFAULT_PRECISION, DEFAULT_SHOTS
 
 __all__ = [
     "DecodedParams",
@@ -56,22 +58,60 @@ def _circuit_and_values(pub: SamplerPub | EstimatorPub, circuit_form: CircuitFor
         order = tuple(pub.circuit.parameters)
     else:
         raise ValueError(f"circuit_form must be 'qasm3' or 'qpy', got {circuit_form!r}")
-    if not order:
-        return circuit, None
+    # Always an ndarray (the model's type): a PUB without parameters sends shape (*shape, 0),
+    # i.e. (0,) for a scalar PUB, exactly as qiskit-ibm-runtime does.
     values = np.asarray(pub.parameter_values.as_array(order), dtype=float)
     return circuit, encode_ndarray(values)
 
 
-def encode_sampler_pub(pub: SamplerPub, *, circuit_form: CircuitForm | None = "qasm3") -> list:
-    """Encode a coerced sampler PUB as ``[circuit, parameter_values | None, shots | None]``."""
-    circuit, values = _circuit_and_values(pub, circuit_form)
-    return [circuit, values, pub.shots]
+def _resolve_shots(pub_shots: int | None, shots: int | None, options: dict | None) -> int:
+    """The PUB's shots, else ``run(shots=...)``, else ``options.default_shots``, else 4096.
+
+    The input model types the slot ``int > 0``, so the client fills it in; the resolution is the
+    one the service would apply to a ``null``.
+    """
+    for candidate in (pub_shots, shots, (options or {}).get("default_shots")):
+        if candidate is not None:
+            return int(candidate)
+    return DEFAULT_SHOTS
 
 
-def encode_estimator_pub(pub: EstimatorPub, *, circuit_form: CircuitForm | None = "qasm3") -> list:
-    """Encode a coerced estimator PUB as ``[circuit, observables, values, precision]``."""
+def encode_sampler_pub(
+    pub: SamplerPub,
+    *,
+    circuit_form: CircuitForm | None = "qasm3",
+    default_shots: int | None = None,
+) -> list:
+    """Encode a coerced sampler PUB as ``[circuit, parameter_values, shots]`` (the model's form).
+
+    Args:
+        pub: the coerced PUB.
+        circuit_form: ``"qasm3"`` (OpenQASM 3 text) or ``"qpy"`` (the QPY wrapper).
+        default_shots: shots when the PUB has none (default :data:`~.protocol.DEFAULT_SHOTS`).
+    """
     circuit, values = _circuit_and_values(pub, circuit_form)
-    return [circuit, pub.observables.tolist(), values, pub.precision]
+    return [circuit, values, _resolve_shots(pub.shots, default_shots, None)]
+
+
+def encode_estimator_pub(
+    pub: EstimatorPub,
+    *,
+    circuit_form: CircuitForm | None = "qasm3",
+    default_precision: float | None = None,
+) -> list:
+    """Encode a coerced estimator PUB as ``[circuit, observables, values, precision]``.
+
+    ``precision`` stays ``null`` (the model allows it: the service's ``default_precision``
+    applies) unless the PUB or ``default_precision`` names one.
+    """
+    circuit, values = _circuit_and_values(pub, circuit_form)
+    precision = pub.precision if pub.precision is not None else default_precision
+    return [
+        circuit,
+        pub.observables.tolist(),
+        values,
+        None if precision is None else float(precision),
+    ]
 
 
 def encode_sampler_params(
@@ -81,14 +121,20 @@ def encode_sampler_params(
     options: dict | None = None,
     circuit_form: CircuitForm | None = "qasm3",
 ) -> dict:
-    """Build sampler ``params``: ``{"pubs", "version": 2, "support_qiskit": True, ...}``."""
+    """Build sampler ``params`` that validate against the sampler input model.
+
+    ``{"pubs", "version": 2, "support_qiskit": True, "options"?}``; every PUB carries its shots
+    (its own, else ``shots``, else ``options["default_shots"]``, else 4096): the model has no
+    top-level ``shots`` and types the PUB slot ``int > 0``.
+    """
+    default = _resolve_shots(None, shots, options)
     params: dict[str, Any] = {
-        "pubs": [encode_sampler_pub(p, circuit_form=circuit_form) for p in pubs],
+        "pubs": [
+            encode_sampler_pub(p, circuit_form=circuit_form, default_shots=default) for p in pubs
+        ],
         "version": 2,
         "support_qiskit": True,
     }
-    if shots is not None:
-        params["shots"] = int(shots)
     if options:
         params["options"] = options
     return params
@@ -102,14 +148,19 @@ def encode_estimator_params(
     resilience_level: int | None = None,
     circuit_form: CircuitForm | None = "qasm3",
 ) -> dict:
-    """Build estimator ``params`` (``resilience_level`` is top level, protocol §4.3)."""
+    """Build estimator ``params`` that validate against the estimator input model.
+
+    ``precision`` (``run(precision=...)``) goes into the precision slot of each PUB that names
+    none: the model has no top-level ``precision``. ``resilience_level`` is top level (§4.3).
+    """
     params: dict[str, Any] = {
-        "pubs": [encode_estimator_pub(p, circuit_form=circuit_form) for p in pubs],
+        "pubs": [
+            encode_estimator_pub(p, circuit_form=circuit_form, default_precision=precision)
+            for p in pubs
+        ],
         "version": 2,
         "support_qiskit": True,
     }
-    if precision is not None:
-        params["precision"] = float(precision)
     if resilience_level is not None:
         params["resilience_level"] = int(resilience_level)
     if options:
@@ -251,7 +302,7 @@ def _pub_list(pub: Any, index: int, lo: int, hi: int) -> list:
 
 
 def decode_sampler_params(
-    params: dict, *, num_qubits: int | None = None, default_shots: int = 4096
+    params: dict, *, num_qubits: int | None = None, default_shots: int = DEFAULT_SHOTS
 ) -> DecodedParams:
     """Decode sampler ``params`` into coerced :class:`SamplerPub` objects.
 
@@ -280,7 +331,7 @@ def decode_sampler_params(
 
 
 def decode_estimator_params(
-    params: dict, *, num_qubits: int | None = None, default_precision: float = 0.015625
+    params: dict, *, num_qubits: int | None = None, default_precision: float = DEFAULT_PRECISION
 ) -> DecodedParams:
     """Decode estimator ``params`` into coerced :class:`EstimatorPub` objects.
 

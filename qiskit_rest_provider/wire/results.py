@@ -1,8 +1,10 @@
 """PrimitiveResult <-> result bodies, in both encodings (protocol §5), vectorised.
 
 * ``qiskit=True`` writes the Qiskit-encoded form of §5.2 that qiskit-ibm-runtime's
-  ``RuntimeDecoder`` reads: BitArrays as uint8 ``.npy`` ``(*shape, shots, ceil(bits/8))``,
-  other arrays as ndarray wrappers, datetimes and execution spans wrapped.
+  ``RuntimeDecoder`` reads and ``ibm-quantum-schemas``' result models describe
+  (:func:`~.contract.validate_result`): BitArrays as uint8 ``.npy``
+  ``(*shape, shots, ceil(bits/8))``, other arrays as ndarray wrappers, DataBins with
+  ``field_types``, datetimes and execution spans wrapped.
 * ``qiskit=False`` writes the plain form of §5.1 with decisions D1/D2: hex sample strings
   (``"0x1f"``) nested to the PUB shape (a flat list for a scalar PUB), ``evs``/``stds``/
   ``ensemble_standard_error`` as nested lists or numbers.
@@ -102,6 +104,11 @@ def _encode_field_qiskit(value: Any, wrap: _Wrap) -> Any:
     return wrap(np.asarray(value))
 
 
+def _field_type(value: Any) -> str:
+    """A DataBin field's type as the result models' ``field_types`` carry it (``str(type)``)."""
+    return str(BitArray if isinstance(value, BitArray) else np.ndarray)
+
+
 def _pub_type(pub: Any) -> str:
     if isinstance(pub, SamplerPubResult):
         return "SamplerPubResult"
@@ -121,6 +128,7 @@ def _qiskit_doc(result: PrimitiveResult, wrap: _Wrap) -> dict:
                         "__type__": "DataBin",
                         "__value__": {
                             "field_names": names,
+                            "field_types": [_field_type(data[n]) for n in names],
                             "shape": list(data.shape),
                             "fields": {n: _encode_field_qiskit(data[n], wrap) for n in names},
                         },

@@ -2,13 +2,16 @@
 
 Part 1 is a bounded `schemathesis <https://schemathesis.readthedocs.io>`_ run: every operation of
 ``/openapi.json`` (both runtime prefixes, auth, transpile) gets a few generated requests
-(path/query parameters, positive and negative), authenticated with the platform token flow
-(``POST /identity/token`` -> ``Authorization: Bearer <jwt>`` + ``Service-CRN``). Any 5xx fails.
+(path/query parameters and the request bodies the document declares, positive and negative),
+authenticated with the platform token flow (``POST /identity/token`` -> ``Authorization: Bearer
+<jwt>`` + ``Service-CRN``). Any 5xx fails; so does a 2xx whose body does not match the
+operation's declared response model. So that generated bodies get past "no such job" and "no
+such program", every other case is aimed at a real job/session of ours and every other job body
+names a real program and backend (then ``params`` reaches the runner's model validation).
 
-The routes read their JSON bodies themselves (they validate them field by field to produce D10
-messages), so the document declares no request bodies and schemathesis cannot fuzz them. Part 2
-does that with hypothesis: arbitrary JSON and mutated valid bodies POSTed/PUT/PATCHed to every
-endpoint that takes one. Whatever comes in, the answer is never a 5xx and every error is D10.
+Part 2 complements it with hypothesis: arbitrary JSON and mutated *valid* bodies (which a schema
+generator rarely produces) POSTed/PUT/PATCHed to every endpoint that takes one. Whatever comes
+in, the answer is never a 5xx and every error is D10.
 """
 
 from __future__ import annotations
@@ -61,8 +64,25 @@ def _check_response(response: requests.Response, what: str) -> str | None:
     return None
 
 
+def _aim(case: Any, targets: dict[str, str], turn: int) -> None:
+    """On every other case, point path ids at our job/session and job bodies at real programs."""
+    if turn % 2:
+        return
+    for name, key in (("job_id", "job"), ("session_id", "session")):
+        if name in (case.path_parameters or {}):
+            case.path_parameters[name] = targets[key]
+    if (
+        case.method.upper() == "POST"
+        and case.path.endswith("/jobs")
+        and isinstance(case.body, dict)
+    ):
+        case.body["program_id"] = ("sampler", "estimator")[turn // 2 % 2]
+        case.body["backend"] = "rest_line_5q"
+        case.body.pop("backend_name", None)
+
+
 @pytest.mark.timeout(300)
-def test_no_server_error_for_any_operation(reference_server, auth_headers):
+def test_no_server_error_for_any_operation(reference_server, auth_headers, targets):
     """Every operation of ``/openapi.json``, positive and negative examples (schemathesis).
 
     Schemathesis' pytest loader for a schema that only exists at run time
@@ -70,10 +90,12 @@ def test_no_server_error_for_any_operation(reference_server, auth_headers):
     ``request.node._nodeid``), so the operations are driven with its strategies directly.
     """
     from schemathesis.generation.modes import GenerationMode
+    from schemathesis.specs.openapi.checks import response_schema_conformance
 
     schema = schemathesis.openapi.from_url(f"{reference_server.url}/openapi.json")
     problems: list[str] = []
-    operations = tried = 0
+    operations = tried = with_body = 0
+    turns = iter(range(10**9))
     session = requests.Session()
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -91,15 +113,22 @@ def test_no_server_error_for_any_operation(reference_server, auth_headers):
             )
             @given(operation.as_strategy(generation_mode=mode))
             def run(case) -> None:
+                nonlocal with_body
+                _aim(case, targets, next(turns))
+                with_body += isinstance(case.body, (dict, list, str))
                 response = case.call(
                     base_url=reference_server.url,
                     session=session,
                     headers=auth_headers,
                     timeout=60,
                 )
-                problem = _check_response(
-                    response, f"{case.method} {case.formatted_path} {case.query or ''}"
-                )
+                what = f"{case.method} {case.formatted_path} {case.query or ''} {case.body!r:.200}"
+                problem = _check_response(response, what)
+                if problem is None and response.status_code < 300:
+                    try:
+                        case.validate_response(response, checks=[response_schema_conformance])
+                    except Exception as exc:  # noqa: BLE001 - schemathesis' failure group
+                        problem = f"{what} -> body does not match the response model: {exc}"
                 if problem:
                     problems.append(problem)
 
@@ -111,6 +140,7 @@ def test_no_server_error_for_any_operation(reference_server, auth_headers):
                 tried += 1
     assert operations >= 40, f"only {operations} operations in /openapi.json"
     assert tried > operations  # negative examples ran too
+    assert with_body >= 60, f"only {with_body} generated request bodies"
     assert not problems, "\n".join(problems[:20])
 
 
@@ -236,3 +266,15 @@ def test_no_server_error_for_any_body(reference_server, auth_headers, targets, m
             requests.post(f"{url}/{r.json()['id']}/cancel", headers=headers, timeout=60)
 
     run()
+
+
+def test_huge_list_offset_is_a_400_naming_it(reference_server, auth_headers):
+    """Found by the schemathesis run: an offset past 64 bits overflowed the database (500)."""
+    for name in ("offset", "skip"):
+        r = requests.get(
+            f"{reference_server.runtime_url}/jobs",
+            headers=auth_headers,
+            params={name: 34596636607447785472},
+            timeout=30,
+        )
+        assert r.status_code == 400 and name in r.json()["errors"][0]["message"], r.text

@@ -49,6 +49,11 @@ class FakeBackend:
     def __init__(self):
         self.service = None
 
+    @property
+    def client(self):
+        """A RestBackend sends through its client (here: its fake service's)."""
+        return self.service.client
+
 
 @pytest.fixture
 def backend():

@@ -24,6 +24,7 @@ from qiskit_rest_provider.primitives import (
     SamplerV2,
 )
 from qiskit_rest_provider.wire import circuits as wire_circuits
+from qiskit_rest_provider.wire.arrays import decode_ndarray
 
 
 class RecordingClient:
@@ -43,12 +44,13 @@ class FakeService:
 
 
 class FakeBackend:
-    """The two attributes the primitives use from a RestBackend: service and target."""
+    """What the primitives use from a RestBackend: its client and target (service for tests)."""
 
     name = "fake_line_3q"
 
     def __init__(self):
         self.service = FakeService()
+        self.client = self.service.client
         self.target = GenericBackendV2(
             num_qubits=3, basis_gates=["cz", "rz", "sx", "x", "id"], seed=3
         ).target
@@ -93,7 +95,7 @@ def test_sampler_sends_one_job_with_only_set_options(backend):
     assert params["version"] == 2
     assert params["options"] == {"default_shots": 10, "simulator": {"seed_simulator": 7}}
     assert len(params["pubs"]) == 2
-    assert params["pubs"][0][2] is None  # shots left to options.default_shots
+    assert params["pubs"][0][2] == 10  # options.default_shots, filled in: the model wants int > 0
     assert params["pubs"][1][2] == 5
     assert params["pubs"][0][0].startswith("OPENQASM 3")
 
@@ -102,7 +104,8 @@ def test_sampler_without_options_sends_no_options(backend):
     SamplerV2(mode=backend).run([_pqc().assign_parameters([0.5])], shots=3)
     params = backend.service.client.jobs[0]["params"]
     assert "options" not in params
-    assert params["pubs"][0][1] is None and params["pubs"][0][2] == 3
+    # no parameters: an empty ndarray of shape (0,), as the input model and qiskit-ibm-runtime have
+    assert decode_ndarray(params["pubs"][0][1]).shape == (0,) and params["pubs"][0][2] == 3
 
 
 def test_estimator_params_and_job_fields(backend):

@@ -92,7 +92,8 @@ def test_estimator_default_shots_sets_precision(sim):
     prepared = prepare_job("estimator", params, sim)
     assert prepared.pubs[0].precision == pytest.approx(1 / math.sqrt(400))
     assert prepared.pubs[1].precision == 0.2
-    assert prepared.pub_shots == [400, None]
+    # every PUB reports its shots (result model): an explicit precision 0.2 stands for 25
+    assert prepared.pub_shots == [400, 25]
 
 
 def test_unknown_program_is_rejected(sim):

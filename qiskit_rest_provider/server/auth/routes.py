@@ -3,10 +3,13 @@
 * platform: ``POST /identity/token`` (IAM emulation: form ``grant_type`` + ``apikey`` → JWT)
 * classic: ``POST /api/users/loginWithToken``, ``POST /api/users/logout``, ``GET /api/users/me``,
   ``GET /api/version``
+* service info (no auth): ``GET /version`` (also under ``/api/v1`` and ``/runtime``),
+  ``GET /versions``, ``GET /health``
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from urllib.parse import parse_qs
 
@@ -16,18 +19,35 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...version import __version__
+from ...wire.rest import (
+    ERROR_RESPONSES,
+    ApiVersions,
+    ClassicAccessToken,
+    ClassicLogin,
+    ClassicVersion,
+    Health,
+    IamToken,
+    IamTokenForm,
+    ServerVersion,
+    UserInfo,
+    request_body,
+)
 from ..http import ApiError
-from ..jobs.shapes import iso, json_body, json_response
+from ..jobs.shapes import iso, json_response, parse_body
 from ..state import server_state
 from .tokens import CallerDep
 
-router = APIRouter()
+router = APIRouter(responses=ERROR_RESPONSES)
 
 APIKEY_GRANT = "urn:ibm:params:oauth:grant-type:apikey"
 API_VERSIONS = ["2024-01-01", "2025-01-01", "2025-05-01", "2026-04-15"]
 
 
-@router.post("/identity/token")
+@router.post(
+    "/identity/token",
+    response_model=IamToken,
+    openapi_extra=request_body(IamTokenForm, media_type="application/x-www-form-urlencoded"),
+)
 async def iam_token(request: Request) -> Response:
     """Exchange an API key for a JWT access token (what IBM Cloud IAM does)."""
     raw = await request.body()
@@ -66,13 +86,14 @@ async def iam_token(request: Request) -> Response:
     )
 
 
-@router.post("/api/users/loginWithToken")
+@router.post(
+    "/api/users/loginWithToken",
+    response_model=ClassicAccessToken,
+    openapi_extra=request_body(ClassicLogin),
+)
 async def login_with_token(request: Request) -> Response:
     """Classic login: ``{"apiToken"}`` → ``{"id": access_token, "ttl", "created", "userId"}``."""
-    body = await json_body(request)
-    api_token = body.get("apiToken")
-    if not isinstance(api_token, str) or not api_token:
-        raise ApiError(400, "apiToken: required string", code="invalid_request")
+    api_token = (await parse_body(request, ClassicLogin)).apiToken
     st = server_state(request)
     caller = await run_in_threadpool(st.auth.api_caller, api_token)
     st.auth.limiter.check(caller.token_id)
@@ -94,7 +115,7 @@ def logout(request: Request, caller: CallerDep) -> Response:
     return Response(status_code=200)
 
 
-@router.get("/api/users/me")
+@router.get("/api/users/me", response_model=UserInfo)
 def me(request: Request, caller: CallerDep) -> Response:
     """Classic user info: where the runtime service lives, and the user's instance."""
     base = str(request.base_url).rstrip("/")
@@ -113,21 +134,49 @@ def me(request: Request, caller: CallerDep) -> Response:
     )
 
 
-@router.get("/api/version")
+@router.get("/api/version", response_model=ClassicVersion)
 def classic_version() -> Response:
     """Classic version probe (clients require the key ``api-auth``)."""
     return json_response({"new_api": True, "api-auth": "0.1", "qiskit-rest-provider": __version__})
 
 
-@router.get("/versions")
-@router.get("/api/v1/versions")
-@router.get("/runtime/versions")
+@router.get("/versions", response_model=ApiVersions)
+@router.get("/api/v1/versions", response_model=ApiVersions)
+@router.get("/runtime/versions", response_model=ApiVersions)
 def versions() -> Response:
     """Supported ``IBM-API-Version`` values (no auth, like upstream)."""
     return json_response({"versions": API_VERSIONS})
 
 
-@router.get("/health")
+@functools.cache
+def _server_version() -> bytes:
+    import qiskit
+    import qiskit_aer
+
+    return orjson.dumps(
+        {
+            "version": __version__,
+            "qiskit-rest-provider": __version__,
+            "qiskit": str(qiskit.__version__),
+            "qiskit_aer": str(qiskit_aer.__version__),
+            "api_versions": API_VERSIONS,
+        }
+    )
+
+
+@router.get("/version", response_model=ServerVersion)
+@router.get("/api/v1/version", response_model=ServerVersion)
+@router.get("/runtime/version", response_model=ServerVersion)
+def server_version() -> Response:
+    """What this server runs (no auth): its version, Qiskit's and Aer's, the API versions.
+
+    At the root it answers the transpiler service's ``GET /version`` (which reports ``qiskit``);
+    under the runtime prefixes it answers the same for runtime clients.
+    """
+    return Response(_server_version(), media_type="application/json")
+
+
+@router.get("/health", response_model=Health)
 def health(request: Request) -> Response:
     """Liveness: answers while the server runs (no auth)."""
     st = server_state(request)

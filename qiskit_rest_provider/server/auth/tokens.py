@@ -27,11 +27,10 @@ from typing import Annotated
 
 import jwt
 from fastapi import Depends, Request
-from sqlalchemy import select
 
 from ..config import ServerConfig, instance_crn
 from ..http import ApiError
-from ..jobs.models import AccessToken, ApiToken, Instance, User
+from ..jobs.models import AccessToken, Instance
 from ..jobs.store import Store, new_id
 
 logger = logging.getLogger(__name__)
@@ -126,21 +125,7 @@ class Authenticator:
             return known
         inst = self.store.ensure_instance(hgp, instance_crn(hgp))
         salt = secrets.token_hex(16)
-        now = time.time()
-        with self.store.sessions.begin() as s:
-            user = User(id=new_id(), name=user_name, created=now)
-            s.add(user)
-            s.flush()
-            row = ApiToken(
-                id=new_id(),
-                user_id=user.id,
-                instance_id=inst.id,
-                salt=salt,
-                hash=_hash(salt, token),
-                created=now,
-                revoked=False,
-            )
-            s.add(row)
+        row = self.store.add_user_with_api_token(user_name, inst.id, salt, _hash(salt, token))
         return self._caller(row.user_id, row.instance_id, row.id)
 
     def _instance(self, instance_id: str) -> Instance:
@@ -166,9 +151,7 @@ class Authenticator:
         hit = self._api_cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        with self.store.sessions() as s:
-            rows = list(s.scalars(select(ApiToken).where(ApiToken.revoked.is_(False))))
-        for row in rows:
+        for row in self.store.active_api_tokens():
             if hmac.compare_digest(row.hash, _hash(row.salt, token)):
                 caller = self._caller(row.user_id, row.instance_id, row.id)
                 with self._lock:
@@ -199,8 +182,7 @@ class Authenticator:
             expires=now + self.config.access_token_ttl,
             revoked=False,
         )
-        with self.store.sessions.begin() as s:
-            s.add(row)
+        self.store.add_access_token(row)
         return f"{row.id}.{secret}", row
 
     def issue_jwt(self, caller: Caller) -> tuple[str, int, int]:
@@ -215,8 +197,7 @@ class Authenticator:
             expires=float(exp),
             revoked=False,
         )
-        with self.store.sessions.begin() as s:
-            s.add(row)
+        self.store.add_access_token(row)
         claims = {
             "iss": "qiskit-rest-provider",
             "sub": caller.user_id,
@@ -233,26 +214,24 @@ class Authenticator:
             return
         with self._lock:
             self._jwt_cache.pop(caller.access_id, None)
-        with self.store.sessions.begin() as s:
-            row = s.get(AccessToken, caller.access_id)
-            if row is not None:
-                row.revoked = True
+        self.store.revoke_access_token(caller.access_id)
 
     # ------------------------------------------------------------------ checking
     def _from_access_row(self, access_id: str, secret: str | None) -> Caller | None:
-        with self.store.sessions() as s:
-            row = s.get(AccessToken, access_id)
-            if row is None or row.revoked or row.expires < time.time():
+        found = self.store.access_token_with_api_token(access_id)
+        if found is None:
+            return None
+        row, api = found
+        if row.revoked or row.expires < time.time():
+            return None
+        if row.kind == "access":
+            if secret is None or row.hash is None or row.salt is None:
                 return None
-            if row.kind == "access":
-                if secret is None or row.hash is None or row.salt is None:
-                    return None
-                if not hmac.compare_digest(row.hash, _hash(row.salt, secret)):
-                    return None
-            api = s.get(ApiToken, row.api_token_id)
-            if api is None or api.revoked:
+            if not hmac.compare_digest(row.hash, _hash(row.salt, secret)):
                 return None
-            return self._caller(api.user_id, api.instance_id, api.id, row.id)
+        if api is None or api.revoked:
+            return None
+        return self._caller(api.user_id, api.instance_id, api.id, row.id)
 
     def _from_jwt(self, token: str) -> Caller | None:
         try:

@@ -345,8 +345,10 @@ def run_estimator_pubs(
         noisy: whether the simulator carries a noise model (selects the exact method).
         seed_estimator: seed of the Gaussian noise (same seed → same values).
         seed_simulator: seed for trajectory sampling, if that path is taken.
-        shots: per PUB, the shot count the precision came from (``options.default_shots``),
-            recorded in metadata; ``None`` entries are left out.
+        shots: per PUB, the shots its precision stands for (the runner decides: twirling's
+            randomizations x shots per randomization, ``options.default_shots``, or
+            ``ceil(1/precision**2)``), recorded as metadata ``shots``; ``None`` entries are
+            left out.
         readout: per-qubit readout-error factors to fold into the observables (unmitigated
             measurement, resilience level 0); ``None`` for ideal measurement.
 

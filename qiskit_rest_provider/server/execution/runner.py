@@ -3,7 +3,9 @@
 Two entry points, used at two moments of a job's life:
 
 * :func:`prepare_job` runs in the request handler (via a thread pool) before anything is stored:
-  it decodes the PUBs (:mod:`qiskit_rest_provider.wire`), validates the options tree, checks
+  it checks ``params`` against the program's ``ibm-quantum-schemas`` model
+  (:mod:`qiskit_rest_provider.wire.contract`: unknown keys anywhere are refused), decodes the
+  PUBs (:mod:`qiskit_rest_provider.wire`), validates the options tree, checks
   that every circuit is ISA for the backend's Target and that the work is within the server's
   limits. Any problem raises :class:`JobInputError` (HTTP 400) naming the field.
 * :func:`execute_job` runs in a worker process: it simulates the PUBs (sampler:
@@ -15,9 +17,21 @@ The ISA check and the limits that keep one request from hogging the server live 
 :mod:`.job_checks`; simulator settings (``QISKIT_REST_AER_THREADS``,
 ``QISKIT_REST_AER_MAX_MEMORY_MB``) in :mod:`.simulators`.
 
-Example:
-    >>> prepared = prepare_job("sampler", params, catalog.get("rest_simulator"))  # doctest: +SKIP
-    >>> outcome = execute_job(prepared, catalog.get("rest_simulator"))  # doctest: +SKIP
+Example (in one process here; on the server the two steps run in two):
+    >>> from qiskit import QuantumCircuit
+    >>> from qiskit.primitives.containers.sampler_pub import SamplerPub
+    >>> from qiskit_rest_provider.server.backends.catalog import BackendCatalog
+    >>> from qiskit_rest_provider.wire.pubs import encode_sampler_params
+    >>> from qiskit_rest_provider.wire.results import decode_result
+    >>> bell = QuantumCircuit(2)
+    >>> _ = bell.h(0), bell.cx(0, 1), bell.measure_all()
+    >>> params = encode_sampler_params([SamplerPub.coerce(bell, shots=100)])
+    >>> backend = BackendCatalog.load().get("rest_simulator")
+    >>> prepared = prepare_job("sampler", params, backend)
+    >>> outcome = execute_job(prepared, backend)
+    >>> bits = decode_result(outcome.result_body)[0].data.meas
+    >>> sorted(bits.get_counts()), bits.num_shots
+    (['00', '11'], 100)
 """
 
 from __future__ import annotations
@@ -30,6 +44,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...exceptions import WireFormatError
+from ...wire import protocol
+from ...wire.contract import validate_params
 from ..jobs.admission import (
     MAX_ESTIMATOR_ELEMENTS,
     MAX_ESTIMATOR_SETS,
@@ -66,7 +82,7 @@ __all__ = [
     "run_job",
 ]
 
-PROGRAMS = ("sampler", "estimator")
+PROGRAMS = protocol.PRIMITIVE_PROGRAMS
 
 
 @dataclass
@@ -102,24 +118,82 @@ def _from_wire_error(exc: Exception) -> JobInputError:
     if not message.startswith("params"):
         message = f"params.{message}"
     match = _FIELD_RE.match(message)
-    return JobInputError(message, field=match.group(1) if match else "params")
+    field_name = match.group(1) if match else "params"
+    code = "invalid_option" if field_name.startswith("params.options.") else "invalid_params"
+    return JobInputError(message, field=field_name, code=code)
 
 
-def _estimator_shots(params: dict, pubs: list, options: dict) -> list[int | None]:
-    """Apply ``options.default_shots`` (precision = 1/sqrt(shots)) to PUBs without a precision."""
-    shots = options.get("default_shots")
-    out: list[int | None] = [None] * len(pubs)
-    if shots is None or params.get("precision") is not None:
-        return out
+# Estimator twirling and mitigation by resilience level when the options leave them unset
+# (qiskit-ibm-runtime's own defaults: level 1 twirls measurements, level 2 gates as well).
+_LEVEL_DEFAULTS = {
+    0: {"enable_gates": False, "enable_measure": False, "measure_mitigation": False},
+    1: {"enable_gates": False, "enable_measure": True, "measure_mitigation": True},
+    2: {"enable_gates": True, "enable_measure": True, "measure_mitigation": True},
+}
+
+
+def resolved_twirling(options: dict, level: int | None) -> dict:
+    """The estimator's ``twirling`` options with ``enable_*`` decided (never ``None``).
+
+    Unset flags take the resilience level's default; measurement mitigation requires twirled
+    measurements, so it forces ``enable_measure``. This is what result metadata reports (the
+    result model types ``twirling.enable_measure`` as a boolean).
+    """
+    defaults = _LEVEL_DEFAULTS.get(protocol.DEFAULT_RESILIENCE_LEVEL if level is None else level)
+    defaults = defaults or _LEVEL_DEFAULTS[protocol.DEFAULT_RESILIENCE_LEVEL]
+    twirling = dict(options.get("twirling") or {})
+    for key in ("enable_gates", "enable_measure"):
+        if twirling.get(key) is None:
+            twirling[key] = defaults[key]
+    mitigation = (options.get("resilience") or {}).get("measure_mitigation")
+    if mitigation is None:
+        mitigation = defaults["measure_mitigation"]
+    if mitigation:
+        twirling["enable_measure"] = True
+    return twirling
+
+
+def _shots_for(precision: float) -> int:
+    """Shots whose shot-noise standard error is ``precision`` (1/64 -> 4096)."""
+    return max(1, math.ceil(1.0 / precision**2 - 1e-9))
+
+
+def _estimator_shots(params: dict, pubs: list, options: dict, level: int | None) -> list[int]:
+    """Decide each PUB's shots (result metadata ``shots``) and the precision they give.
+
+    A precision the PUB (or plain-form ``params.precision``) names is obeyed: shots =
+    ``ceil(1/precision**2)``. Otherwise, as qiskit-ibm-runtime documents, twirling's
+    ``num_randomizations * shots_per_randomization`` (both set, twirling on) takes precedence
+    over ``options.default_shots``, which takes precedence over ``default_precision``
+    (4096 shots at the default 1/64). PUBs whose shots come from a count get the precision
+    ``1/sqrt(shots)``.
+    """
+    twirling = resolved_twirling(options, level)
+    randomizations = twirling.get("num_randomizations")
+    per_randomization = twirling.get("shots_per_randomization")
+    twirled_shots = None
+    if (
+        (twirling["enable_gates"] or twirling["enable_measure"])
+        and isinstance(randomizations, int)
+        and isinstance(per_randomization, int)
+    ):
+        twirled_shots = randomizations * per_randomization
+    count = twirled_shots if twirled_shots is not None else options.get("default_shots")
+    run_precision = params.get("precision") is not None
     raw = params.get("pubs") or []
+    out: list[int] = []
     for i, pub in enumerate(pubs):
         entry = raw[i] if i < len(raw) else None
-        explicit = isinstance(entry, (list, tuple)) and len(entry) > 3 and entry[3] is not None
-        if not explicit:
-            pubs[i] = type(pub)(
-                pub.circuit, pub.observables, pub.parameter_values, 1.0 / math.sqrt(shots)
-            )
-            out[i] = int(shots)
+        explicit = run_precision or (
+            isinstance(entry, (list, tuple)) and len(entry) > 3 and entry[3] is not None
+        )
+        if explicit or count is None:
+            out.append(_shots_for(float(pub.precision)))
+            continue
+        pubs[i] = type(pub)(
+            pub.circuit, pub.observables, pub.parameter_values, 1.0 / math.sqrt(count)
+        )
+        out.append(int(count))
     return out
 
 
@@ -141,18 +215,23 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
 
     if program_id not in PROGRAMS:
         raise JobInputError(
-            f"program_id: program {program_id!r} not found (known: sampler, estimator)",
+            f"program_id: program {program_id!r} not found (known: {', '.join(PROGRAMS)})",
             field="program_id",
             code="program_not_found",
         )
     if not isinstance(params, dict):
         raise JobInputError("params: expected an object", field="params")
     try:
+        # The contract first: unknown keys (top level, options tree) and model-form PUBs.
+        validate_params(program_id, params, accept_plain=True)
+    except WireFormatError as exc:
+        raise _from_wire_error(exc) from None
+    try:
         options = validate_options(program_id, params.get("options"), path="params.options")
     except OptionsError as exc:
         raise JobInputError(str(exc), field=exc.path, code="invalid_option") from None
     try:
-        if program_id == "sampler":
+        if program_id == protocol.SAMPLER:
             decoded = wire_pubs.decode_sampler_params(
                 params, num_qubits=backend.num_qubits, default_shots=options["default_shots"]
             )
@@ -168,13 +247,17 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
     check_rep_delay(options, backend)
     check_circuits(pubs, backend)
     pub_shots: list = []
-    if program_id == "sampler":
+    if program_id == protocol.SAMPLER:
         check_sampler_limits(pubs, backend)
         resilience_level = None
     else:
-        pub_shots = _estimator_shots(params, pubs, options)
+        resilience_level = (
+            protocol.DEFAULT_RESILIENCE_LEVEL
+            if decoded.resilience_level is None
+            else decoded.resilience_level
+        )
+        pub_shots = _estimator_shots(params, pubs, options, resilience_level)
         check_estimator_limits(pubs)
-        resilience_level = 1 if decoded.resilience_level is None else decoded.resilience_level
     return PreparedJob(
         program_id=program_id,
         backend_name=backend.name,
@@ -220,7 +303,7 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
     seed_simulator = prepared.options.get("simulator", {}).get("seed_simulator")
     extra: dict[str, Any] = {}
     try:
-        if prepared.program_id == "sampler":
+        if prepared.program_id == protocol.SAMPLER:
             from .sampler import run_sampler_pubs
 
             result, simulate, spans = run_sampler_pubs(
@@ -250,7 +333,7 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
                 {
                     "resilience_level": prepared.resilience_level,
                     "dynamical_decoupling": options["dynamical_decoupling"],
-                    "twirling": options["twirling"],
+                    "twirling": resolved_twirling(options, level),
                     "resilience": {
                         "measure_mitigation": bool(noisy and (level or 0) >= 1),
                         "zne_mitigation": False,

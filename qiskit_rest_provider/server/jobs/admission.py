@@ -15,8 +15,9 @@ import math
 from typing import Any
 
 import numpy as np
-from qiskit.circuit import ControlFlowOp, QuantumCircuit
-from qiskit.circuit.parameterexpression import ParameterExpression
+from qiskit.circuit import QuantumCircuit
+
+from ...wire.isa import unsupported_instructions
 
 __all__ = [
     "MAX_ESTIMATOR_ELEMENTS",
@@ -56,62 +57,32 @@ class JobInputError(ValueError):
         self.code = code
 
 
-def _where_supported(target: Any, name: str) -> str:
-    """Say where ``name`` is available, for error messages (a few entries at most)."""
-    if name not in target.operation_names:
-        return "the backend's instructions are " + ", ".join(sorted(target.operation_names))
-    qargs = target.qargs_for_operation_name(name)
-    if qargs is None:
-        return f"'{name}' is available on all qubits"
-    listed = sorted(qargs)
-    shown = ", ".join(str(list(q)) for q in listed[:8])
-    more = f" and {len(listed) - 8} more" if len(listed) > 8 else ""
-    return f"'{name}' is available on {shown}{more}"
-
-
 def _check_isa(circuit: QuantumCircuit, target: Any, pub_index: int, backend_name: str) -> None:
-    """Raise :class:`JobInputError` for the first instruction the Target does not support."""
-    supported: dict[tuple[str, tuple[int, ...]], bool] = {}
-    bounded = bool(target.has_angle_bounds()) if hasattr(target, "has_angle_bounds") else False
+    """Raise :class:`JobInputError` for the first instruction the Target does not accept.
+
+    The rule is the contract's (:func:`qiskit_rest_provider.wire.isa.unsupported_instructions`),
+    the one the client checks before it submits, so both halves reject the same circuits.
+    """
+    rejected = unsupported_instructions(circuit, target, first_only=True)
+    if not rejected:
+        return
+    issue = rejected[0]
     field = f"params.pubs[{pub_index}].circuit"
-
-    def walk(block: QuantumCircuit, qubit_map: dict) -> None:
-        for inst in block.data:
-            op = inst.operation
-            name = op.name
-            if name == "barrier":
-                continue
-            qargs = tuple(qubit_map[q] for q in inst.qubits)
-            key = (name, qargs)
-            ok = supported.get(key)
-            if ok is None:
-                ok = supported[key] = bool(target.instruction_supported(name, qargs))
-            if not ok:
-                where = f"qubit {qargs[0]}" if len(qargs) == 1 else f"qubits {list(qargs)}"
-                raise JobInputError(
-                    f"{field}: PUB {pub_index} is not ISA for backend {backend_name!r}: "
-                    f"instruction '{name}' on {where} is not supported "
-                    f"({_where_supported(target, name)}). Transpile the circuit for the "
-                    "backend's Target first.",
-                    field=field,
-                    code="non_isa_circuit",
-                )
-            if bounded and target.gate_has_angle_bounds(name):
-                params = [p for p in op.params if not isinstance(p, ParameterExpression)]
-                if len(params) == len(op.params) and not target.supported_angle_bound(
-                    name, [float(p) for p in params]
-                ):
-                    raise JobInputError(
-                        f"{field}: PUB {pub_index}: instruction '{name}' on {list(qargs)} has "
-                        f"angles {list(map(float, params))} outside the backend's bounds",
-                        field=field,
-                        code="angle_out_of_bounds",
-                    )
-            if isinstance(op, ControlFlowOp):
-                for sub in op.blocks:
-                    walk(sub, {bq: qubit_map[oq] for bq, oq in zip(sub.qubits, inst.qubits)})
-
-    walk(circuit, {q: i for i, q in enumerate(circuit.qubits)})
+    if issue.reason == "angle_out_of_bounds":
+        raise JobInputError(
+            f"{field}: PUB {pub_index}: instruction '{issue.name}' on {list(issue.qargs)} "
+            f"{issue.detail}",
+            field=field,
+            code="angle_out_of_bounds",
+        )
+    where = f" on {issue.where}" if issue.qargs else ""
+    raise JobInputError(
+        f"{field}: PUB {pub_index} is not ISA for backend {backend_name!r}: "
+        f"instruction '{issue.name}'{where} {issue.detail}. Transpile the circuit for the "
+        "backend's Target first.",
+        field=field,
+        code="non_isa_circuit",
+    )
 
 
 def _max_shots(backend: Any) -> int:

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from ...wire import protocol
 from ..config import ServerConfig
 from ..execution.base import ExecutionTask, JobExecutor
 from .models import FINAL_STATES
@@ -35,10 +36,10 @@ from .watchers import JobWatchers
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-REASON_TOO_LONG = 1305
-REASON_INPUT = 1002
-REASON_EXECUTION = 1500
-REASON_WORKER_CRASH = 1501
+REASON_TOO_LONG = protocol.REASON_MAX_TIME
+REASON_INPUT = protocol.REASON_INPUT
+REASON_EXECUTION = protocol.REASON_EXECUTION
+REASON_WORKER_CRASH = protocol.REASON_WORKER_CRASH
 
 
 @dataclass
@@ -166,7 +167,11 @@ class Dispatcher:
                     why = self._session_expired(job.session_id)
                     if why is not None:
                         if self.store.transition(
-                            job.id, ("Queued",), "Cancelled", log=f"cancelled: {why}", reason=why
+                            job.id,
+                            (protocol.QUEUED,),
+                            protocol.CANCELLED,
+                            log=f"cancelled: {why}",
+                            reason=why,
                         ):
                             self.prepared.pop(job.id, None)
                             self.watchers.notify(job.id)
@@ -177,7 +182,7 @@ class Dispatcher:
     def _start(self, job: QueuedJob) -> None:
         """Claim a queued job (Queued → Running) and hand it to the executor."""
         job_id = job.id
-        if not self.store.transition(job_id, ("Queued",), "Running", log="running"):
+        if not self.store.transition(job_id, (protocol.QUEUED,), protocol.RUNNING, log="running"):
             return
         prepared, parse_seconds = self.prepared.pop(job_id, (None, None))
         task = ExecutionTask(
@@ -193,7 +198,9 @@ class Dispatcher:
             future = self.executor.run_job(task)
         except Exception as exc:  # the pool could not take it: try again later
             logger.warning("could not submit job %s: %s", job_id, exc)
-            self.store.transition(job_id, ("Running",), "Queued", log="re-queued", running_at=None)
+            self.store.transition(
+                job_id, (protocol.RUNNING,), protocol.QUEUED, log="re-queued", running_at=None
+            )
             return
         self._inflight[job_id] = _InFlight(
             future,
@@ -215,8 +222,8 @@ class Dispatcher:
                 limit = entry.deadline - entry.started
                 if self.store.transition(
                     job_id,
-                    ("Running",),
-                    "Cancelled",
+                    (protocol.RUNNING,),
+                    protocol.CANCELLED,
                     log=f"cancelled: ran longer than the maximum execution time ({limit:g} s)",
                     reason=f"Job ran longer than the maximum execution time of {limit:g} s",
                     reason_code=REASON_TOO_LONG,
@@ -262,8 +269,8 @@ class Dispatcher:
             if died and attempts < MAX_ATTEMPTS:
                 self.store.transition(
                     job_id,
-                    ("Running",),
-                    "Queued",
+                    (protocol.RUNNING,),
+                    protocol.QUEUED,
                     log=f"worker process died (attempt {attempts}); re-queued",
                     running_at=None,
                     attempts=attempts,
@@ -291,8 +298,8 @@ class Dispatcher:
         usage = float(out.get("quantum_seconds") or 0.0)
         self.store.transition(
             job_id,
-            ("Running",),
-            "Completed",
+            (protocol.RUNNING,),
+            protocol.COMPLETED,
             log=f"completed (simulation {usage:.3f} s, worker {out.get('wall_seconds', 0):.3f} s)",
             metrics=orjson.dumps(metrics, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
             quantum_seconds=usage,
@@ -304,8 +311,8 @@ class Dispatcher:
         body = f"Job {job_id} failed: {reason}\n{detail if detail != reason else ''}".rstrip()
         self.store.transition(
             job_id,
-            ("Running",),
-            "Failed",
+            (protocol.RUNNING,),
+            protocol.FAILED,
             log=f"failed: {reason}",
             reason=reason[:4000],
             reason_code=code,

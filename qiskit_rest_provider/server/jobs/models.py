@@ -3,6 +3,10 @@
 Times are stored as float seconds since the epoch (UTC): portable across SQLite and PostgreSQL,
 cheap to compare and sort. Secrets are never stored in clear: tokens keep a random salt and
 ``sha256(salt + token)``.
+
+The schema changes only through the Alembic migrations in ``server/jobs/migrations`` (the store
+applies them on start-up); a change here needs a new revision there, and a unit test fails while
+the two disagree.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ...wire import protocol
 
 
 class Base(DeclarativeBase):
@@ -126,6 +132,8 @@ class Job(Base):
     usage_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     quantum_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # when the results of a ``private`` job were handed out (once only); migration 0002
+    results_consumed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("instance_id", "idempotency_key", name="uq_jobs_idempotency"),
@@ -133,5 +141,5 @@ class Job(Base):
     )
 
 
-FINAL_STATES = frozenset({"Completed", "Failed", "Cancelled"})
-PENDING_STATES = frozenset({"Queued", "Running"})
+FINAL_STATES = protocol.FINAL_STATES
+PENDING_STATES = protocol.PENDING_STATES

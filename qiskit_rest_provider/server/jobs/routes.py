@@ -11,23 +11,43 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ...wire import protocol
+from ...wire.rest import (
+    ERROR_RESPONSES,
+    JobCreate,
+    JobCreated,
+    JobDetails,
+    JobMetrics,
+    JobsPage,
+    TagsUpdate,
+    request_body,
+)
 from ..auth.tokens import Caller, CallerDep
 from ..http import ApiError
 from ..state import server_state
 from .models import Job
-from .shapes import as_bool, is_final, job_json, json_body, json_response, parse_time
+from .shapes import (
+    current_calibration_id,
+    is_final,
+    job_json,
+    json_response,
+    parse_body,
+    parse_time,
+)
 from .store import JobFilters, new_id
 
 logger = logging.getLogger(__name__)
-router = APIRouter()
+router = APIRouter(responses=ERROR_RESPONSES)
 
-PROGRAMS = ("sampler", "estimator")
+PROGRAMS = protocol.PRIMITIVE_PROGRAMS
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 256
-MAX_WAIT_SECONDS = 30.0
-#: ``wire.binary.MEDIA_TYPE``, spelled out so that answering JSON never imports the wire code.
-BINARY_RESULT = "application/x-qiskit-rest-result"
+MAX_WAIT_SECONDS = protocol.MAX_WAIT_SECONDS
+#: Largest ``offset``/``skip`` of ``GET /jobs`` (beyond it a database's 64-bit OFFSET overflows).
+MAX_OFFSET = 10**12
+#: The binary result container (:mod:`wire.protocol` names it; no Qiskit is imported for it).
+BINARY_RESULT = protocol.BINARY_RESULT_MEDIA_TYPE
 _JSON_RANGES = ("application/json", "application/*", "*/*")
 
 
@@ -48,15 +68,14 @@ def _tags(value: Any, field: str = "tags") -> list[str]:
     return list(value)
 
 
-def _check_classic_instance(body: dict[str, Any], caller: Caller) -> None:
-    parts = [body.get(k) for k in ("hub", "group", "project")]
+def _check_classic_instance(body: JobCreate, caller: Caller) -> None:
+    parts = [body.hub, body.group, body.project]
     if any(p is not None for p in parts):
-        if not all(isinstance(p, str) and p for p in parts):
+        if not all(parts):
             raise ApiError(400, "hub, group and project must be given together as strings")
         if "/".join(parts) != caller.instance_hgp:  # type: ignore[arg-type]
             raise ApiError(403, "hub/group/project names an instance this token has no access to")
-    inst = body.get("instance")
-    if isinstance(inst, str) and inst and not caller.owns_instance(inst):
+    if body.instance and not caller.owns_instance(body.instance):
         raise ApiError(403, "instance names an instance this token has no access to")
 
 
@@ -67,59 +86,65 @@ def _load_job(request: Request, job_id: str, caller: Caller, **kw: bool) -> Job:
     return job
 
 
-@router.post("/jobs")
+@router.post("/jobs", response_model=JobCreated, openapi_extra=request_body(JobCreate))
 async def create_job(request: Request, caller: CallerDep) -> Response:
-    """Validate, persist (Queued) and hand over a job; answers once the job is committed."""
+    """Validate, persist (Queued) and hand over a job; answers once the job is committed.
+
+    The body is checked against :class:`~qiskit_rest_provider.wire.rest.JobCreate` (types,
+    after authentication), then here (program, backend, session, limits), then ``params`` by the
+    runner against the program's models; ``params`` is passed on untouched.
+    """
     st = server_state(request)
-    body = await json_body(request)
-    key = request.headers.get("idempotency-key")
+    body = await parse_body(request, JobCreate, codes={"params": "invalid_params"})
+    key = request.headers.get(protocol.IDEMPOTENCY_KEY_HEADER)
     if key is not None and not (0 < len(key) <= 200):
-        raise ApiError(400, "Idempotency-Key must be 1-200 characters")
+        raise ApiError(400, f"{protocol.IDEMPOTENCY_KEY_HEADER} must be 1-200 characters")
     if key:
         existing = await run_in_threadpool(st.store.job_by_key, caller.instance_id, key)
         if existing is not None:
             return json_response(_created(existing))
 
-    program_id = body.get("program_id")
-    if not isinstance(program_id, str) or not program_id:
-        raise ApiError(400, "program_id: required string", code="invalid_request")
+    program_id = body.program_id
     if program_id not in PROGRAMS:
         raise ApiError(
             404,
             f"program_id: program {program_id!r} not found (known: sampler, estimator)",
             code="program_not_found",
         )
-    backend = body.get("backend", body.get("backend_name"))
-    if not isinstance(backend, str) or not backend:
+    backend = body.backend if "backend" in body.model_fields_set else body.backend_name
+    if not backend:
         raise ApiError(400, "backend: required string", code="invalid_request")
     if backend not in st.catalog:
         raise ApiError(404, f"backend: backend {backend!r} not found", code="backend_not_found")
-    params = body.get("params")
-    if not isinstance(params, dict):
-        raise ApiError(400, "params: required JSON object", code="invalid_params")
+    params = body.params
     _check_classic_instance(body, caller)
-    tags = _tags(body.get("tags"))
-    log_level = body.get("log_level")
+    tags = _tags(body.tags)
+    log_level = body.log_level
     if log_level is not None:
-        if not isinstance(log_level, str) or log_level.lower() not in LOG_LEVELS:
+        if log_level.lower() not in LOG_LEVELS:
             raise ApiError(400, f"log_level: expected one of {', '.join(LOG_LEVELS)} (any case)")
         log_level = log_level.lower()
-    cost = body.get("cost")
-    if cost is not None and (
-        isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost <= 0
-    ):
+    cost = body.cost
+    if cost is not None and cost <= 0:
         raise ApiError(400, f"cost: expected a positive number of seconds, got {cost!r}")
-    private = as_bool(body.get("private", False), "private")
-    start_session = as_bool(body.get("start_session", False), "start_session")
-    session_id = body.get("session_id")
-    if session_id is not None and (not isinstance(session_id, str) or not session_id):
+    private = body.private
+    start_session = body.start_session
+    session_id = body.session_id
+    if session_id is not None and not session_id:
         raise ApiError(400, "session_id: expected a string")
+    spec = st.catalog.get(backend)
+    if body.calibration_id is not None and body.calibration_id != current_calibration_id(spec):
+        raise ApiError(
+            400,
+            f"calibration_id: {body.calibration_id!r} is not a calibration of {backend} "
+            f"(current: {current_calibration_id(spec)})",
+            code="calibration_not_found",
+        )
     if session_id:
         await run_in_threadpool(_check_session, st, session_id, backend, caller)
 
     from ..execution.runner import JobInputError, prepare_job
 
-    spec = st.catalog.get(backend)
     t0 = time.perf_counter()
     try:
         prepared = await run_in_threadpool(prepare_job, program_id, params, spec)
@@ -156,7 +181,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
         backend=backend,
         program_id=program_id,
         params=orjson.dumps(params),
-        state="Queued",
+        state=protocol.QUEUED,
         tags=orjson.dumps(tags).decode(),
         session_id=session_id,
         log_level=log_level,
@@ -200,7 +225,7 @@ def _check_session(st: Any, session_id: str, backend: str, caller: Caller) -> No
         )
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=JobDetails)
 async def get_job(
     request: Request,
     job_id: str,
@@ -229,13 +254,13 @@ async def get_job(
     )
 
 
-@router.get("/jobs")
+@router.get("/jobs", response_model=JobsPage)
 def list_jobs(
     request: Request,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=0, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    skip: Annotated[int | None, Query(ge=0)] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    skip: Annotated[int | None, Query(ge=0, le=MAX_OFFSET)] = None,
     backend: str | None = None,
     pending: bool | None = None,
     program: str | None = None,
@@ -282,16 +307,16 @@ def cancel_job(request: Request, job_id: str, caller: CallerDep) -> Response:
     job = _load_job(request, job_id, caller, with_params=False)
     if st.store.transition(
         job_id,
-        ("Queued",),
-        "Cancelled",
+        (protocol.QUEUED,),
+        protocol.CANCELLED,
         log="cancelled by the user",
         reason="cancelled by the user",
     ):
         st.dispatcher.prepared.pop(job_id, None)
     elif st.store.transition(
         job_id,
-        ("Running",),
-        "Cancelled",
+        (protocol.RUNNING,),
+        protocol.CANCELLED,
         log="cancelled by the user while running",
         reason="cancelled by the user",
     ):
@@ -362,13 +387,31 @@ def _binary_body(job_id: str, body: bytes) -> bytes | None:
         return None
 
 
-@router.get("/jobs/{job_id}/results")
+_RESULT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the result (JSON, or the binary container), or a failed job's error text",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            BINARY_RESULT: {"schema": {"type": "string", "format": "binary"}},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    },
+    204: {"description": "a private job's result, already read once"},
+}
+
+
+@router.get("/jobs/{job_id}/results", responses=_RESULT_RESPONSES)
 def job_results(request: Request, job_id: str, caller: CallerDep) -> Response:
     """The result body. Failed/cancelled jobs answer 200 with the error text (§5.4).
 
     Completed jobs answer JSON, or the binary container (``application/x-qiskit-rest-result``,
     an optional extension) when ``Accept`` prefers it and the job was submitted with
     ``support_qiskit`` (a plain §5.1 body has no container form).
+
+    A private job's result is readable once: the first read gets it; every later read gets
+    ``204 No Content``. An empty 2xx body is what the official client turns into
+    ``job.result() is None`` (its own integration suite asserts exactly that), where a 4xx would
+    raise from ``result()``.
     """
     st = server_state(request)
     job = _load_job(request, job_id, caller, with_result=True, with_params=False)
@@ -378,10 +421,14 @@ def job_results(request: Request, job_id: str, caller: CallerDep) -> Response:
             f"job {job_id} is {job.state}; results exist once it is final",
             code="job_not_final",
         )
+    if job.state == protocol.COMPLETED and job.private and job.results_consumed_at is not None:
+        return _consumed(job_id)
     body = st.store.read_result(job)
-    if job.state == "Completed":
+    if job.state == protocol.COMPLETED:
         if body is None:
             raise ApiError(500, f"the result of job {job_id} is missing from the store")
+        if job.private and not st.store.consume_results(job_id):
+            return _consumed(job_id)  # a concurrent read got it first
         vary = {"Vary": "Accept"}
         if prefers_binary(request.headers.get("accept")):
             packed = _binary_body(job_id, body)
@@ -394,6 +441,11 @@ def job_results(request: Request, job_id: str, caller: CallerDep) -> Response:
     return Response(text, media_type="text/plain")
 
 
+def _consumed(job_id: str) -> Response:
+    logger.info("job %s: private result already read; answering 204", job_id)
+    return Response(status_code=204)
+
+
 @router.get("/jobs/{job_id}/logs")
 def job_logs(request: Request, job_id: str, caller: CallerDep) -> Response:
     """The job's log lines (text)."""
@@ -401,7 +453,7 @@ def job_logs(request: Request, job_id: str, caller: CallerDep) -> Response:
     return Response(job.logs or "", media_type="text/plain")
 
 
-@router.get("/jobs/{job_id}/metrics")
+@router.get("/jobs/{job_id}/metrics", response_model=JobMetrics)
 def job_metrics(request: Request, job_id: str, caller: CallerDep) -> Response:
     """Timestamps, usage and execution metrics (§3.9)."""
     st = server_state(request)
@@ -430,7 +482,7 @@ def job_metrics(request: Request, job_id: str, caller: CallerDep) -> Response:
         "qiskit_version": _qiskit_version(),
         "estimated_start_time": None,
         "estimated_completion_time": None,
-        "position_in_queue": st.store.queue_position(job) if job.state == "Queued" else None,
+        "position_in_queue": st.store.queue_position(job) if job.state == protocol.QUEUED else None,
         "position_in_provider": None,
     }
     for key, value in extra.items():
@@ -438,12 +490,12 @@ def job_metrics(request: Request, job_id: str, caller: CallerDep) -> Response:
     return json_response(out)
 
 
-@router.put("/jobs/{job_id}/tags", status_code=204)
+@router.put("/jobs/{job_id}/tags", status_code=204, openapi_extra=request_body(TagsUpdate))
 async def replace_tags(request: Request, job_id: str, caller: CallerDep) -> Response:
     """Replace a job's tags; answers 204 exactly (the official client requires it)."""
     st = server_state(request)
-    body = await json_body(request)
-    tags = _tags(body.get("tags"), "tags")
+    body = await parse_body(request, TagsUpdate)
+    tags = _tags(body.tags, "tags")
     await run_in_threadpool(_load_job, request, job_id, caller)
     await run_in_threadpool(st.store.set_tags, job_id, tags)
     return Response(status_code=204)

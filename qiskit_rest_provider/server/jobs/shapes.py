@@ -1,22 +1,33 @@
-"""JSON shapes of jobs and sessions (protocol §3.7, §3.10), and helpers for the routers.
+"""JSON shapes of the REST resources (protocol §3), and helpers for the routers.
+
+Request bodies are validated with the pydantic models of :mod:`qiskit_rest_provider.wire.rest`
+by :func:`parse_body`, *after* authentication (a caller without credentials gets 401 whatever it
+sent) and after parsing with orjson (fast, and a depth-bombed or non-UTF-8 body is a clean 400).
+Responses are built here and serialised with orjson; their models only describe them (FastAPI
+does not re-validate a ``Response``), so no second pass over large documents.
 
 JSON responses, body parsing and time formats live here too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request
+from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from ..http import ApiError
+from ...wire import protocol
+from ..http import ApiError, describe_validation_errors
 from .models import FINAL_STATES, Job, SessionRow
 
 JSON = "application/json"
+BodyModel = TypeVar("BodyModel", bound=BaseModel)
 
 
 def json_response(
@@ -70,6 +81,36 @@ async def json_body(request: Request, *, required: bool = True) -> dict[str, Any
     return body
 
 
+async def parse_body(
+    request: Request,
+    model: type[BodyModel],
+    *,
+    required: bool = True,
+    codes: Mapping[str, str] | None = None,
+) -> BodyModel:
+    """The request body validated by ``model``, or a 400 naming every offending field.
+
+    Args:
+        request: the request (its body is parsed with orjson: see :func:`json_body`).
+        model: the pydantic model of the body.
+        required: whether an empty body is an error (else it validates as ``{}``).
+        codes: error code per top-level field (default ``invalid_request``), e.g.
+            ``{"params": "invalid_params"}``.
+    """
+    body = await json_body(request, required=required)
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        code = "invalid_request"
+        for err in errors:
+            top = err["loc"][0] if err.get("loc") else None
+            if codes and isinstance(top, str) and top in codes:
+                code = codes[top]
+                break
+        raise ApiError(400, describe_validation_errors(errors), code=code) from None
+
+
 def as_bool(value: Any, field: str) -> bool:
     """Accept a JSON bool or ``"true"``/``"false"`` in any case (seeds send ``"False"``)."""
     if isinstance(value, bool):
@@ -119,7 +160,7 @@ def session_state(
 ) -> tuple[str, str | None]:
     """The session's protocol state and reason, computed from its row and its jobs."""
     now = time.time() if now is None else now
-    pending = counts.get("Queued", 0) + counts.get("Running", 0)
+    pending = counts.get(protocol.QUEUED, 0) + counts.get(protocol.RUNNING, 0)
     if row.closed:
         return "closed", row.state_reason
     if now > row.created + row.max_ttl:
@@ -176,3 +217,17 @@ def session_json(row: SessionRow, counts: dict[str, int], usage: float) -> dict[
 def is_final(state: str) -> bool:
     """Whether a job state is final."""
     return state in FINAL_STATES
+
+
+def current_calibration_id(spec: Any) -> str:
+    """The id of a backend's current calibration (what ``calibration_id=`` must name).
+
+    The catalog's documents carry no calibration id, so it is derived from what identifies a
+    calibration: the backend name and the properties' ``last_update_date`` (the configuration's
+    ``online_date`` for an ideal simulator, which has no properties). Stable across restarts and
+    replicas; a new calibration (new ``last_update_date``) gets a new id.
+    """
+    props = spec.properties or {}
+    stamp = props.get("last_update_date") or spec.configuration.get("online_date") or ""
+    digest = hashlib.blake2b(f"{spec.name}\n{stamp}".encode(), digest_size=10)
+    return f"cal-{digest.hexdigest()}"

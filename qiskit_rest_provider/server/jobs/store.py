@@ -1,12 +1,17 @@
-"""The persistent store: jobs, sessions, instances, tokens (SQLAlchemy 2).
+"""The persistent store: jobs, sessions, instances, tokens (SQLAlchemy 2). All the server's SQL.
 
 SQLite (a file in the data dir, WAL journal) by default, any SQLAlchemy URL otherwise. Every state
 change of a job is one transaction with a guard on the previous state (``UPDATE ... WHERE state =
 'Queued'``), so a cancel racing with the dispatcher can never produce two final states.
+
+The schema is made and changed only by the Alembic migrations shipped in
+``server/jobs/migrations``: opening a store upgrades its database to the newest revision, under a
+lock so that two servers starting on one database never both migrate (see :func:`upgrade_schema`).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import secrets
@@ -17,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import create_engine, event, func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, event, func, inspect, pool, select, text, update
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
+from ...wire import protocol
 from ..config import ServerConfig
-from .models import FINAL_STATES, Base, Instance, Job, SessionRow
+from .models import FINAL_STATES, AccessToken, ApiToken, Base, Instance, Job, SessionRow, User
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +70,240 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
 
 
+# --------------------------------------------------------------------------- the schema
+def migrations_dir() -> Path:
+    """The Alembic script directory shipped in the package (``server/jobs/migrations``).
+
+    Found from the top-level package rather than from this file, so it stays right wherever
+    inside ``server/`` the store module lives.
+    """
+    top = importlib.import_module(__name__.partition(".")[0])
+    return Path(str(top.__file__)).resolve().parent / "server" / "jobs" / "migrations"
+
+
+# The tables and columns qiskit-rest-provider 0.1.0 made with ``create_all`` (revision 0001): a
+# database without an ``alembic_version`` table is stamped 0001 only if it matches this exactly.
+_V010_COLUMNS: dict[str, frozenset[str]] = {
+    table: frozenset(columns.split())
+    for table, columns in {
+        "users": "id name created",
+        "instances": "id hgp crn created",
+        "api_tokens": "id user_id instance_id salt hash created revoked",
+        "access_tokens": "id kind api_token_id salt hash created expires revoked",
+        "sessions": "id instance_id user_id backend mode max_ttl interactive_ttl accepting_jobs "
+        "closed state_reason created activated_at closed_at last_job_started last_job_completed",
+        "jobs": "seq id instance_id user_id backend program_id params state reason reason_code "
+        "tags session_id log_level cost private created running_at finished_at logs result "
+        "result_file metrics idempotency_key usage_seconds quantum_seconds attempts",
+    }.items()
+}
+_V010_REVISION = "0001"
+# pg_advisory_xact_lock(classid, objid): this constant plus a hash of the schema in use, so
+# servers sharing a database but not a schema (the test fixtures' search_path) do not wait on
+# each other. Released by the migration transaction's commit or rollback, crash included.
+_PG_LOCK_CLASS = 0x51525053  # "QRPS"
+
+
+class SchemaError(RuntimeError):
+    """The database's schema cannot be brought to this release's (told how, never guessed)."""
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """What opening a store did to its database's schema.
+
+    Attributes:
+        before: the revision found (``None``: an empty database; ``"0001"`` also for an
+            unversioned 0.1.0 database, then ``stamped`` is True).
+        after: the revision now (always the head).
+        stamped: the database was made by 0.1.0 (no version table) and was stamped 0001.
+    """
+
+    before: str | None
+    after: str
+    stamped: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """Whether any migration ran."""
+        return self.before != self.after
+
+
+def _alembic_config(connection: Connection | None = None) -> Any:
+    """An Alembic ``Config`` made in code: the packaged scripts, no ``alembic.ini``."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()).replace("%", "%%"))
+    cfg.attributes["target_metadata"] = Base.metadata
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest revision of the packaged migrations."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package ships its migrations
+        raise SchemaError(f"no Alembic migrations found in {migrations_dir()}")
+    return head
+
+
+def _current_revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def _is_memory_sqlite(url: str) -> bool:
+    u = make_url(url)
+    return u.get_backend_name() == "sqlite" and u.database in (None, "", ":memory:")
+
+
+def _locked_migration_engine(engine: Engine) -> tuple[Engine, bool]:
+    """The engine to migrate through and whether it is a throwaway one to dispose.
+
+    SQLite: a one-connection engine whose transactions start with ``BEGIN IMMEDIATE`` (the
+    pysqlite driver otherwise begins lazily, at the first write, so two processes could both
+    find the schema old): the second process waits on the file lock (busy timeout 30 s), then
+    finds the work done. Other databases: the store's own engine (PostgreSQL takes an advisory
+    lock in the transaction).
+    """
+    url = engine.url.render_as_string(hide_password=False)
+    if engine.dialect.name != "sqlite" or _is_memory_sqlite(url):
+        return engine, False
+    mig = create_engine(
+        url,
+        poolclass=pool.NullPool,
+        connect_args={"check_same_thread": False, "timeout": 30},
+    )
+
+    @event.listens_for(mig, "connect")
+    def _manual_transactions(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # the driver stops issuing BEGIN by itself
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(mig, "begin")
+    def _begin_immediate(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return mig, True
+
+
+def _check_v010_tables(conn: Connection, present: set[str]) -> None:
+    """Refuse to stamp a version-less database unless it is exactly 0.1.0's schema."""
+    missing = sorted(set(_V010_COLUMNS) - present)
+    if missing:
+        raise SchemaError(
+            f"the database has some of the store's tables but not {', '.join(missing)}, and no "
+            "alembic_version table: it was not made by qiskit-rest-provider (0.1.0 or later); "
+            "use an empty database or the data dir it belongs to"
+        )
+    insp = inspect(conn)
+    for table, expected in _V010_COLUMNS.items():
+        found = {col["name"] for col in insp.get_columns(table)}
+        if found != expected:
+            extra, lacking = sorted(found - expected), sorted(expected - found)
+            raise SchemaError(
+                f"table {table!r} does not match the schema of qiskit-rest-provider 0.1.0 "
+                f"(unexpected columns: {extra or 'none'}; missing: {lacking or 'none'}) and "
+                "the database has no alembic_version table, so it cannot be upgraded safely"
+            )
+
+
+def upgrade_schema(engine: Engine) -> SchemaChange:
+    """Bring the database behind ``engine`` to the newest schema revision, once.
+
+    * empty database: every migration runs (the tables are made by them, never by
+      ``create_all``);
+    * made by 0.1.0 (the store's tables, no ``alembic_version``): checked against revision
+      0001, stamped 0001, then upgraded;
+    * already at the head: nothing.
+
+    Everything happens in one transaction holding a lock (PostgreSQL: a transaction-level
+    advisory lock; SQLite: ``BEGIN IMMEDIATE``), so of two processes starting together one
+    migrates and the other then finds the head. PostgreSQL's DDL is transactional: a failed
+    migration leaves the database as it was.
+
+    Raises:
+        SchemaError: a revision this release does not know (the data dir was upgraded by a newer
+            one) or version-less tables that are not 0.1.0's.
+    """
+    from alembic import command
+
+    head = head_revision()
+    mig_engine, throwaway = _locked_migration_engine(engine)
+    try:
+        with mig_engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    text(
+                        "SELECT pg_advisory_xact_lock("
+                        ":cls, hashtext(coalesce(current_schema(), '')))"
+                    ),
+                    {"cls": _PG_LOCK_CLASS},
+                )
+            before = _current_revision(conn)
+            stamped = False
+            if before is None:
+                present = set(inspect(conn).get_table_names()) & set(_V010_COLUMNS)
+                if present:
+                    _check_v010_tables(conn, present)
+                    command.stamp(_alembic_config(conn), _V010_REVISION)
+                    before, stamped = _V010_REVISION, True
+            if before == head:
+                return SchemaChange(before, head, stamped)
+            if before is not None and not _known_revision(before):
+                raise SchemaError(
+                    f"the store's schema is at revision {before!r}, which this release "
+                    f"(newest revision {head!r}) does not know: it was upgraded by a newer "
+                    "qiskit-rest-provider; run that release (downgrades are not supported)"
+                )
+            command.upgrade(_alembic_config(conn), "head")
+    finally:
+        if throwaway:
+            mig_engine.dispose()
+    change = SchemaChange(before, head, stamped)
+    if before is None:
+        logger.info("created store schema at revision %s", head)
+    else:
+        logger.info(
+            "upgraded store schema from %s to %s%s",
+            before,
+            head,
+            " (the store had no version stamp: made by 0.1.0)" if stamped else "",
+        )
+    return change
+
+
+def _known_revision(rev: str) -> bool:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    return any(s.revision == rev for s in script.walk_revisions())
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The database's schema revision without changing anything (``None``: not versioned).
+
+    A database made by 0.1.0 answers ``None`` too: tell it from an empty one with
+    :func:`store_tables`.
+    """
+    with engine.connect() as conn:
+        return _current_revision(conn)
+
+
+def store_tables(engine: Engine) -> set[str]:
+    """Which of the store's tables (those of 0.1.0) the database holds."""
+    with engine.connect() as conn:
+        return set(inspect(conn).get_table_names()) & set(_V010_COLUMNS)
+
+
 @dataclass
 class QueuedJob:
     """What the dispatcher needs to hand a queued job to a worker."""
@@ -100,7 +340,11 @@ class Store:
         self.config = config
         self.engine = make_engine(config.database_url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        Base.metadata.create_all(self.engine)
+        try:
+            self.schema_change = upgrade_schema(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -120,6 +364,59 @@ class Store:
         """An instance by id."""
         with self.sessions() as s:
             return s.get(Instance, instance_id)
+
+    # -------------------------------------------------------------- credentials
+    def add_user_with_api_token(
+        self, user_name: str, instance_id: str, salt: str, token_hash: str
+    ) -> ApiToken:
+        """A new user and its API token (salted hash only) for an instance, in one transaction."""
+        now = time.time()
+        with self.sessions.begin() as s:
+            user = User(id=new_id(), name=user_name, created=now)
+            s.add(user)
+            s.flush()
+            row = ApiToken(
+                id=new_id(),
+                user_id=user.id,
+                instance_id=instance_id,
+                salt=salt,
+                hash=token_hash,
+                created=now,
+                revoked=False,
+            )
+            s.add(row)
+        return row
+
+    def active_api_tokens(self) -> list[ApiToken]:
+        """Every API token not revoked (the caller compares hashes: they are salted per row)."""
+        with self.sessions() as s:
+            return list(s.scalars(select(ApiToken).where(ApiToken.revoked.is_(False))))
+
+    def add_access_token(self, row: AccessToken) -> AccessToken:
+        """Record an issued access token or JWT (``row.id`` is its id / ``jti``)."""
+        with self.sessions.begin() as s:
+            s.add(row)
+        return row
+
+    def revoke_access_token(self, access_id: str) -> None:
+        """Logout: mark an access token / JWT revoked (absent ids are ignored)."""
+        with self.sessions.begin() as s:
+            row = s.get(AccessToken, access_id)
+            if row is not None:
+                row.revoked = True
+
+    def access_token_with_api_token(
+        self, access_id: str
+    ) -> tuple[AccessToken, ApiToken | None] | None:
+        """An access token / JWT row and the API token it was derived from, read together.
+
+        ``None`` if the access token is unknown; the API token half is ``None`` if it is gone.
+        """
+        with self.sessions() as s:
+            row = s.get(AccessToken, access_id)
+            if row is None:
+                return None
+            return row, s.get(ApiToken, row.api_token_id)
 
     # ---------------------------------------------------------------------- jobs
     def create_job(self, job: Job) -> tuple[Job, bool]:
@@ -199,7 +496,7 @@ class Store:
         if f.backend:
             conds.append(Job.backend == f.backend)
         if f.pending is True:
-            conds.append(Job.state.in_(("Queued", "Running")))
+            conds.append(Job.state.in_((protocol.QUEUED, protocol.RUNNING)))
         elif f.pending is False:
             conds.append(Job.state.in_(tuple(FINAL_STATES)))
         if f.program:
@@ -253,7 +550,7 @@ class Store:
         """Move a job between states if (and only if) it is in one of ``from_states``."""
         now = time.time()
         vals: dict[str, Any] = {"state": to_state, **values}
-        if to_state == "Running":
+        if to_state == protocol.RUNNING:
             vals.setdefault("running_at", now)
         if to_state in FINAL_STATES:
             vals.setdefault("finished_at", now)
@@ -297,7 +594,7 @@ class Store:
         excl = tuple(exclude)
         cols = (Job.id, Job.program_id, Job.backend, Job.cost, Job.session_id, Job.attempts)
         with self.sessions() as s:
-            q = select(*cols).where(Job.state == "Queued")
+            q = select(*cols).where(Job.state == protocol.QUEUED)
             if excl:
                 q = q.where(Job.id.not_in(excl))
             return [QueuedJob(*row) for row in s.execute(q.order_by(Job.seq.asc()).limit(limit))]
@@ -310,7 +607,7 @@ class Store:
     def running_jobs(self) -> list[Job]:
         """Every job marked Running."""
         with self.sessions() as s:
-            return list(s.scalars(select(Job).where(Job.state == "Running")))
+            return list(s.scalars(select(Job).where(Job.state == protocol.RUNNING)))
 
     def requeue_running(self) -> int:
         """After a restart: whatever was Running goes back to Queued (it runs again, once)."""
@@ -318,14 +615,38 @@ class Store:
         with self.sessions.begin() as s:
             res = s.execute(
                 update(Job)
-                .where(Job.state == "Running")
+                .where(Job.state == protocol.RUNNING)
                 .values(
-                    state="Queued",
+                    state=protocol.QUEUED,
                     running_at=None,
                     logs=Job.logs + f"{_stamp(now)} server restarted; job re-queued\n",
                 )
             )
             return int(getattr(res, "rowcount", 0) or 0)
+
+    def queued_counts_by_backend(self) -> dict[str, int]:
+        """How many jobs are Queued per backend (backends without any are absent)."""
+        with self.sessions() as s:
+            rows = s.execute(
+                select(Job.backend, func.count())
+                .where(Job.state == protocol.QUEUED)
+                .group_by(Job.backend)
+            )
+            return {name: int(n) for name, n in rows}
+
+    def consume_results(self, job_id: str) -> bool:
+        """Mark a job's results handed out, once: True only for the first call (private jobs).
+
+        One guarded ``UPDATE ... WHERE results_consumed_at IS NULL``: of two concurrent readers
+        of a private job's results exactly one wins.
+        """
+        with self.sessions.begin() as s:
+            res = s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.results_consumed_at.is_(None))
+                .values(results_consumed_at=time.time())
+            )
+            return bool(getattr(res, "rowcount", 0))
 
     def queue_position(self, job: Job) -> int:
         """How many Queued jobs are ahead of ``job``."""
@@ -334,7 +655,7 @@ class Store:
                 s.scalar(
                     select(func.count())
                     .select_from(Job)
-                    .where(Job.state == "Queued", Job.seq < job.seq)
+                    .where(Job.state == protocol.QUEUED, Job.seq < job.seq)
                 )
                 or 0
             )
@@ -393,7 +714,9 @@ class Store:
         """Ids of a session's Queued jobs."""
         with self.sessions() as s:
             return list(
-                s.scalars(select(Job.id).where(Job.session_id == session_id, Job.state == "Queued"))
+                s.scalars(
+                    select(Job.id).where(Job.session_id == session_id, Job.state == protocol.QUEUED)
+                )
             )
 
 
@@ -406,4 +729,17 @@ def dumps_text(obj: Any) -> str:
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
-__all__ = ["JobFilters", "Store", "Session", "dumps_text", "new_id"]
+__all__ = [
+    "JobFilters",
+    "SchemaChange",
+    "SchemaError",
+    "Session",
+    "Store",
+    "dumps_text",
+    "head_revision",
+    "migrations_dir",
+    "new_id",
+    "schema_revision",
+    "store_tables",
+    "upgrade_schema",
+]

@@ -9,28 +9,32 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ...wire import protocol
+from ...wire.rest import (
+    ERROR_RESPONSES,
+    SessionCreate,
+    SessionDetails,
+    SessionUpdate,
+    request_body,
+)
 from ..auth.tokens import Caller, CallerDep
 from ..http import ApiError
 from ..jobs.models import SessionRow
-from ..jobs.shapes import as_bool, json_body, json_response, session_json
+from ..jobs.shapes import json_response, parse_body, session_json
 from ..jobs.store import new_id
 from ..state import server_state
 
-router = APIRouter()
+router = APIRouter(responses=ERROR_RESPONSES)
 
 DEFAULT_MAX_TTL = 28800
 DEFAULT_INTERACTIVE_TTL = 600
 MAX_TTL_LIMIT = 7 * 24 * 3600
 
 
-def _ttl(value: Any, field: str, default: int) -> int:
+def _ttl(value: float | None, field: str, default: int) -> int:
     if value is None:
         return default
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not 0 < value <= MAX_TTL_LIMIT
-    ):
+    if not 0 < value <= MAX_TTL_LIMIT:
         raise ApiError(400, f"{field}: expected seconds in (0, {MAX_TTL_LIMIT}], got {value!r}")
     return int(value)
 
@@ -65,45 +69,38 @@ def _view(request: Request, row: SessionRow) -> dict[str, Any]:
     return session_json(row, store.session_job_states(row.id), store.session_usage(row.id))
 
 
-@router.post("/sessions")
+@router.post("/sessions", response_model=SessionDetails, openapi_extra=request_body(SessionCreate))
 async def create_session(request: Request, caller: CallerDep) -> Response:
     """Open a session (``mode`` dedicated) or batch (``mode`` batch)."""
     st = server_state(request)
-    body = await json_body(request)
-    mode = body.get("mode", "dedicated")
-    if mode not in ("dedicated", "batch"):
-        raise ApiError(400, f"mode: expected 'dedicated' or 'batch', got {mode!r}")
-    backend = body.get("backend", body.get("backend_name"))
-    if not isinstance(backend, str) or not backend:
+    body = await parse_body(request, SessionCreate)
+    backend = body.backend if "backend" in body.model_fields_set else body.backend_name
+    if not backend:
         raise ApiError(400, "backend: required string")
     if backend not in st.catalog:
         raise ApiError(404, f"backend: backend {backend!r} not found", code="backend_not_found")
-    instance = body.get("instance")
-    if instance is not None and (
-        not isinstance(instance, str) or not caller.owns_instance(instance)
-    ):
+    if body.instance is not None and not caller.owns_instance(body.instance):
         raise ApiError(403, "instance names an instance this token has no access to")
-    max_ttl = _ttl(body.get("max_ttl", body.get("max_session_ttl")), "max_ttl", DEFAULT_MAX_TTL)
-    interactive = _ttl(body.get("interactive_ttl"), "interactive_ttl", DEFAULT_INTERACTIVE_TTL)
-    row = new_session_row(caller, backend, mode, max_ttl, interactive)
+    ttl = body.max_ttl if "max_ttl" in body.model_fields_set else body.max_session_ttl
+    max_ttl = _ttl(ttl, "max_ttl", DEFAULT_MAX_TTL)
+    interactive = _ttl(body.interactive_ttl, "interactive_ttl", DEFAULT_INTERACTIVE_TTL)
+    row = new_session_row(caller, backend, body.mode, max_ttl, interactive)
     await run_in_threadpool(st.store.add_session, row)
     return json_response(await run_in_threadpool(_view, request, row))
 
 
-@router.get("/sessions/{session_id}")
+@router.get("/sessions/{session_id}", response_model=SessionDetails)
 def get_session(request: Request, session_id: str, caller: CallerDep) -> Response:
     """A session's details and computed state."""
     return json_response(_view(request, _load(request, session_id, caller)))
 
 
-@router.patch("/sessions/{session_id}", status_code=204)
+@router.patch("/sessions/{session_id}", status_code=204, openapi_extra=request_body(SessionUpdate))
 async def update_session(request: Request, session_id: str, caller: CallerDep) -> Response:
     """``{"accepting_jobs": false}``: stop taking jobs; queued and running ones finish."""
     st = server_state(request)
-    body = await json_body(request)
-    if "accepting_jobs" not in body:
-        raise ApiError(400, "accepting_jobs: required boolean")
-    accepting = as_bool(body["accepting_jobs"], "accepting_jobs")
+    body = await parse_body(request, SessionUpdate)
+    accepting = body.accepting_jobs
     row = await run_in_threadpool(_load, request, session_id, caller)
     if accepting and row.closed:
         raise ApiError(409, f"session {session_id} is closed and cannot accept jobs again")
@@ -129,8 +126,8 @@ def cancel_session(request: Request, session_id: str, caller: CallerDep) -> Resp
     for job_id in st.store.queued_job_ids_of_session(session_id):
         if st.store.transition(
             job_id,
-            ("Queued",),
-            "Cancelled",
+            (protocol.QUEUED,),
+            protocol.CANCELLED,
             log="session closed",
             reason=f"session {session_id} was closed",
         ):

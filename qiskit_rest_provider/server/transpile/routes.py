@@ -42,12 +42,19 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ...wire.rest import (
+    ERROR_RESPONSES,
+    TranspileCreate,
+    TranspileTaskCreated,
+    TranspileTaskStatus,
+    request_body,
+)
 from ..auth.tokens import CallerDep
 from ..http import ApiError
 from ..jobs.shapes import as_bool, json_body, json_response
 
 logger = logging.getLogger(__name__)
-router = APIRouter(tags=["transpiler"])
+router = APIRouter(tags=["transpiler"], responses=ERROR_RESPONSES)
 
 MAX_TASKS = 1000
 TASK_TTL_SECONDS = 3600.0
@@ -306,7 +313,9 @@ def _ai_warnings(body: dict[str, Any], query: Any) -> list[str]:
     return warnings
 
 
-@router.post("/transpile")
+@router.post(
+    "/transpile", response_model=TranspileTaskCreated, openapi_extra=request_body(TranspileCreate)
+)
 async def create_transpile_task(request: Request, caller: CallerDep) -> Response:
     """Queue a transpile task; answers ``{"task_id": ...}``."""
     from qiskit_rest_provider.server.transpile.tasks import TranspileRequest, run_transpile
@@ -382,7 +391,7 @@ async def create_transpile_task(request: Request, caller: CallerDep) -> Response
     return json_response({"task_id": task.task_id})
 
 
-@router.get("/transpile/{task_id}")
+@router.get("/transpile/{task_id}", response_model=TranspileTaskStatus)
 async def get_transpile_task(request: Request, task_id: str, caller: CallerDep) -> Response:
     """The task's state and, when final, its result (or failure message)."""
     task = _tasks(request).get(task_id, caller.instance_id)
