@@ -2,8 +2,8 @@
 
 Runs the same PUBs through (a) ``qiskit_aer.primitives.SamplerV2`` / ``EstimatorV2`` and
 ``qiskit.primitives.BackendSamplerV2(AerSimulator())`` in-process, and (b) the reference
-server's runner: ``run_job`` from the wire ``params`` (OpenQASM 3) to the encoded result body,
-i.e. everything a worker process does for a job (parse, ISA check, simulate, encode).
+server's admission and runner (``prepare_job`` + ``execute_job``) from the wire ``params``
+(OpenQASM 3) to the encoded result body, i.e. everything a worker process does for a job (parse, ISA check, simulate, encode).
 
 Cases: 20 PUBs of 20-qubit EfficientSU2 (ISA for ``rest_simulator``) x 4096 shots; a Bell
 circuit x 1024 shots; estimator 12 qubits, 100 parameter sets x 10 observables.
@@ -87,8 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     from qiskit_aer.primitives import SamplerV2 as AerSampler
 
     from qiskit_rest_provider.server.backends.catalog import BackendCatalog
-    from qiskit_rest_provider.server.execution import runner
+    from qiskit_rest_provider.server.execution.runner import execute_job
+    from qiskit_rest_provider.server.jobs.admission import prepare_job
     from qiskit_rest_provider.wire.pubs import encode_estimator_params, encode_sampler_params
+
+    def run_job(program_id: str, params: dict, backend) -> object:
+        return execute_job(prepare_job(program_id, params, backend), backend)
 
     backend_options = {"max_parallel_threads": args.threads} if args.threads else {}
     repeats = args.repeats or (1 if args.quick else 3)
@@ -115,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             "BackendSamplerV2(AerSimulator())": lambda: (
                 BackendSamplerV2(backend=AerSimulator(**backend_options)).run(pubs).result()
             ),
-            "runner.run_job (QASM3 params -> body)": lambda: runner.run_job(
+            "admission + execute_job (QASM3 params -> body)": lambda: run_job(
                 "sampler", params, spec
             ),
         },
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 .run(bell_pubs)
                 .result()
             ),
-            "runner.run_job (QASM3 params -> body)": lambda: runner.run_job(
+            "admission + execute_job (QASM3 params -> body)": lambda: run_job(
                 "sampler", bell_params, spec
             ),
         },
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 .run([pub])
                 .result()
             ),
-            "runner.run_job (QASM3 params -> body)": lambda: runner.run_job(
+            "admission + execute_job (QASM3 params -> body)": lambda: run_job(
                 "estimator", est_params, spec
             ),
         },

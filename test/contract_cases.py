@@ -1,6 +1,6 @@
 """Inputs for the contract tests: the same option values and circuits fed to client and server.
 
-Shared by ``test/unit/test_contract_verdicts.py`` (client setters, ``runner.prepare_job``, the
+Shared by ``test/unit/test_contract_verdicts.py`` (client setters, ``admission.prepare_job``, the
 transpiler plugin's rule) and ``test/integration/test_contract_verdicts_server.py`` (the real
 server over HTTP), so both halves are judged on exactly the same inputs.
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -162,6 +165,110 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(
             500, "internal_error", f"internal server error (trace {trace})", trace
         )
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON bodies and values of requests and responses, for every router.
+#
+# Request bodies are validated with the pydantic models of :mod:`qiskit_rest_provider.wire.rest`
+# by :func:`parse_body`, *after* authentication (a caller without credentials gets 401 whatever
+# it sent) and after parsing with orjson (fast, and a depth-bombed or non-UTF-8 body is a clean
+# 400).
+# ----------------------------------------------------------------------------------------------
+JSON = "application/json"
+BodyModel = TypeVar("BodyModel", bound=BaseModel)
+
+
+def json_response(
+    obj: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON response serialized with orjson (numpy aware)."""
+    return Response(
+        orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status_code,
+        media_type=JSON,
+        headers=headers,
+    )
+
+
+def iso(t: float | None) -> str | None:
+    """Epoch seconds → ISO-8601 UTC with a ``Z`` suffix (``None`` stays ``None``)."""
+    if t is None:
+        return None
+    dt = datetime.fromtimestamp(t, tz=timezone.utc)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str, field: str) -> float:
+    """ISO-8601 (``Z`` or offset; naive = UTC) → epoch seconds, or 400 naming ``field``."""
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError as exc:
+        raise ApiError(
+            400, f"{field}: not an ISO-8601 timestamp: {value!r}", code="invalid_request"
+        ) from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+async def json_body(request: Request, *, required: bool = True) -> dict[str, Any]:
+    """The request body as a JSON object, or 400 (malformed JSON, not an object)."""
+    raw = await request.body()
+    if not raw.strip():
+        if required:
+            raise ApiError(
+                400, "request body is empty; expected a JSON object", code="invalid_json"
+            )
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object", code="invalid_json")
+    return body
+
+
+async def parse_body(
+    request: Request,
+    model: type[BodyModel],
+    *,
+    required: bool = True,
+    codes: Mapping[str, str] | None = None,
+) -> BodyModel:
+    """The request body validated by ``model``, or a 400 naming every offending field.
+
+    Args:
+        request: the request (its body is parsed with orjson: see :func:`json_body`).
+        model: the pydantic model of the body.
+        required: whether an empty body is an error (else it validates as ``{}``).
+        codes: error code per top-level field (default ``invalid_request``), e.g.
+            ``{"params": "invalid_params"}``.
+    """
+    body = await json_body(request, required=required)
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        code = "invalid_request"
+        for err in errors:
+            top = err["loc"][0] if err.get("loc") else None
+            if codes and isinstance(top, str) and top in codes:
+                code = codes[top]
+                break
+        raise ApiError(400, describe_validation_errors(errors), code=code) from None
+
+
+def as_bool(value: Any, field: str) -> bool:
+    """Accept a JSON bool or ``"true"``/``"false"`` in any case (seeds send ``"False"``)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ApiError(400, f"{field}: expected a boolean, got {value!r}", code="invalid_request")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -63,9 +63,10 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, to_jsonable_python
 
-from .protocol import DEFAULT_PRECISION, DEFAULT_SHOTS
+from .protocol import DEFAULT_PRECISION, DEFAULT_RESILIENCE_LEVEL, DEFAULT_SHOTS
 
 __all__ = [
+    "resolved_twirling",
     "DEFAULT_PRECISION",
     "DEFAULT_SHOTS",
     "OptionField",
@@ -709,3 +710,33 @@ def check_options(
         'active-accum'
     """
     return _check_group(program_id, _model_for(program_id), options, "", path, noise_model_reader)
+
+
+# Estimator twirling and mitigation by resilience level when the options leave them unset
+# (qiskit-ibm-runtime's own defaults: level 1 twirls measurements, level 2 gates as well).
+_LEVEL_DEFAULTS = {
+    0: {"enable_gates": False, "enable_measure": False, "measure_mitigation": False},
+    1: {"enable_gates": False, "enable_measure": True, "measure_mitigation": True},
+    2: {"enable_gates": True, "enable_measure": True, "measure_mitigation": True},
+}
+
+
+def resolved_twirling(options: dict, level: int | None) -> dict:
+    """The estimator's ``twirling`` options with ``enable_*`` decided (never ``None``).
+
+    Unset flags take the resilience level's default; measurement mitigation requires twirled
+    measurements, so it forces ``enable_measure``. This is what result metadata reports (the
+    result model types ``twirling.enable_measure`` as a boolean).
+    """
+    defaults = _LEVEL_DEFAULTS.get(DEFAULT_RESILIENCE_LEVEL if level is None else level)
+    defaults = defaults or _LEVEL_DEFAULTS[DEFAULT_RESILIENCE_LEVEL]
+    twirling = dict(options.get("twirling") or {})
+    for key in ("enable_gates", "enable_measure"):
+        if twirling.get(key) is None:
+            twirling[key] = defaults[key]
+    mitigation = (options.get("resilience") or {}).get("measure_mitigation")
+    if mitigation is None:
+        mitigation = defaults["measure_mitigation"]
+    if mitigation:
+        twirling["enable_measure"] = True
+    return twirling

@@ -3,7 +3,7 @@
 Options: each value of ``contract_cases.OPTION_CASES`` (the values of issue 10, list-valued
 options, and a table generated from the ``ibm-quantum-schemas`` models around every bound) is set
 on the client's ``SamplerOptions``/``EstimatorOptions`` (set time, then the whole-tree check the
-client runs before it sends a job) and sent to the server's admission (``runner.prepare_job``,
+client runs before it sends a job) and sent to the server's admission (``admission.prepare_job``,
 what ``POST /jobs`` calls). Both must accept it, or both reject it naming the same option.
 
 Circuits: each of ``contract_cases.ISA_CASES`` is checked by the client
@@ -43,7 +43,7 @@ from qiskit_rest_provider.server.backends.catalog import (
     BackendCatalog,
     BackendSpec,
 )
-from qiskit_rest_provider.server.execution.runner import JobInputError, prepare_job
+from qiskit_rest_provider.server.jobs.admission import JobInputError, prepare_job
 from qiskit_rest_provider.transpiler.passes import unsupported_instructions
 from qiskit_rest_provider.wire import encode_qpy
 from qiskit_rest_provider.wire.isa import unsupported_instructions as isa_rule

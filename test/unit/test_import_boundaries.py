@@ -57,9 +57,6 @@ SERVER_EXTRAS = (
 )
 QISKIT = ("qiskit", "qiskit_aer", "qiskit_ibm_runtime", "qiskit_qasm3_import", "samplomatic")
 HTTP = ("requests", "urllib3", "httpx", "aiohttp", "http.client", "urllib.request", "websocket")
-#: Modules on their way to the table's place: the row's pattern is satisfied by either path.
-#: ``target.py`` is the table's ``wire/target.py``; drop the entry once only one exists.
-TRANSITIONAL = {"=target": "=wire.target"}
 SERVER_FORBIDDEN = ("client", "service", "backend", "primitives", "modes", "transpiler.remote")
 
 
@@ -113,10 +110,8 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         "wire/",
-        # ``target.py`` is the table's ``wire/target.py`` (configuration + properties -> Target),
-        # still at the top level until the server restructuring moves it.
-        ("wire", "=target"),
-        ("wire", "=target"),
+        ("wire",),
+        ("wire",),
         no_external=HTTP + SERVER_EXTRAS,
     ),
     Row(
@@ -129,7 +124,7 @@ ROWS: tuple[Row, ...] = (
     Row(
         "backend.py",
         ("=backend",),
-        ("client", "wire", "=target"),
+        ("client", "wire"),
         no_external=SERVER_EXTRAS,
     ),
     Row(
@@ -142,7 +137,6 @@ ROWS: tuple[Row, ...] = (
             "primitives",
             "modes",
             "wire",
-            "=target",
             "transpiler.remote",
         ),
         no_external=SERVER_EXTRAS,
@@ -154,20 +148,20 @@ ROWS: tuple[Row, ...] = (
     Row(
         "primitives/, modes.py",
         ("primitives", "=modes"),
-        ("client", "wire", "=target", "backend", "primitives", "=modes"),
+        ("client", "wire", "backend", "primitives", "=modes"),
         no_external=SERVER_EXTRAS,
     ),
     Row(
         "transpiler/",
         ("transpiler",),
-        ("wire", "=target", "client"),
+        ("wire", "client"),
         no_external=SERVER_EXTRAS,
     ),
     # ---------------------------------------------------------------- the server half
     Row(
         "server/app.py, server/state.py (the composition root)",
         ("=server", "=server.app", "=server.state"),
-        (_SERVER, "wire", "=target"),
+        (_SERVER, "wire"),
         forbidden=SERVER_FORBIDDEN,
     ),
     Row("server/config.py", ("=server.config",), ("wire",), forbidden=SERVER_FORBIDDEN),
@@ -177,19 +171,27 @@ ROWS: tuple[Row, ...] = (
     Row(
         "server/auth/",
         ("server.auth",),
-        ("=server.http", "=server.config", "=server.jobs.store", "=server.jobs.models"),
+        (
+            "wire",
+            "=server.http",
+            "=server.config",
+            "=server.jobs.store",
+            "=server.jobs.models",
+            "=server.state",
+        ),
         forbidden=SERVER_FORBIDDEN,
     ),
     Row(
         "server/backends/ (catalog, noise, devices)",
         ("server.backends",),
-        ("wire", "=target"),
+        ("wire",),
         forbidden=SERVER_FORBIDDEN,
     ),
     Row(
         "server/backends/routes.py",
         ("=server.backends.routes",),
         (
+            "wire",
             "=server.http",
             "server.auth",
             "=server.jobs.store",
@@ -203,16 +205,15 @@ ROWS: tuple[Row, ...] = (
         ("server.jobs",),
         (
             "wire",
-            "=target",
             "=server.http",
             "server.auth",
             "=server.config",
-            "=server.backends",
-            "=server.backends.catalog",
+            "=server.state",
+            "server.backends",
             "=server.execution.base",
         ),
         forbidden=SERVER_FORBIDDEN,
-        why="execution: only its interface module; backends: the catalog's types",
+        why="execution: only its interface module",
     ),
     Row(
         "server/sessions/",
@@ -229,7 +230,6 @@ ROWS: tuple[Row, ...] = (
             "server.auth",
             "=server.state",
             "wire",
-            "=target",
             "=server.execution.base",
             "=transpiler",
             "=transpiler.plugin",
@@ -242,7 +242,7 @@ ROWS: tuple[Row, ...] = (
     Row(
         "server/execution/",
         ("server.execution",),
-        ("wire", "=target", "server.backends"),
+        ("wire", "server.backends"),
         forbidden=SERVER_FORBIDDEN,
     ),
     Row(
@@ -412,8 +412,7 @@ def missing_paths(package: Path = PACKAGE, rows: Iterable[Row] = ROWS) -> list[s
         if row.optional:
             continue
         for pattern in row.covers:
-            alternatives = (pattern, TRANSITIONAL.get(pattern, pattern))
-            if not any(_matches(m, p) for m in modules for p in alternatives):
+            if not any(_matches(m, pattern) for m in modules):
                 out.append(f"{row.name}: {pattern.lstrip('=')} does not exist")
     return out
 

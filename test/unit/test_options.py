@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qiskit_rest_provider.server.options import (
-    DEFAULT_PRECISION,
-    DEFAULT_SHOTS,
-    OptionsError,
-    validate_options,
-)
+from qiskit_rest_provider.server.jobs.admission import validate_options
+from qiskit_rest_provider.wire.options import DEFAULT_PRECISION, DEFAULT_SHOTS, OptionsError
 
 
 def test_defaults_are_filled_in_for_both_programs():

@@ -1,4 +1,4 @@
-"""``runner.prepare_job``: every way a job's params can be rejected, and what is accepted."""
+"""``admission.prepare_job``: every way a job's params can be rejected, and what is accepted."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from qiskit.circuit import Parameter
 
 from qiskit_rest_provider.server.backends.catalog import BackendCatalog
 from qiskit_rest_provider.server.execution import runner
-from qiskit_rest_provider.server.execution.runner import JobInputError, PreparedJob, prepare_job
+from qiskit_rest_provider.server.execution.base import PreparedJob
 from qiskit_rest_provider.server.execution.simulators import aer_settings
+from qiskit_rest_provider.server.jobs import admission
+from qiskit_rest_provider.server.jobs.admission import JobInputError, prepare_job
 from qiskit_rest_provider.wire import encode_qpy
 
 BELL = (
@@ -165,7 +167,7 @@ def test_total_work_cap(sim):
     with pytest.raises(JobInputError) as info:
         prepare_job("sampler", {"pubs": [[encode_qpy(qc), values.tolist(), 100_000]]}, sim)
     assert info.value.code == "job_too_large"
-    assert str(runner.MAX_TOTAL_SHOTS) in str(info.value)
+    assert str(admission.MAX_TOTAL_SHOTS) in str(info.value)
 
 
 @pytest.mark.parametrize("precision", [0, -0.1, "fine"])

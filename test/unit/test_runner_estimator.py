@@ -11,9 +11,15 @@ from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from qiskit_rest_provider.server.backends.catalog import BackendCatalog
-from qiskit_rest_provider.server.execution.runner import run_job
+from qiskit_rest_provider.server.execution.runner import execute_job
+from qiskit_rest_provider.server.jobs.admission import prepare_job
 from qiskit_rest_provider.wire import encode_qpy, loads
 from qiskit_rest_provider.wire.results import decode_result
+
+
+def run_job(program_id, params, backend):
+    """Admission then execution, in this process (what a worker does with stored params)."""
+    return execute_job(prepare_job(program_id, params, backend), backend)
 
 
 @pytest.fixture(scope="module")

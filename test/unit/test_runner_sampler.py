@@ -10,10 +10,17 @@ from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
 from qiskit.circuit import Parameter
 
 from qiskit_rest_provider.server.backends.catalog import BackendCatalog
-from qiskit_rest_provider.server.execution.runner import execute_job, prepare_job, run_job
+from qiskit_rest_provider.server.execution.runner import execute_job
 from qiskit_rest_provider.server.execution.sampler import hex_to_bits
+from qiskit_rest_provider.server.jobs.admission import prepare_job
 from qiskit_rest_provider.wire import encode_qpy, loads
 from qiskit_rest_provider.wire.results import decode_result
+
+
+def run_job(program_id, params, backend):
+    """Admission then execution, in this process (what a worker does with stored params)."""
+    return execute_job(prepare_job(program_id, params, backend), backend)
+
 
 BELL = (
     'OPENQASM 3.0; include "stdgates.inc"; bit[2] meas; h $0; cx $0, $1; '

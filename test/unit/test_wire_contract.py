@@ -24,7 +24,8 @@ from qiskit.quantum_info import SparsePauliOp
 
 from qiskit_rest_provider.exceptions import WireFormatError
 from qiskit_rest_provider.server.backends.catalog import BackendCatalog
-from qiskit_rest_provider.server.execution.runner import JobInputError, execute_job, prepare_job
+from qiskit_rest_provider.server.execution.runner import execute_job
+from qiskit_rest_provider.server.jobs.admission import JobInputError, prepare_job
 from qiskit_rest_provider.wire import protocol
 from qiskit_rest_provider.wire.arrays import encode_ndarray
 from qiskit_rest_provider.wire.circuits import encode_qpy

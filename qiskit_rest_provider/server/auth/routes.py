@@ -32,8 +32,7 @@ from ...wire.rest import (
     UserInfo,
     request_body,
 )
-from ..http import ApiError
-from ..jobs.shapes import iso, json_response, parse_body
+from ..http import ApiError, iso, json_response, parse_body
 from ..state import server_state
 from .tokens import CallerDep
 

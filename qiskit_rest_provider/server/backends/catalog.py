@@ -300,3 +300,17 @@ class BackendCatalog:
 
     def __len__(self) -> int:
         return len(self._specs)
+
+
+def current_calibration_id(spec: Any) -> str:
+    """The id of a backend's current calibration (what ``calibration_id=`` must name).
+
+    The catalog's documents carry no calibration id, so it is derived from what identifies a
+    calibration: the backend name and the properties' ``last_update_date`` (the configuration's
+    ``online_date`` for an ideal simulator, which has no properties). Stable across restarts and
+    replicas; a new calibration (new ``last_update_date``) gets a new id.
+    """
+    props = spec.properties or {}
+    stamp = props.get("last_update_date") or spec.configuration.get("online_date") or ""
+    digest = hashlib.blake2b(f"{spec.name}\n{stamp}".encode(), digest_size=10)
+    return f"cal-{digest.hexdigest()}"

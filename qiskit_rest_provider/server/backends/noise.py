@@ -25,7 +25,7 @@ import logging
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from qiskit.circuit import Delay, Gate, Measure
@@ -36,10 +36,12 @@ from qiskit_aer.noise import NoiseModel, QuantumError, ReadoutError, depolarizin
 from qiskit_aer.noise.device.models import basic_device_gate_errors
 from qiskit_aer.noise.passes import RelaxationNoisePass
 
-if TYPE_CHECKING:  # pragma: no cover
-    from qiskit_rest_provider.server.backends.catalog import BackendSpec
-
-__all__ = ["noise_model_from_spec", "noise_model_from_target", "readout_matrices"]
+__all__ = [
+    "noise_model_from_dict",
+    "noise_model_from_spec",
+    "noise_model_from_target",
+    "readout_matrices",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -277,8 +279,11 @@ def noise_model_from_target(
     return model
 
 
-def noise_model_from_spec(spec: BackendSpec) -> NoiseModel | None:
+def noise_model_from_spec(spec: Any) -> NoiseModel | None:
     """The noise model of a catalog backend; ``None`` for a backend without properties.
+
+    ``spec`` is a :class:`~qiskit_rest_provider.server.backends.catalog.BackendSpec` (anything with
+    its ``name``, ``num_qubits``, ``target`` and ``properties``).
 
     Prefer ``spec.noise_model``, which caches this per process.
     """
@@ -287,3 +292,14 @@ def noise_model_from_spec(spec: BackendSpec) -> NoiseModel | None:
     model = noise_model_from_target(spec.target, spec.properties)
     logger.debug("Built noise model for %s (%d qubits)", spec.name, spec.num_qubits)
     return model
+
+
+def noise_model_from_dict(value: Mapping[str, Any]) -> NoiseModel:
+    """Build an Aer ``NoiseModel`` from ``NoiseModel.to_dict()`` output (``simulator.noise_model``).
+
+    ``NoiseModel.from_dict`` is deprecated in Aer but remains the only reader of the format
+    that qiskit-ibm-runtime sends, so its warning is silenced here.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return NoiseModel.from_dict(dict(value))

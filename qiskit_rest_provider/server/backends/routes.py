@@ -25,9 +25,9 @@ from ...wire.rest import (
     InstanceUsage,
 )
 from ..auth.tokens import Caller, CallerDep
-from ..http import ApiError
-from ..jobs.shapes import current_calibration_id, iso, json_response
+from ..http import ApiError, iso, json_response
 from ..state import server_state
+from .catalog import current_calibration_id
 
 router = APIRouter(responses=ERROR_RESPONSES)
 CalibrationQuery = Annotated[

@@ -8,11 +8,41 @@ executor can take its place without the dispatcher changing.
 from __future__ import annotations
 
 import concurrent.futures as cf
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ExecutionTask", "JobExecutor", "TaskKilled", "WorkerDied"]
+__all__ = [
+    "ExecutionOutcome",
+    "ExecutionTask",
+    "JobExecutor",
+    "PreparedJob",
+    "TaskKilled",
+    "WorkerDied",
+]
+
+
+@dataclass
+class PreparedJob:
+    """A validated job, ready to execute (picklable: it travels to worker processes)."""
+
+    program_id: str
+    backend_name: str
+    pubs: list
+    options: dict
+    support_qiskit: bool
+    resilience_level: int | None = None
+    pub_shots: list = field(default_factory=list)  # estimator: shots behind each precision
+
+
+@dataclass
+class ExecutionOutcome:
+    """What a worker hands back: the encoded result body and what it cost."""
+
+    result_body: bytes
+    quantum_seconds: float
+    metrics: dict
 
 
 @dataclass
@@ -23,7 +53,10 @@ class ExecutionTask:
     program_id: str
     backend: str
     params: bytes | None = None  # JSON of the job's params (used when ``prepared`` is None)
-    prepared: Any = None  # runner.PreparedJob from the route's validation, if still in memory
+    prepared: PreparedJob | None = None  # from the route's admission, if still in memory
+    prepare: Callable[[str, dict, Any], PreparedJob] | None = None
+    """Admission's ``prepare_job`` (a module-level function: it pickles by reference), for a
+    job that only has its stored ``params`` (after a restart)."""
 
 
 class WorkerDied(BrokenProcessPool):

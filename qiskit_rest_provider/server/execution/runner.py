@@ -1,26 +1,16 @@
-"""Validate a job's ``params`` against a backend, and run it on Qiskit Aer.
+"""Run a prepared job on Qiskit Aer and encode its result (in a worker process).
 
-Two entry points, used at two moments of a job's life:
+:func:`execute_job` simulates the PUBs that admission
+(:func:`qiskit_rest_provider.server.jobs.admission.prepare_job`) decoded and validated — sampler:
+:mod:`.sampler`, estimator: :mod:`.estimator` — with the backend's noise model, and encodes the
+result in the form the job asked for. Simulator settings (``QISKIT_REST_AER_THREADS``,
+``QISKIT_REST_AER_MAX_MEMORY_MB``) live in :mod:`.simulators`.
 
-* :func:`prepare_job` runs in the request handler (via a thread pool) before anything is stored:
-  it checks ``params`` against the program's ``ibm-quantum-schemas`` model
-  (:mod:`qiskit_rest_provider.wire.contract`: unknown keys anywhere are refused), decodes the
-  PUBs (:mod:`qiskit_rest_provider.wire`), validates the options tree, checks
-  that every circuit is ISA for the backend's Target and that the work is within the server's
-  limits. Any problem raises :class:`JobInputError` (HTTP 400) naming the field.
-* :func:`execute_job` runs in a worker process: it simulates the PUBs (sampler:
-  :mod:`.sampler_exec`, estimator: :mod:`.estimator_exec`) with the backend's noise model and
-  encodes the result in the form the job asked for. :func:`run_job` does both, for workers that
-  only have the stored params (after a restart).
-
-The ISA check and the limits that keep one request from hogging the server live in
-:mod:`.job_checks`; simulator settings (``QISKIT_REST_AER_THREADS``,
-``QISKIT_REST_AER_MAX_MEMORY_MB``) in :mod:`.simulators`.
-
-Example (in one process here; on the server the two steps run in two):
+Example (both steps in one process here; on the server they run in two):
     >>> from qiskit import QuantumCircuit
     >>> from qiskit.primitives.containers.sampler_pub import SamplerPub
     >>> from qiskit_rest_provider.server.backends.catalog import BackendCatalog
+    >>> from qiskit_rest_provider.server.jobs.admission import prepare_job
     >>> from qiskit_rest_provider.wire.pubs import encode_sampler_params
     >>> from qiskit_rest_provider.wire.results import decode_result
     >>> bell = QuantumCircuit(2)
@@ -37,26 +27,12 @@ Example (in one process here; on the server the two steps run in two):
 from __future__ import annotations
 
 import logging
-import math
-import re
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from ...exceptions import WireFormatError
 from ...wire import protocol
-from ...wire.contract import validate_params
-from ..jobs.admission import (
-    MAX_ESTIMATOR_ELEMENTS,
-    MAX_ESTIMATOR_SETS,
-    MAX_TOTAL_SHOTS,
-    JobInputError,
-    check_circuits,
-    check_estimator_limits,
-    check_rep_delay,
-    check_sampler_limits,
-)
-from ..options import OptionsError, validate_options
+from ...wire.options import resolved_twirling
+from .base import ExecutionOutcome, PreparedJob
 from .simulators import (
     AER_MAX_MEMORY_ENV,
     AER_THREADS_ENV,
@@ -70,206 +46,10 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "AER_MAX_MEMORY_ENV",
     "AER_THREADS_ENV",
-    "MAX_ESTIMATOR_ELEMENTS",
-    "MAX_ESTIMATOR_SETS",
-    "MAX_TOTAL_SHOTS",
-    "PROGRAMS",
     "ExecutionOutcome",
-    "JobInputError",
     "PreparedJob",
     "execute_job",
-    "prepare_job",
-    "run_job",
 ]
-
-PROGRAMS = protocol.PRIMITIVE_PROGRAMS
-
-
-@dataclass
-class PreparedJob:
-    """A validated job, ready to execute (picklable: it travels to worker processes)."""
-
-    program_id: str
-    backend_name: str
-    pubs: list
-    options: dict
-    support_qiskit: bool
-    resilience_level: int | None = None
-    pub_shots: list = field(default_factory=list)  # estimator: shots behind each precision
-
-
-@dataclass
-class ExecutionOutcome:
-    """What a worker hands back: the encoded result body and what it cost."""
-
-    result_body: bytes
-    quantum_seconds: float
-    metrics: dict
-
-
-# ----------------------------------------------------------------------------- preparation
-
-_FIELD_RE = re.compile(r"^((?:params\.)?[A-Za-z_][\w.\[\]'\"]*):\s")
-
-
-def _from_wire_error(exc: Exception) -> JobInputError:
-    # QiskitError.__str__ quotes the message (repr); ``.message`` is the plain text.
-    message = getattr(exc, "message", None) or str(exc)
-    if not message.startswith("params"):
-        message = f"params.{message}"
-    match = _FIELD_RE.match(message)
-    field_name = match.group(1) if match else "params"
-    code = "invalid_option" if field_name.startswith("params.options.") else "invalid_params"
-    return JobInputError(message, field=field_name, code=code)
-
-
-# Estimator twirling and mitigation by resilience level when the options leave them unset
-# (qiskit-ibm-runtime's own defaults: level 1 twirls measurements, level 2 gates as well).
-_LEVEL_DEFAULTS = {
-    0: {"enable_gates": False, "enable_measure": False, "measure_mitigation": False},
-    1: {"enable_gates": False, "enable_measure": True, "measure_mitigation": True},
-    2: {"enable_gates": True, "enable_measure": True, "measure_mitigation": True},
-}
-
-
-def resolved_twirling(options: dict, level: int | None) -> dict:
-    """The estimator's ``twirling`` options with ``enable_*`` decided (never ``None``).
-
-    Unset flags take the resilience level's default; measurement mitigation requires twirled
-    measurements, so it forces ``enable_measure``. This is what result metadata reports (the
-    result model types ``twirling.enable_measure`` as a boolean).
-    """
-    defaults = _LEVEL_DEFAULTS.get(protocol.DEFAULT_RESILIENCE_LEVEL if level is None else level)
-    defaults = defaults or _LEVEL_DEFAULTS[protocol.DEFAULT_RESILIENCE_LEVEL]
-    twirling = dict(options.get("twirling") or {})
-    for key in ("enable_gates", "enable_measure"):
-        if twirling.get(key) is None:
-            twirling[key] = defaults[key]
-    mitigation = (options.get("resilience") or {}).get("measure_mitigation")
-    if mitigation is None:
-        mitigation = defaults["measure_mitigation"]
-    if mitigation:
-        twirling["enable_measure"] = True
-    return twirling
-
-
-def _shots_for(precision: float) -> int:
-    """Shots whose shot-noise standard error is ``precision`` (1/64 -> 4096)."""
-    return max(1, math.ceil(1.0 / precision**2 - 1e-9))
-
-
-def _estimator_shots(params: dict, pubs: list, options: dict, level: int | None) -> list[int]:
-    """Decide each PUB's shots (result metadata ``shots``) and the precision they give.
-
-    A precision the PUB (or plain-form ``params.precision``) names is obeyed: shots =
-    ``ceil(1/precision**2)``. Otherwise, as qiskit-ibm-runtime documents, twirling's
-    ``num_randomizations * shots_per_randomization`` (both set, twirling on) takes precedence
-    over ``options.default_shots``, which takes precedence over ``default_precision``
-    (4096 shots at the default 1/64). PUBs whose shots come from a count get the precision
-    ``1/sqrt(shots)``.
-    """
-    twirling = resolved_twirling(options, level)
-    randomizations = twirling.get("num_randomizations")
-    per_randomization = twirling.get("shots_per_randomization")
-    twirled_shots = None
-    if (
-        (twirling["enable_gates"] or twirling["enable_measure"])
-        and isinstance(randomizations, int)
-        and isinstance(per_randomization, int)
-    ):
-        twirled_shots = randomizations * per_randomization
-    count = twirled_shots if twirled_shots is not None else options.get("default_shots")
-    run_precision = params.get("precision") is not None
-    raw = params.get("pubs") or []
-    out: list[int] = []
-    for i, pub in enumerate(pubs):
-        entry = raw[i] if i < len(raw) else None
-        explicit = run_precision or (
-            isinstance(entry, (list, tuple)) and len(entry) > 3 and entry[3] is not None
-        )
-        if explicit or count is None:
-            out.append(_shots_for(float(pub.precision)))
-            continue
-        pubs[i] = type(pub)(
-            pub.circuit, pub.observables, pub.parameter_values, 1.0 / math.sqrt(count)
-        )
-        out.append(int(count))
-    return out
-
-
-def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
-    """Decode and validate ``params`` for ``program_id`` on ``backend``.
-
-    Args:
-        program_id: ``"sampler"`` or ``"estimator"``.
-        params: the job's ``params`` object (protocol §4).
-        backend: the :class:`~qiskit_rest_provider.server.backends.catalog.BackendSpec` to run on.
-
-    Returns:
-        The validated job.
-
-    Raises:
-        JobInputError: naming the field (``code="program_not_found"`` for an unknown program).
-    """
-    from ...wire import pubs as wire_pubs  # lazily: wire pulls in the QASM machinery
-
-    if program_id not in PROGRAMS:
-        raise JobInputError(
-            f"program_id: program {program_id!r} not found (known: {', '.join(PROGRAMS)})",
-            field="program_id",
-            code="program_not_found",
-        )
-    if not isinstance(params, dict):
-        raise JobInputError("params: expected an object", field="params")
-    try:
-        # The contract first: unknown keys (top level, options tree) and model-form PUBs.
-        validate_params(program_id, params, accept_plain=True)
-    except WireFormatError as exc:
-        raise _from_wire_error(exc) from None
-    try:
-        options = validate_options(program_id, params.get("options"), path="params.options")
-    except OptionsError as exc:
-        raise JobInputError(str(exc), field=exc.path, code="invalid_option") from None
-    try:
-        if program_id == protocol.SAMPLER:
-            decoded = wire_pubs.decode_sampler_params(
-                params, num_qubits=backend.num_qubits, default_shots=options["default_shots"]
-            )
-        else:
-            decoded = wire_pubs.decode_estimator_params(
-                params,
-                num_qubits=backend.num_qubits,
-                default_precision=options["default_precision"],
-            )
-    except WireFormatError as exc:
-        raise _from_wire_error(exc) from None
-    pubs = list(decoded.pubs)
-    check_rep_delay(options, backend)
-    check_circuits(pubs, backend)
-    pub_shots: list = []
-    if program_id == protocol.SAMPLER:
-        check_sampler_limits(pubs, backend)
-        resilience_level = None
-    else:
-        resilience_level = (
-            protocol.DEFAULT_RESILIENCE_LEVEL
-            if decoded.resilience_level is None
-            else decoded.resilience_level
-        )
-        pub_shots = _estimator_shots(params, pubs, options, resilience_level)
-        check_estimator_limits(pubs)
-    return PreparedJob(
-        program_id=program_id,
-        backend_name=backend.name,
-        pubs=pubs,
-        options=options,
-        support_qiskit=bool(decoded.support_qiskit),
-        resilience_level=resilience_level,
-        pub_shots=pub_shots,
-    )
-
-
-# ----------------------------------------------------------------------------- execution
 
 
 def _execution_spans(spans: list) -> Any:
@@ -283,7 +63,7 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
     """Simulate a prepared job and encode its result.
 
     Args:
-        prepared: from :func:`prepare_job`.
+        prepared: from :func:`~qiskit_rest_provider.server.jobs.admission.prepare_job`.
         backend: the BackendSpec it was prepared for.
 
     Returns:
@@ -371,16 +151,3 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
         **extra,
     }
     return ExecutionOutcome(result_body=body, quantum_seconds=simulate, metrics=metrics)
-
-
-def run_job(program_id: str, params: dict, backend: Any) -> ExecutionOutcome:
-    """Prepare and execute in one go (a worker that only has the stored ``params``).
-
-    ``stage_seconds["parse"]`` then holds the preparation time.
-    """
-    t0 = time.perf_counter()
-    prepared = prepare_job(program_id, params, backend)
-    parse = time.perf_counter() - t0
-    outcome = execute_job(prepared, backend)
-    outcome.metrics["stage_seconds"]["parse"] = parse
-    return outcome

@@ -17,7 +17,7 @@ from typing import Any
 
 from qiskit.circuit import QuantumCircuit
 
-from ..options import noise_model_from_dict
+from ..backends.noise import noise_model_from_dict
 
 logger = logging.getLogger(__name__)
 

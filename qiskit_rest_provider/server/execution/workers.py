@@ -83,13 +83,19 @@ def run_task(task: ExecutionTask) -> dict[str, Any]:
         if task.backend not in catalog():
             raise LookupError(f"backend {task.backend!r} is no longer in the server's catalog")
         backend = catalog().get(task.backend)
-        if task.prepared is not None:
-            outcome = runner.execute_job(task.prepared, backend)
-        else:
+        parse = 0.0
+        prepared = task.prepared
+        if prepared is None:
             import orjson
 
-            params = orjson.loads(task.params or b"{}")
-            outcome = runner.run_job(task.program_id, params, backend)
+            if task.prepare is None:
+                raise LookupError("the job has neither a prepared form nor a preparer")
+            t0 = time.perf_counter()
+            prepared = task.prepare(task.program_id, orjson.loads(task.params or b"{}"), backend)
+            parse = time.perf_counter() - t0
+        outcome = runner.execute_job(prepared, backend)
+        if parse:
+            outcome.metrics["stage_seconds"]["parse"] = parse
         return {
             "ok": True,
             "result_body": outcome.result_body,

@@ -29,6 +29,7 @@ import orjson
 from ...wire import protocol
 from ..config import ServerConfig
 from ..execution.base import ExecutionTask, JobExecutor
+from .admission import prepare_job
 from .models import FINAL_STATES
 from .store import QueuedJob, Store
 from .watchers import JobWatchers
@@ -191,6 +192,7 @@ class Dispatcher:
             backend=job.backend,
             params=None if prepared is not None else self.store.job_params(job_id),
             prepared=prepared,
+            prepare=None if prepared is not None else prepare_job,
         )
         limit = float(job.cost) if job.cost else self.config.default_max_execution_time
         now = time.monotonic()

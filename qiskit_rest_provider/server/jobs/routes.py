@@ -23,17 +23,11 @@ from ...wire.rest import (
     request_body,
 )
 from ..auth.tokens import Caller, CallerDep
-from ..http import ApiError
+from ..backends.catalog import current_calibration_id
+from ..http import ApiError, json_response, parse_body, parse_time
 from ..state import server_state
 from .models import Job
-from .shapes import (
-    current_calibration_id,
-    is_final,
-    job_json,
-    json_response,
-    parse_body,
-    parse_time,
-)
+from .shapes import is_final, job_json
 from .store import JobFilters, new_id
 
 logger = logging.getLogger(__name__)
@@ -92,7 +86,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
 
     The body is checked against :class:`~qiskit_rest_provider.wire.rest.JobCreate` (types,
     after authentication), then here (program, backend, session, limits), then ``params`` by the
-    runner against the program's models; ``params`` is passed on untouched.
+    admission against the program's models; ``params`` is passed on untouched.
     """
     st = server_state(request)
     body = await parse_body(request, JobCreate, codes={"params": "invalid_params"})
@@ -143,7 +137,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     if session_id:
         await run_in_threadpool(_check_session, st, session_id, backend, caller)
 
-    from ..execution.runner import JobInputError, prepare_job
+    from .admission import JobInputError, prepare_job
 
     t0 = time.perf_counter()
     try:
@@ -168,7 +162,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     parse_seconds = time.perf_counter() - t0
 
     if start_session and not session_id:
-        from ..sessions.routes import new_session_row
+        from .shapes import new_session_row
 
         row = new_session_row(caller, backend, "dedicated", None, None)
         await run_in_threadpool(st.store.add_session, row)
@@ -458,7 +452,7 @@ def job_metrics(request: Request, job_id: str, caller: CallerDep) -> Response:
     """Timestamps, usage and execution metrics (§3.9)."""
     st = server_state(request)
     job = _load_job(request, job_id, caller, with_params=False)
-    from .shapes import iso
+    from ..http import iso
 
     extra: dict[str, Any] = orjson.loads(job.metrics) if job.metrics else {}
     final = is_final(job.state)

@@ -18,16 +18,13 @@ from ...wire.rest import (
     request_body,
 )
 from ..auth.tokens import Caller, CallerDep
-from ..http import ApiError
+from ..http import ApiError, json_response, parse_body
 from ..jobs.models import SessionRow
-from ..jobs.shapes import json_response, parse_body, session_json
-from ..jobs.store import new_id
+from ..jobs.shapes import DEFAULT_INTERACTIVE_TTL, DEFAULT_MAX_TTL, new_session_row, session_json
 from ..state import server_state
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
-DEFAULT_MAX_TTL = 28800
-DEFAULT_INTERACTIVE_TTL = 600
 MAX_TTL_LIMIT = 7 * 24 * 3600
 
 
@@ -37,24 +34,6 @@ def _ttl(value: float | None, field: str, default: int) -> int:
     if not 0 < value <= MAX_TTL_LIMIT:
         raise ApiError(400, f"{field}: expected seconds in (0, {MAX_TTL_LIMIT}], got {value!r}")
     return int(value)
-
-
-def new_session_row(
-    caller: Caller, backend: str, mode: str, max_ttl: int | None, interactive_ttl: int | None
-) -> SessionRow:
-    """A fresh open session owned by the caller's instance."""
-    return SessionRow(
-        id=new_id(),
-        instance_id=caller.instance_id,
-        user_id=caller.user_id,
-        backend=backend,
-        mode=mode,
-        max_ttl=max_ttl or DEFAULT_MAX_TTL,
-        interactive_ttl=interactive_ttl or DEFAULT_INTERACTIVE_TTL,
-        accepting_jobs=True,
-        closed=False,
-        created=time.time(),
-    )
 
 
 def _load(request: Request, session_id: str, caller: Caller) -> SessionRow:

@@ -50,8 +50,7 @@ from ...wire.rest import (
     request_body,
 )
 from ..auth.tokens import CallerDep
-from ..http import ApiError
-from ..jobs.shapes import as_bool, json_body, json_response
+from ..http import ApiError, as_bool, json_body, json_response
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["transpiler"], responses=ERROR_RESPONSES)

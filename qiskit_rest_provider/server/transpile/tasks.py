@@ -244,14 +244,12 @@ def run_transpile(request: TranspileRequest) -> dict[str, Any]:
     try:
         target = None
         if request.backend is not None:
-            spec = request.spec
+            spec = request.spec  # the route sends the catalog's BackendSpec with the task
             if spec is None:
-                from ..execution.workers import catalog
-
-                try:
-                    spec = catalog().get(request.backend)
-                except KeyError:
-                    return {"ok": False, "message": f"backend: unknown backend {request.backend!r}"}
+                return {
+                    "ok": False,
+                    "message": f"backend: no calibration data for {request.backend!r}",
+                }
             target = spec.target
         result = transpile_circuits(request, target)
     except Exception as exc:  # noqa: BLE001 - every failure becomes the task's message
