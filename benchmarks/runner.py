@@ -3,7 +3,8 @@
 Runs the same PUBs through (a) ``qiskit_aer.primitives.SamplerV2`` / ``EstimatorV2`` and
 ``qiskit.primitives.BackendSamplerV2(AerSimulator())`` in-process, and (b) the reference
 server's admission and runner (``prepare_job`` + ``execute_job``) from the wire ``params``
-(OpenQASM 3) to the encoded result body, i.e. everything a worker process does for a job (parse, ISA check, simulate, encode).
+(OpenQASM 3) to the encoded result body, i.e. everything a worker process does for a job
+(parse, ISA check, simulate, encode).
 
 Cases: 20 PUBs of 20-qubit EfficientSU2 (ISA for ``rest_simulator``) x 4096 shots; a Bell
 circuit x 1024 shots; estimator 12 qubits, 100 parameter sets x 10 observables.
