@@ -242,7 +242,8 @@ class ServerFactory:
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
-        banner = _read_banner(proc, log_path)
+        stdout_lines: list[str] = []
+        banner = _read_banner(proc, log_path, stdout_lines)
         server = RunningServer(
             url=banner["Base URL"],
             token=banner["API token"],
@@ -252,6 +253,7 @@ class ServerFactory:
             process=proc,
             db_url=db_url,
             log_path=log_path,
+            extra={"stdout": stdout_lines},
         )
         if extra_tokens:
             server.other_token, server.other_instance_hgp = next(iter(extra_tokens.items()))
@@ -334,14 +336,21 @@ def _kill_tree(proc: subprocess.Popen[str], sig: int) -> None:
         pass
 
 
-def _read_banner(proc: subprocess.Popen[str], log_path: Path) -> dict[str, str]:
-    """Read the start banner (``Key: value`` lines) until the CRN line, then drain stdout."""
+def _read_banner(
+    proc: subprocess.Popen[str], log_path: Path, lines: list[str] | None = None
+) -> dict[str, str]:
+    """Read the start banner (``Key: value`` lines) until the CRN line, then drain stdout.
+
+    Every stdout line is also appended to ``lines`` (tests of what ``serve`` prints).
+    """
     found: dict[str, str] = {}
     done = threading.Event()
 
     def reader() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
+            if lines is not None:
+                lines.append(line.rstrip("\n"))
             key, sep, value = line.strip().partition(": ")
             if sep and not done.is_set():
                 found[key] = value
