@@ -213,8 +213,13 @@ class ServerFactory:
         args: list[str] | tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         port: int = 0,
+        generated_token: bool = False,
     ) -> RunningServer:
-        """Start a server (``token`` default: a fresh random one; same data dir = same store)."""
+        """Start a server (``token`` default: a fresh random one; same data dir = same store).
+
+        ``generated_token=True`` passes no ``--token``: the server uses (or creates) the token
+        kept in ``DATA_DIR/api_token``.
+        """
         if data_dir is None:
             data_dir = self.base_dir / f"server-{len(self.servers)}-{secrets.token_hex(3)}"
         data_dir = Path(data_dir)
@@ -228,6 +233,8 @@ class ServerFactory:
             "--workers", str(workers), "--instance", instance,
             "--log-level", "info",
         ]  # fmt: skip
+        if generated_token:
+            del cmd[cmd.index("--token") : cmd.index("--token") + 2]
         for tok, hgp in (extra_tokens or {}).items():
             cmd += ["--extra-token", f"{tok}:{hgp}"]
         if db_url:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from ..config import ServerConfig
-from .models import FINAL_STATES, Base, Instance, Job, SessionRow
+from .models import FINAL_STATES, AccessToken, ApiToken, Base, Instance, Job, SessionRow
 
 logger = logging.getLogger(__name__)
 
@@ -395,6 +395,59 @@ class Store:
             return list(
                 s.scalars(select(Job.id).where(Job.session_id == session_id, Job.state == "Queued"))
             )
+
+    # -------------------------------------------------------------------- API tokens
+    def api_tokens(self) -> list[tuple[ApiToken, str]]:
+        """Every API token row with its instance's ``hub/group/project``, oldest first.
+
+        The rows carry salted hashes only; callers show ids, never secrets.
+        """
+        with self.sessions() as s:
+            rows = s.execute(
+                select(ApiToken, Instance.hgp)
+                .join(Instance, Instance.id == ApiToken.instance_id)
+                .order_by(ApiToken.created, ApiToken.id)
+            ).all()
+        return [(row, hgp) for row, hgp in rows]
+
+    def api_tokens_with_prefix(self, prefix: str) -> list[ApiToken]:
+        """API token rows whose id starts with ``prefix`` (what an operator types)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.sessions() as s:
+            return list(
+                s.scalars(select(ApiToken).where(ApiToken.id.like(escaped + "%", escape="\\")))
+            )
+
+    def revoke_api_token(self, token_id: str) -> bool:
+        """Revoke an API token and every access token / JWT issued from it, in one transaction.
+
+        Returns:
+            ``True`` if the token existed and was active, ``False`` otherwise.
+        """
+        with self.sessions.begin() as s:
+            changed = s.execute(
+                update(ApiToken)
+                .where(ApiToken.id == token_id, ApiToken.revoked.is_(False))
+                .values(revoked=True)
+            ).rowcount
+            s.execute(
+                update(AccessToken)
+                .where(AccessToken.api_token_id == token_id, AccessToken.revoked.is_(False))
+                .values(revoked=True)
+            )
+        return bool(changed)
+
+    def api_token_active(self, token_id: str) -> bool:
+        """Whether the API token ``token_id`` exists and is not revoked (one primary-key read).
+
+        The authenticator asks this on every request it answers from its cache, so a token
+        revoked by another process (``qiskit-rest-provider tokens revoke``) fails at once.
+        """
+        with self.engine.connect() as conn:
+            revoked = conn.execute(
+                select(ApiToken.revoked).where(ApiToken.id == token_id)
+            ).scalar_one_or_none()
+        return revoked is not None and not revoked
 
 
 def _stamp(t: float) -> str:
