@@ -374,7 +374,7 @@ def _tokens(args: argparse.Namespace) -> int:
 
                 print(json.dumps(rows, indent=2))
                 return 0
-            from .cli_client import table
+            from .cli_format import table
 
             table(
                 [(r["id"], r["instance"], r["created"], r["state"]) for r in rows],

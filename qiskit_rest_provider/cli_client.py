@@ -20,12 +20,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
+
+from .cli_format import (
+    backend_summary,
+    dump_json,
+    fmt,
+    job_state,
+    print_job,
+    result_summary,
+    status_name,
+    table,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .service import ProviderService
@@ -33,8 +43,6 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Job states the service reports (protocol §3.7), as the ``--state`` choices.
 JOB_STATES = ("Queued", "Running", "Completed", "Failed", "Cancelled")
 _FINAL = frozenset({"Completed", "Failed", "Cancelled"})
-_CONTROL_FLOW = frozenset({"if_else", "while_loop", "for_loop", "switch_case", "box"})
-_NOT_BASIS = frozenset({"measure", "delay"})
 #: Seconds of each long-poll while ``job --wait`` follows a job (progress is redrawn after each).
 WAIT_POLL_SECONDS = 2.0
 
@@ -206,47 +214,6 @@ def _service(args: argparse.Namespace) -> ProviderService:
     )
 
 
-def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], out: TextIO) -> None:
-    """Print ``rows`` as left-aligned columns under ``headers`` (``-`` for empty cells)."""
-    cells = [[("-" if v is None or v == "" else str(v)) for v in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(line.format(*headers).rstrip(), file=out)
-    for row in cells:
-        print(line.format(*row).rstrip(), file=out)
-
-
-def _dump(obj: Any, out: TextIO) -> None:
-    json.dump(obj, out, indent=2, sort_keys=True, default=str)
-    out.write("\n")
-
-
-def _status_name(status: Any) -> str | None:
-    if isinstance(status, dict):
-        return status.get("name")
-    return status if isinstance(status, str) else None
-
-
-def _job_state(doc: dict[str, Any]) -> str:
-    state = doc.get("state")
-    if isinstance(state, dict) and state.get("status"):
-        return str(state["status"])
-    return str(doc.get("status") or state or "?")
-
-
-def _median(values: Iterable[float | None]) -> float | None:
-    kept = [float(v) for v in values if v is not None]
-    return statistics.median(kept) if kept else None
-
-
-def _fmt(value: float | None, scale: float = 1.0, unit: str = "", digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    return f"{value * scale:.{digits}g}{unit}"
-
-
 # ------------------------------------------------------------------------------ commands
 def save_account(args: argparse.Namespace, out: TextIO) -> int:
     """``save-account``: store an account without contacting the service."""
@@ -282,7 +249,7 @@ def backends(args: argparse.Namespace, out: TextIO) -> int:
         min_num_qubits=args.min_qubits, simulator=args.simulator, operational=args.operational
     )
     if args.json:
-        _dump([b.listing for b in found], out)
+        dump_json([b.listing for b in found], out)
         return 0
     rows = []
     for b in found:
@@ -292,57 +259,12 @@ def backends(args: argparse.Namespace, out: TextIO) -> int:
                 b.name,
                 b.num_qubits,
                 "yes" if b.simulator else "no",
-                _status_name(listing.get("status")),
+                status_name(listing.get("status")),
                 listing.get("queue_length"),
             )
         )
     table(rows, ("NAME", "QUBITS", "SIMULATOR", "STATUS", "QUEUE"), out)
     return 0
-
-
-def backend_summary(backend: Any) -> dict[str, Any]:
-    """Qubits, basis gates, coupling and median calibration figures of a backend's Target.
-
-    Errors are probabilities; T1/T2 are in seconds (as Qiskit's ``QubitProperties`` keep them).
-    """
-    target = backend.target
-    one_q: list[float | None] = []
-    two_q: list[float | None] = []
-    readout: list[float | None] = []
-    edges: set[tuple[int, ...]] = set()
-    for name in target.operation_names:
-        props = target[name]
-        for qargs, inst_props in props.items():
-            if qargs is None or inst_props is None:
-                continue
-            if name == "measure":
-                readout.append(inst_props.error)
-            elif len(qargs) == 1 and name not in ("delay", "reset"):
-                one_q.append(inst_props.error)
-            elif len(qargs) == 2:
-                two_q.append(inst_props.error)
-                edges.add(tuple(sorted(qargs)))
-    qubit_props = target.qubit_properties or []
-    status = backend.listing.get("status")
-    return {
-        "name": backend.name,
-        "num_qubits": target.num_qubits,
-        "simulator": backend.simulator,
-        "status": _status_name(status),
-        "queue_length": backend.listing.get("queue_length"),
-        "basis_gates": sorted(
-            n for n in target.operation_names if n not in _NOT_BASIS and n not in _CONTROL_FLOW
-        ),
-        "control_flow": sorted(n for n in target.operation_names if n in _CONTROL_FLOW),
-        "coupled_pairs": len(edges),
-        "median_1q_error": _median(one_q),
-        "median_2q_error": _median(two_q),
-        "median_readout_error": _median(readout),
-        "median_t1_s": _median(getattr(q, "t1", None) for q in qubit_props if q is not None),
-        "median_t2_s": _median(getattr(q, "t2", None) for q in qubit_props if q is not None),
-        "dt_s": target.dt,
-        "max_shots": backend.max_shots,
-    }
 
 
 def backend(args: argparse.Namespace, out: TextIO) -> int:
@@ -353,7 +275,7 @@ def backend(args: argparse.Namespace, out: TextIO) -> int:
         found = listed
     summary = backend_summary(found)
     if args.json:
-        _dump(summary, out)
+        dump_json(summary, out)
         return 0
     s = summary
     lines = [
@@ -365,11 +287,11 @@ def backend(args: argparse.Namespace, out: TextIO) -> int:
         ("Basis gates", ", ".join(s["basis_gates"])),
         ("Control flow", ", ".join(s["control_flow"]) or "-"),
         ("Coupled pairs", s["coupled_pairs"]),
-        ("Median 1q error", _fmt(s["median_1q_error"])),
-        ("Median 2q error", _fmt(s["median_2q_error"])),
-        ("Median readout error", _fmt(s["median_readout_error"])),
-        ("Median T1", _fmt(s["median_t1_s"], 1e6, " us")),
-        ("Median T2", _fmt(s["median_t2_s"], 1e6, " us")),
+        ("Median 1q error", fmt(s["median_1q_error"])),
+        ("Median 2q error", fmt(s["median_2q_error"])),
+        ("Median readout error", fmt(s["median_readout_error"])),
+        ("Median T1", fmt(s["median_t1_s"], 1e6, " us")),
+        ("Median T2", fmt(s["median_t2_s"], 1e6, " us")),
         ("Max shots", s["max_shots"] if s["max_shots"] is not None else "-"),
     ]
     width = max(len(k) for k, _ in lines)
@@ -413,18 +335,18 @@ def jobs(args: argparse.Namespace, out: TextIO) -> int:
         )
         batch = body["jobs"]
         offset += len(batch)
-        found.extend(j for j in batch if not states or _job_state(j) in states)
+        found.extend(j for j in batch if not states or job_state(j) in states)
         count = body.get("count")
         if not batch or (isinstance(count, int) and offset >= count):
             break
     found = found[: args.limit]
     if args.json:
-        _dump(found, out)
+        dump_json(found, out)
         return 0
     rows = [
         (
             j.get("id"),
-            _job_state(j),
+            job_state(j),
             j.get("backend"),
             (j.get("program") or {}).get("id") if isinstance(j.get("program"), dict) else None,
             j.get("created"),
@@ -444,37 +366,6 @@ def _job_details(service: ProviderService, job_id: str) -> tuple[dict[str, Any],
     except Exception:  # noqa: BLE001 - metrics are optional (a service may lack them)
         metrics = {}
     return doc, metrics or {}
-
-
-def _print_job(doc: dict[str, Any], metrics: dict[str, Any], out: TextIO) -> None:
-    stamps = metrics.get("timestamps") or {}
-    usage = metrics.get("usage") or {}
-    state = doc.get("state") if isinstance(doc.get("state"), dict) else {}
-    program = doc.get("program")
-    lines: list[tuple[str, Any]] = [
-        ("Job", doc.get("id")),
-        ("State", _job_state(doc)),
-    ]
-    if state.get("reason"):
-        code = state.get("reason_code")
-        lines.append(("Reason", f"{state['reason']}" + (f" (code {code})" if code else "")))
-    lines += [
-        ("Backend", doc.get("backend")),
-        ("Program", program.get("id") if isinstance(program, dict) else doc.get("program_id")),
-        ("Session", doc.get("session_id")),
-        ("Tags", ", ".join(doc.get("tags") or []) or None),
-        ("Created", stamps.get("created") or doc.get("created")),
-        ("Running since", stamps.get("running")),
-        ("Finished", stamps.get("finished")),
-    ]
-    if metrics.get("position_in_queue") is not None:
-        lines.append(("Queue position", metrics["position_in_queue"]))
-    seconds = usage.get("seconds", (doc.get("usage") or {}).get("seconds"))
-    if seconds is not None:
-        lines.append(("Usage", f"{float(seconds):.3f} s"))
-    width = max(len(k) for k, _ in lines)
-    for key, value in lines:
-        print(f"{key + ':':<{width + 1}} {'-' if value in (None, '') else value}", file=out)
 
 
 def follow(
@@ -497,7 +388,7 @@ def follow(
     last = ""
     doc = service.client.job(job_id)
     while True:
-        state = _job_state(doc)
+        state = job_state(doc)
         shown = state
         if state == "Queued":
             try:
@@ -534,50 +425,19 @@ def job(args: argparse.Namespace, out: TextIO) -> int:
         follow(service, args.job_id, sys.stderr if args.json else out, timeout=args.timeout)
     doc, metrics = _job_details(service, args.job_id)
     if args.json:
-        _dump({"job": doc, "metrics": metrics}, out)
+        dump_json({"job": doc, "metrics": metrics}, out)
     else:
-        _print_job(doc, metrics, out)
-    if args.wait and _job_state(doc) != "Completed":
+        print_job(doc, metrics, out)
+    if args.wait and job_state(doc) != "Completed":
         return 1
     return 0
-
-
-def _array_text(values: Any) -> str:
-    import numpy as np
-
-    return np.array2string(np.asarray(values), precision=4, threshold=12, separator=", ")
-
-
-def result_summary(result: Any) -> list[str]:
-    """Lines describing a ``PrimitiveResult``: counts per register, or evs and stds."""
-    lines: list[str] = []
-    for index, pub in enumerate(result):
-        data = pub.data
-        if hasattr(data, "evs"):
-            lines.append(f"PUB {index}: evs {_array_text(data.evs)}")
-            if hasattr(data, "stds"):
-                lines.append(f"        stds {_array_text(data.stds)}")
-            continue
-        for name in data.keys():
-            bits = data[name]
-            if not hasattr(bits, "get_counts"):
-                lines.append(f"PUB {index}: {name} = {_array_text(bits)}")
-                continue
-            counts = bits.get_counts()
-            top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:8]
-            more = f" (+{len(counts) - len(top)} more outcomes)" if len(counts) > len(top) else ""
-            shown = ", ".join(f"{k}: {v}" for k, v in top)
-            lines.append(
-                f"PUB {index}: {name}: {bits.num_shots} shots, {bits.num_bits} bits; {shown}{more}"
-            )
-    return lines
 
 
 def result(args: argparse.Namespace, out: TextIO) -> int:
     """``result ID``: the decoded result summarised, or ``--json`` the raw document."""
     service = _service(args)
     doc = service.client.job(args.job_id)
-    state = _job_state(doc)
+    state = job_state(doc)
     if state != "Completed":
         reason = (
             (doc.get("state") or {}).get("reason") if isinstance(doc.get("state"), dict) else None
@@ -616,13 +476,13 @@ def cancel(args: argparse.Namespace, out: TextIO) -> int:
     service = _service(args)
     # The client treats "already cancelled" as success (a retried cancel); a person asking to
     # cancel a job that is final wants to hear that nothing happened.
-    state = _job_state(service.client.job(args.job_id))
+    state = job_state(service.client.job(args.job_id))
     if state in _FINAL:
         raise CommandError(f"job {args.job_id} is already {state}: nothing to cancel")
     try:
         service.client.cancel_job(args.job_id)
     except ConflictError:
-        state = _job_state(service.client.job(args.job_id))
+        state = job_state(service.client.job(args.job_id))
         raise CommandError(f"job {args.job_id} is already {state}: nothing to cancel") from None
     print(f"Cancelled job {args.job_id}", file=out)
     return 0

@@ -209,9 +209,10 @@ class Authenticator:
         """
         changed = self.store.revoke_api_token(token_id)
         with self._lock:
-            for cache in (self._api_cache, self._jwt_cache):
-                for key in [k for k, (_, c) in cache.items() if c.token_id == token_id]:
-                    cache.pop(key, None)
+            for key in [k for k, (_, c) in self._api_cache.items() if c.token_id == token_id]:
+                self._api_cache.pop(key, None)
+            for jti in [k for k, (_, c) in self._jwt_cache.items() if c.token_id == token_id]:
+                self._jwt_cache.pop(jti, None)
         return changed
 
     def api_caller(self, token: str) -> Caller:

@@ -425,11 +425,12 @@ class Store:
             ``True`` if the token existed and was active, ``False`` otherwise.
         """
         with self.sessions.begin() as s:
-            changed = s.execute(
+            res = s.execute(
                 update(ApiToken)
                 .where(ApiToken.id == token_id, ApiToken.revoked.is_(False))
                 .values(revoked=True)
-            ).rowcount
+            )
+            changed = getattr(res, "rowcount", 0)
             s.execute(
                 update(AccessToken)
                 .where(AccessToken.api_token_id == token_id, AccessToken.revoked.is_(False))
