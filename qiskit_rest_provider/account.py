@@ -454,8 +454,6 @@ def resolve_account(
         raise AccountError(
             f"Invalid channel {merged['channel']!r}: expected one of {', '.join(CHANNELS)}."
         )
-    if "url" not in merged:
-        merged["url"] = default_url(merged["channel"], merged.get("instance"))
     merged.setdefault("verify", True)
     if "token" not in merged:
         where = config_file(filename)
@@ -463,4 +461,14 @@ def resolve_account(
             "No API token: pass token=..., set QISKIT_REST_TOKEN, or save an account with "
             f"ProviderService.save_account(token=...) (no default account in {where})."
         )
+    if "url" not in merged:
+        if "channel" not in args and "channel" not in env and "channel" not in saved:
+            # A token alone would otherwise go to IBM's cloud: say so instead of guessing.
+            raise AccountError(
+                "No url: pass url=... (the service root, e.g. the Base URL printed by "
+                "`qiskit-rest-provider serve`), set QISKIT_REST_URL, or save an account with "
+                "ProviderService.save_account(url=..., token=...); to use IBM Quantum's cloud "
+                f"({DEFAULT_URLS[PLATFORM]}) pass channel='ibm_quantum_platform' explicitly."
+            )
+        merged["url"] = default_url(merged["channel"], merged.get("instance"))
     return Account(**merged).validate()

@@ -2,19 +2,29 @@
 
 Subcommands:
 
-* ``serve``: run the reference Runtime REST server on Qiskit Aer.
-* ``add-token``: register another API token (optionally for another instance) in a data dir.
+* client commands (see :mod:`qiskit_rest_provider.cli_client`): ``save-account``, ``backends``,
+  ``backend NAME``, ``jobs``, ``job ID [--wait]``, ``result ID``, ``logs ID``, ``cancel ID``;
+* ``serve``: run the reference Runtime REST server on Qiskit Aer (``--tls-cert``/``--tls-key``
+  for HTTPS);
+* ``tokens list|add|revoke|rotate``: administer the API tokens of a server's data dir
+  (``add-token`` is the older spelling of ``tokens add``);
 * ``db upgrade`` / ``db current``: bring a data dir's store to this release's schema / show its
-  revision (``serve`` upgrades on start anyway; these are for operators who want it done first).
+  revision (``serve`` upgrades on start anyway; these are for operators who want it done first);
+* ``--version``.
+
+The server half is imported only by the server commands, so the client commands work with only
+the client installed.
 
 Example::
 
     qiskit-rest-provider serve --port 0 --data-dir ./qrp-data
+    qiskit-rest-provider jobs --url http://127.0.0.1:8000 --token TOKEN --limit 5
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import secrets
@@ -22,6 +32,10 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .version import __version__
 
 
 def _hgp_token(value: str) -> tuple[str, str]:
@@ -32,10 +46,16 @@ def _hgp_token(value: str) -> tuple[str, str]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .cli_client import add_client_commands
+
     parser = argparse.ArgumentParser(
         prog="qiskit-rest-provider", description=__doc__.split("\n")[0]
     )
+    parser.add_argument(
+        "--version", action="version", version=f"qiskit-rest-provider {__version__}"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
+    add_client_commands(sub)
 
     serve = sub.add_parser("serve", help="run the reference Runtime REST server")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
@@ -95,9 +115,15 @@ def _parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds to wait for a killed worker (cancelled/over-time job) to report",
     )
+    serve.add_argument(
+        "--tls-cert", default=None, metavar="FILE", help="serve HTTPS with this PEM certificate"
+    )
+    serve.add_argument(
+        "--tls-key", default=None, metavar="FILE", help="the certificate's PEM private key"
+    )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
-    add = sub.add_parser("add-token", help="register an API token in a data dir")
+    add = sub.add_parser("add-token", help="register an API token in a data dir (= tokens add)")
     add.add_argument("--data-dir", default="./qiskit-rest-data")
     add.add_argument("--db", default=None)
     add.add_argument("--instance", default="local/default/main")
@@ -114,7 +140,61 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--db", default=None, help="SQLAlchemy URL (default: SQLite in the data dir)"
         )
+    _add_token_commands(sub)
     return parser
+
+
+def _add_token_commands(sub: Any) -> None:
+    """``tokens list|add|revoke|rotate``: API tokens of a data dir (the server may be running)."""
+    tokens = sub.add_parser(
+        "tokens",
+        help="list, add, revoke or rotate the API tokens of a data dir",
+        description="Administer API tokens directly in a server's store. Secrets are shown once, "
+        "when created; revoking takes effect at once, also for a running server.",
+    )
+    store_args = argparse.ArgumentParser(add_help=False)
+    store_args.add_argument(
+        "--data-dir", default="./qiskit-rest-data", help="the server's data dir"
+    )
+    store_args.add_argument("--db", default=None, help="SQLAlchemy URL if the store is not SQLite")
+    actions = tokens.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", parents=[store_args], help="tokens (never their secrets)")
+    listing.add_argument("--json", action="store_true", help="print the list as JSON")
+    add = actions.add_parser("add", parents=[store_args], help="a new token for an instance")
+    add.add_argument("--instance", default="local/default/main", help="hub/group/project")
+    add.add_argument("--token", default=None, help="the token (default: a new random one)")
+    for action, text in (("revoke", "revoke a token now"), ("rotate", "replace a token")):
+        parser = actions.add_parser(action, parents=[store_args], help=text)
+        parser.add_argument("token_id", metavar="ID", help="the token's id or a unique prefix")
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` is only reachable from this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _tls_files(args: argparse.Namespace) -> tuple[str, str] | str | None:
+    """``(cert, key)`` for HTTPS, ``None`` for plain HTTP, or the problem as a message."""
+    cert, key = args.tls_cert, args.tls_key
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        return "--tls-cert and --tls-key go together (the certificate and its private key)"
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not os.path.isfile(path):
+            return f"{flag} {path}: no such file"
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        return f"--tls-cert/--tls-key: cannot load the certificate and key: {exc}"
+    return cert, key
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -147,6 +227,16 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    tls = _tls_files(args)
+    if isinstance(tls, str):
+        print(f"error: {tls}", file=sys.stderr)
+        return 2
+    if tls is None and not _is_loopback(config.host):
+        logging.getLogger("qiskit_rest_provider.server").warning(
+            "binding %s without TLS: API tokens and results cross the network in plain HTTP; "
+            "pass --tls-cert/--tls-key or put a TLS proxy in front",
+            config.host,
+        )
 
     # Each worker's Aer run would otherwise start one thread per core and oversubscribe the CPU.
     os.environ.setdefault(
@@ -173,15 +263,28 @@ def _serve(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     host = f"[{config.host}]" if family == socket.AF_INET6 else config.host
 
+    scheme = "https" if tls else "http"
+
     def banner(p: Provisioned) -> None:
-        print(f"Base URL: http://{host}:{port}")
+        url = f"{scheme}://{host}:{port}"
+        crn = instance_crn(p.caller.instance_hgp)
+        print(f"Base URL: {url}")
         print(f"API token: {p.token}")
         print(f"Instance: {p.caller.instance_hgp}")
-        print(f"Instance CRN: {instance_crn(p.caller.instance_hgp)}")
+        print(f"Instance CRN: {crn}")
         print(f"Data dir: {config.data_dir.resolve()}")
+        print("Save this account for ProviderService() and the client commands (Python):")
+        print(
+            f"    ProviderService.save_account(url={url!r}, token={p.token!r}, "
+            f"instance={crn!r}, set_as_default=True)"
+        )
         sys.stdout.flush()
 
-    app = create_app(config, on_ready=banner)
+    try:
+        app = create_app(config, on_ready=banner)
+    except ValueError as exc:  # e.g. --token names a revoked token
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -189,6 +292,8 @@ def _serve(args: argparse.Namespace) -> int:
             access_log=args.log_level == "debug",
             timeout_graceful_shutdown=5,
             lifespan="on",
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
         )
     )
     # uvicorn re-raises the stop signal once it has shut down cleanly; answer it with a no-op
@@ -266,9 +371,139 @@ def _db(args: argparse.Namespace) -> int:
     return 0
 
 
+class _AdminError(Exception):
+    """An admin command failure: one ``error:`` line, exit status 1."""
+
+
+def _token_store(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """``(config, store, authenticator)`` of the data dir named on the command line."""
+    from .server.auth.tokens import Authenticator
+    from .server.config import ServerConfig
+    from .server.jobs.store import Store
+
+    config = ServerConfig(data_dir=args.data_dir, db_url=args.db)
+    if args.db is None and args.action != "add" and not config.db_path.exists():
+        raise _AdminError(f"no store in {args.data_dir} (is it a server's --data-dir?)")
+    config.prepare_data_dir()
+    store = Store(config)
+    return config, store, Authenticator(store, config)
+
+
+def _one_token(store: Any, prefix: str) -> Any:
+    if len(prefix) < 4:
+        raise _AdminError(f"token id {prefix!r} is too short: give at least 4 characters")
+    rows = store.api_tokens_with_prefix(prefix)
+    if not rows:
+        raise _AdminError(f"no API token with id {prefix!r} (see `tokens list`)")
+    if len(rows) > 1:
+        raise _AdminError(f"token id {prefix!r} is ambiguous ({len(rows)} tokens): give more of it")
+    return rows[0]
+
+
+def _main_token_file(config: Any, row: Any) -> Path | None:
+    """The data dir's generated main-token file, if it holds the secret of ``row``."""
+    from .server.auth.tokens import _hash
+
+    path = config.data_dir / "api_token"
+    try:
+        secret = path.read_text().strip()
+    except OSError:
+        return None
+    return path if secret and _hash(row.salt, secret) == row.hash else None
+
+
+def _stamp(t: float) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(t, tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    from .server.config import instance_crn
+
+    config, store, auth = _token_store(args)
+    try:
+        if args.action == "list":
+            rows = [
+                {
+                    "id": row.id,
+                    "instance": hgp,
+                    "created": _stamp(row.created),
+                    "state": "revoked" if row.revoked else "active",
+                }
+                for row, hgp in store.api_tokens()
+            ]
+            if args.json:
+                import json
+
+                print(json.dumps(rows, indent=2))
+                return 0
+            from .cli_format import table
+
+            table(
+                [(r["id"], r["instance"], r["created"], r["state"]) for r in rows],
+                ("ID", "INSTANCE", "CREATED", "STATE"),
+                sys.stdout,
+            )
+            return 0
+        if args.action == "add":
+            token = args.token or secrets.token_urlsafe(32)
+            try:
+                caller = auth.add_api_token(token, args.instance)
+            except ValueError as exc:
+                raise _AdminError(str(exc)) from None
+            print(f"API token: {token}")
+            print(f"Token id: {caller.token_id}")
+            print(f"Instance: {args.instance}")
+            print(f"Instance CRN: {instance_crn(args.instance)}")
+            print("The secret is shown only now: store it safely.")
+            return 0
+        row = _one_token(store, args.token_id)
+        if row.revoked:
+            raise _AdminError(f"API token {row.id} is already revoked")
+        hgp = next(h for r, h in store.api_tokens() if r.id == row.id)
+        main_file = _main_token_file(config, row)
+        if args.action == "rotate":
+            token = secrets.token_urlsafe(32)
+            caller = auth.add_api_token(token, hgp)
+            auth.revoke_api_token(row.id)
+            if main_file is not None:  # a restart must not bring the old secret back
+                main_file.write_text(token + "\n")
+            print(f"API token: {token}")
+            print(f"Token id: {caller.token_id}")
+            print(f"Instance: {hgp}")
+            print(f"Instance CRN: {instance_crn(hgp)}")
+            print(f"Revoked: {row.id}")
+            print("The secret is shown only now: store it safely.")
+            return 0
+        auth.revoke_api_token(row.id)
+        print(f"Revoked API token {row.id} ({hgp}); it fails from the next request on.")
+        if main_file is not None:
+            main_file.unlink()
+            print(f"Removed {main_file}: the next `serve` generates a new main token.")
+        return 0
+    finally:
+        store.close()
+
+
+def run_token_command(args: argparse.Namespace) -> int:
+    """Run ``tokens ...``; failures are one ``error:`` line and exit status 1."""
+    try:
+        return _tokens(args)
+    except _AdminError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qiskit-rest-provider`` command."""
     args = _parser().parse_args(argv)
+    from .cli_client import CLIENT_COMMANDS, run_client_command
+
+    if args.command in CLIENT_COMMANDS:
+        return run_client_command(args)
+    if args.command == "tokens":
+        return run_token_command(args)
     if args.command == "serve":
         return _serve(args)
     if args.command == "add-token":

@@ -213,8 +213,13 @@ class ServerFactory:
         args: list[str] | tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         port: int = 0,
+        generated_token: bool = False,
     ) -> RunningServer:
-        """Start a server (``token`` default: a fresh random one; same data dir = same store)."""
+        """Start a server (``token`` default: a fresh random one; same data dir = same store).
+
+        ``generated_token=True`` passes no ``--token``: the server uses (or creates) the token
+        kept in ``DATA_DIR/api_token``.
+        """
         if data_dir is None:
             data_dir = self.base_dir / f"server-{len(self.servers)}-{secrets.token_hex(3)}"
         data_dir = Path(data_dir)
@@ -228,6 +233,8 @@ class ServerFactory:
             "--workers", str(workers), "--instance", instance,
             "--log-level", "info",
         ]  # fmt: skip
+        if generated_token:
+            del cmd[cmd.index("--token") : cmd.index("--token") + 2]
         for tok, hgp in (extra_tokens or {}).items():
             cmd += ["--extra-token", f"{tok}:{hgp}"]
         if db_url:
@@ -242,7 +249,8 @@ class ServerFactory:
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
-        banner = _read_banner(proc, log_path)
+        stdout_lines: list[str] = []
+        banner = _read_banner(proc, log_path, stdout_lines)
         server = RunningServer(
             url=banner["Base URL"],
             token=banner["API token"],
@@ -252,6 +260,7 @@ class ServerFactory:
             process=proc,
             db_url=db_url,
             log_path=log_path,
+            extra={"stdout": stdout_lines},
         )
         if extra_tokens:
             server.other_token, server.other_instance_hgp = next(iter(extra_tokens.items()))
@@ -334,14 +343,21 @@ def _kill_tree(proc: subprocess.Popen[str], sig: int) -> None:
         pass
 
 
-def _read_banner(proc: subprocess.Popen[str], log_path: Path) -> dict[str, str]:
-    """Read the start banner (``Key: value`` lines) until the CRN line, then drain stdout."""
+def _read_banner(
+    proc: subprocess.Popen[str], log_path: Path, lines: list[str] | None = None
+) -> dict[str, str]:
+    """Read the start banner (``Key: value`` lines) until the CRN line, then drain stdout.
+
+    Every stdout line is also appended to ``lines`` (tests of what ``serve`` prints).
+    """
     found: dict[str, str] = {}
     done = threading.Event()
 
     def reader() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
+            if lines is not None:
+                lines.append(line.rstrip("\n"))
             key, sep, value = line.strip().partition(": ")
             if sep and not done.is_set():
                 found[key] = value

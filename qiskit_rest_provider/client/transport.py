@@ -4,7 +4,11 @@ Retry rules (each attempt counts against :attr:`RetryPolicy.max_retries`, and th
 against :attr:`RetryPolicy.max_elapsed`, so a call always ends within a known bound):
 
 * **connection never made** (DNS failure, refused, connect timeout): retried for every method,
-  since the request never reached the service;
+  since the request never reached the service. One exception: a connection *refused* by a service
+  this transport has never reached is retried only within :attr:`RetryPolicy.refused_budget`
+  seconds of sleeping (nothing listens there: most likely the server is not running, and a person
+  should hear so in a second or two, with the URL, not after 12 s). Once a service has answered,
+  refusals get the full policy (a restart on the same port is worth riding out);
 * **connection dropped, read timeout, truncated body**: retried only for idempotent requests
   (GET, PUT, DELETE, and POSTs the caller marks idempotent: login, cancel, logout, and job
   creation, which carries an ``Idempotency-Key`` so the service answers a repeat with the same
@@ -59,6 +63,9 @@ class RetryPolicy:
             shortened to this.
         max_elapsed: total seconds of sleeping between attempts one call may spend; once
             reached the last failure is raised (or returned) at once.
+        refused_budget: seconds of sleeping a call may spend retrying "connection refused"
+            from a service this transport has never reached (a server that is not running);
+            the default fails such a call in about 1.5 s.
     """
 
     max_retries: int = 5
@@ -66,6 +73,7 @@ class RetryPolicy:
     backoff_max: float = 8.0
     retry_after_max: float = 30.0
     max_elapsed: float = 60.0
+    refused_budget: float = 2.0
 
     def backoff(self, retry: int) -> float:
         """Seconds to sleep before retry number ``retry`` (1-based), with jitter."""
@@ -107,6 +115,35 @@ def _never_connected(err: BaseException) -> bool:
             reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError)
         )
     return False
+
+
+def _refused(err: BaseException) -> bool:
+    """Whether a ``requests`` error is a refused TCP connection (nothing listens there)."""
+    if not isinstance(err, requests.exceptions.ConnectionError) or isinstance(
+        err, requests.exceptions.ProxyError
+    ):
+        return False
+    reason = err.args[0] if err.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    if not isinstance(reason, urllib3.exceptions.NewConnectionError):
+        return False
+    seen: set[int] = set()
+    cause: BaseException | None = reason
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ConnectionRefusedError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return "refused" in str(reason).lower()
+
+
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of a URL (what a person needs to know which service is down)."""
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    host = f"[{parsed.hostname}]" if parsed.hostname and ":" in parsed.hostname else parsed.hostname
+    return f"{parsed.scheme}://{host}:{port}"
 
 
 def _describe(err: BaseException) -> str:
@@ -213,6 +250,9 @@ class Transport:
         self.read_timeout = read_timeout
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
+        #: Origins (``scheme://host:port``) that have answered at least once: refusals from
+        #: them are a restart worth riding out, from the others a server that is not running.
+        self._reached: set[str] = set()
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -310,10 +350,17 @@ class Transport:
                 reason = _describe(err)
                 safe = idempotent or _never_connected(err)
                 delay = policy.backoff(attempt)
+                refused = _refused(err) and _origin(url) not in self._reached
+                if refused:
+                    reason = (
+                        f"could not connect: connection refused by {_origin(url)} "
+                        "(is the server running?)"
+                    )
                 if (
                     not safe
                     or attempt > policy.max_retries
                     or slept + delay > policy.max_elapsed
+                    or (refused and slept + delay > policy.refused_budget)
                     or (deadline is not None and time.monotonic() + delay >= deadline)
                 ):
                     why = "" if safe else " (not retried: repeating it could act twice)"
@@ -333,6 +380,7 @@ class Transport:
                 slept += delay
                 continue
             elapsed_ms = (time.monotonic() - started) * 1000
+            self._reached.add(_origin(url))
             status = response.status_code
             logger.debug("%s -> %d in %.1f ms (attempt %d)", what, status, elapsed_ms, attempt)
             if status == 429:

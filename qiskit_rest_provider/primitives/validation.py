@@ -89,6 +89,14 @@ def _has_measure(circuit: QuantumCircuit) -> bool:
     return False
 
 
+#: Appended to a wrong-width observable error: the usual cause is an observable written for the
+#: virtual circuit, before transpilation widened it to the backend's qubits.
+LAYOUT_HINT = (
+    "; if the circuit was transpiled for the backend, map the observable onto its layout with "
+    "`observable.apply_layout(isa_circuit.layout)`"
+)
+
+
 def _coerce(kind: str, pubs: Any, coerce: Any, default: Any) -> list:
     if isinstance(pubs, QuantumCircuit):
         raise InvalidInputError(
@@ -106,7 +114,10 @@ def _coerce(kind: str, pubs: Any, coerce: Any, default: Any) -> list:
         except TypeError as exc:
             raise TypeError(f"pubs[{index}]: {exc}") from exc
         except ValueError as exc:
-            raise _fail(index, str(exc)) from exc
+            message = str(exc)
+            if kind == "estimator" and "number of qubits" in message:
+                message += LAYOUT_HINT  # Qiskit's coerce found an observable of the wrong width
+            raise _fail(index, message) from exc
     return out
 
 
@@ -167,7 +178,7 @@ def coerce_estimator_pubs(
             raise _fail(
                 index,
                 f"the observables act on {pub.observables.num_qubits} qubits but the circuit "  # type: ignore[attr-defined]
-                f"has {width}",
+                f"has {width}{LAYOUT_HINT}",
             )
         if target is not None:
             check_isa(pub.circuit, target, index=index)

@@ -168,7 +168,7 @@ def test_invalid_fields_are_named(kwargs, pattern):
 
 
 def test_defaults_and_iam_url_rules():
-    acc = resolve_account(token="t")
+    acc = resolve_account(token="t", channel="ibm_quantum_platform")
     assert acc.url == "https://quantum.cloud.ibm.com"
     assert acc.runtime_url == "https://quantum.cloud.ibm.com/api/v1"
     assert acc.resolved_iam_url == "https://iam.cloud.ibm.com"
@@ -181,12 +181,32 @@ def test_defaults_and_iam_url_rules():
 
 def test_platform_region_from_crn():
     crn = "crn:v1:bluemix:public:quantum-computing:eu-de:a/acc:inst::"
-    acc = resolve_account(token="t", instance=crn)
+    acc = resolve_account(token="t", instance=crn, channel="ibm_quantum_platform")
     assert acc.runtime_url == "https://eu-de.quantum.cloud.ibm.com/api/v1"
     assert acc.resolved_iam_url == "https://iam.cloud.ibm.com"
     crn = "crn:v1:bluemix:public:quantum-computing:us-east:a/acc:inst::"
-    assert resolve_account(token="t", instance=crn).url == "https://quantum.cloud.ibm.com"
+    assert (
+        resolve_account(token="t", instance=crn, channel="ibm_cloud").url
+        == "https://quantum.cloud.ibm.com"
+    )
     assert resolve_account(token="t", instance=crn, url="http://h:1").url == "http://h:1"
+
+
+def test_token_without_url_names_url_unless_the_channel_is_explicit(monkeypatch, tmp_path):
+    """A token alone used to target IBM's cloud silently; now it asks for ``url``."""
+    monkeypatch.setenv("QISKIT_REST_CONFIG_FILE", str(tmp_path / "accounts.json"))
+    for var in ("QISKIT_REST_URL", "QISKIT_REST_CHANNEL", "QISKIT_REST_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(
+        AccountError, match=r"No url: pass url=\.\.\..*channel='ibm_quantum_platform'"
+    ):
+        ProviderService(token="t")
+    with pytest.raises(AccountError, match="No url"):
+        resolve_account(token="t", instance="crn:v1:bluemix:public:quantum-computing:eu-de:a::")
+    # an explicit channel (argument or environment) still means IBM's cloud, as before
+    assert resolve_account(token="t", channel="ibm_quantum").url.startswith("https://auth.")
+    monkeypatch.setenv("QISKIT_REST_CHANNEL", "ibm_quantum_platform")
+    assert resolve_account(token="t").url == "https://quantum.cloud.ibm.com"
 
 
 def test_repr_hides_token():

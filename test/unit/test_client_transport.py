@@ -434,6 +434,35 @@ def test_connection_refused_is_retried_then_raises(server):
     assert f"after {FAST.max_retries + 1} attempt(s)" in str(info.value)
 
 
+def test_connection_refused_by_a_never_reached_service_fails_fast():
+    """Nothing ever answered there: the default policy gives up in ~1.5 s, naming the URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    client = RuntimeClient(Account("ibm_cloud", f"http://127.0.0.1:{port}", API_KEY))
+    started = time.monotonic()
+    with pytest.raises(RequestError) as info:
+        client.backends()
+    elapsed = time.monotonic() - started
+    assert elapsed < 3.0, elapsed  # it was ~12 s: every retry of the default policy
+    message = str(info.value)
+    assert f"connection refused by http://127.0.0.1:{port}" in message
+    assert "is the server running?" in message and info.value.status_code is None
+
+
+def test_connection_refused_after_the_service_answered_gets_every_retry(server):
+    """A service that answered before and now refuses is restarting: ride it out."""
+    client = platform_client(server)
+    assert [b["name"] for b in client.backends()]
+    server.close()  # the same origin now refuses connections
+    client.transport.session.close()  # no pooled keep-alive connection to fall back on
+    with pytest.raises(RequestError) as info:
+        client.backends()
+    assert f"after {FAST.max_retries + 1} attempt(s)" in str(info.value)
+    assert "could not connect" in str(info.value)
+
+
 def test_read_timeout_retried_then_recovers(server):
     server.script("GET", "/api/v1/jobs/j1", ("slow", 1.5))
     client = platform_client(server, timeout=0.5)

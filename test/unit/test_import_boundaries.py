@@ -99,7 +99,13 @@ ROWS: tuple[Row, ...] = (
         forbidden=("server",),
         why="the public API is lazy and never the server's",
     ),
-    Row("cli.py", ("=cli",), ("*",), lazy_only=("server",), why="serve/worker/admin load lazily"),
+    Row(
+        "cli.py",  # with its client-command and formatting modules
+        ("=cli", "=cli_client", "=cli_format"),
+        ("*",),
+        lazy_only=("server",),
+        why="serve/worker/admin load lazily",
+    ),
     Row("exceptions.py, version.py", ("=exceptions", "=version"), ()),
     Row("account.py", ("=account",), ("=exceptions",), no_external=QISKIT + SERVER_EXTRAS),
     Row(

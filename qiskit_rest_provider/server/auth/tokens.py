@@ -5,6 +5,10 @@ slow KDF buys nothing). JWTs are HS256, signed with a key generated once and kep
 the data dir, verified on every request (signature and expiry) and revocable by logout (their
 ``jti`` is a row of ``access_tokens``). Nothing here logs a credential.
 
+Verified API tokens and JWTs are cached for 30 s (matching a token means hashing it against every
+stored one), but a cache hit still reads its API token's ``revoked`` flag by primary key: a token
+revoked by ``qiskit-rest-provider tokens revoke`` in another process fails on the next request.
+
 Other routers authenticate with the FastAPI dependency :func:`get_caller`::
 
     @router.get("/thing")
@@ -119,10 +123,20 @@ class Authenticator:
 
     # --------------------------------------------------------------- provisioning
     def add_api_token(self, token: str, hgp: str, user_name: str = "local-user") -> Caller:
-        """Register ``token`` for instance ``hgp`` (idempotent for a token already known)."""
+        """Register ``token`` for instance ``hgp`` (idempotent for a token already known).
+
+        Raises:
+            ValueError: ``token`` was revoked: registering it again (say a restart with the same
+                ``--token``) would silently undo the revocation.
+        """
         known = self._find_api_token(token)
         if known is not None:
             return known
+        if self._revoked_match(token):
+            raise ValueError(
+                "this API token was revoked (qiskit-rest-provider tokens revoke); "
+                "use another token or let the server generate one"
+            )
         inst = self.store.ensure_instance(hgp, instance_crn(hgp))
         salt = secrets.token_hex(16)
         row = self.store.add_user_with_api_token(user_name, inst.id, salt, _hash(salt, token))
@@ -150,7 +164,11 @@ class Authenticator:
         now = time.monotonic()
         hit = self._api_cache.get(key)
         if hit is not None and hit[0] > now:
-            return hit[1]
+            if self.store.api_token_active(hit[1].token_id):
+                return hit[1]
+            with self._lock:
+                self._api_cache.pop(key, None)
+            return None
         for row in self.store.active_api_tokens():
             if hmac.compare_digest(row.hash, _hash(row.salt, token)):
                 caller = self._caller(row.user_id, row.instance_id, row.id)
@@ -158,6 +176,27 @@ class Authenticator:
                     self._api_cache[key] = (now + _API_CACHE_SECONDS, caller)
                 return caller
         return None
+
+    def _revoked_match(self, token: str) -> bool:
+        """Whether ``token`` is one of the revoked API tokens."""
+        return any(
+            hmac.compare_digest(row.hash, _hash(row.salt, token))
+            for row, _ in self.store.api_tokens()
+            if row.revoked
+        )
+
+    def revoke_api_token(self, token_id: str) -> bool:
+        """Revoke an API token and what was issued from it; this process forgets it at once.
+
+        Other processes sharing the store see it on their next request (see the module doc).
+        """
+        changed = self.store.revoke_api_token(token_id)
+        with self._lock:
+            for key in [k for k, (_, c) in self._api_cache.items() if c.token_id == token_id]:
+                self._api_cache.pop(key, None)
+            for jti in [k for k, (_, c) in self._jwt_cache.items() if c.token_id == token_id]:
+                self._jwt_cache.pop(jti, None)
+        return changed
 
     def api_caller(self, token: str) -> Caller:
         """The caller owning an API token, or 401."""
@@ -249,7 +288,11 @@ class Authenticator:
         now = time.monotonic()
         hit = self._jwt_cache.get(jti)
         if hit is not None and hit[0] > now:
-            return hit[1]
+            if self.store.api_token_active(hit[1].token_id):
+                return hit[1]
+            with self._lock:
+                self._jwt_cache.pop(jti, None)
+            return None
         caller = self._from_access_row(jti, None)
         if caller is not None:
             # never past the token's own expiry (jwt.decode enforces exp on every request too)

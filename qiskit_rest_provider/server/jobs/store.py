@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import create_engine, event, func, inspect, pool, select, text, update
+from sqlalchemy import bindparam, create_engine, event, func, inspect, pool, select, text, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
@@ -718,6 +718,62 @@ class Store:
                     select(Job.id).where(Job.session_id == session_id, Job.state == protocol.QUEUED)
                 )
             )
+
+    # -------------------------------------------------------------------- API tokens
+    def api_tokens(self) -> list[tuple[ApiToken, str]]:
+        """Every API token row with its instance's ``hub/group/project``, oldest first.
+
+        The rows carry salted hashes only; callers show ids, never secrets.
+        """
+        with self.sessions() as s:
+            rows = s.execute(
+                select(ApiToken, Instance.hgp)
+                .join(Instance, Instance.id == ApiToken.instance_id)
+                .order_by(ApiToken.created, ApiToken.id)
+            ).all()
+        return [(row, hgp) for row, hgp in rows]
+
+    def api_tokens_with_prefix(self, prefix: str) -> list[ApiToken]:
+        """API token rows whose id starts with ``prefix`` (what an operator types)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.sessions() as s:
+            return list(
+                s.scalars(select(ApiToken).where(ApiToken.id.like(escaped + "%", escape="\\")))
+            )
+
+    def revoke_api_token(self, token_id: str) -> bool:
+        """Revoke an API token and every access token / JWT issued from it, in one transaction.
+
+        Returns:
+            ``True`` if the token existed and was active, ``False`` otherwise.
+        """
+        with self.sessions.begin() as s:
+            res = s.execute(
+                update(ApiToken)
+                .where(ApiToken.id == token_id, ApiToken.revoked.is_(False))
+                .values(revoked=True)
+            )
+            changed = getattr(res, "rowcount", 0)
+            s.execute(
+                update(AccessToken)
+                .where(AccessToken.api_token_id == token_id, AccessToken.revoked.is_(False))
+                .values(revoked=True)
+            )
+        return bool(changed)
+
+    def api_token_active(self, token_id: str) -> bool:
+        """Whether the API token ``token_id`` exists and is not revoked (one primary-key read).
+
+        The authenticator asks this on every request it answers from its cache, so a token
+        revoked by another process (``qiskit-rest-provider tokens revoke``) fails at once.
+        """
+        with self.engine.connect() as conn:
+            revoked = conn.execute(_TOKEN_REVOKED, {"token_id": token_id}).scalar_one_or_none()
+        return revoked is not None and not revoked
+
+
+#: Built once: this runs on every authenticated request, and building it costs more than running it.
+_TOKEN_REVOKED = select(ApiToken.revoked).where(ApiToken.id == bindparam("token_id"))
 
 
 def _stamp(t: float) -> str:
