@@ -20,3 +20,18 @@ nitpicky = False
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 suppress_warnings = ["ref.python"]
+
+
+def _skip_namedtuple_aliases(app, what, name, obj, skip, options):
+    """Skip the ``Alias for field number N`` properties of NamedTuples.
+
+    Their ``Attributes:`` sections already document the fields; documenting the aliases too
+    makes two descriptions of each (a warning, an error under ``-W``).
+    """
+    if (getattr(obj, "__doc__", None) or "").startswith("Alias for field number"):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_namedtuple_aliases)

@@ -1,7 +1,9 @@
 """``ProviderService``: the entry point of the client (accounts, backends, jobs).
 
-Example (constructing the service makes no request; the lines that ask it need a live server and
-are skipped when the docs run):
+Example:
+    Constructing the service makes no request; the lines that ask it need a live server and are
+    skipped when the docs run.
+
     >>> from qiskit_rest_provider import ProviderService
     >>> service = ProviderService(url="http://127.0.0.1:8000", token="MY-TOKEN")
     >>> service
