@@ -8,14 +8,18 @@ PUB-like form Qiskit accepts is accepted here.
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from collections.abc import Iterable
 from numbers import Integral, Real
 from typing import Any
 
-from qiskit.circuit import ControlFlowOp, QuantumCircuit
+import numpy as np
+from qiskit.circuit import QuantumCircuit
+from qiskit.primitives.containers import ObservablesArray
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
+from qiskit.quantum_info import SparseObservable
 from qiskit.transpiler import Target
 
 from ..exceptions import InvalidInputError
@@ -77,18 +81,6 @@ def check_isa(circuit: QuantumCircuit, target: Target, *, index: int = 0) -> Non
         pass
 
 
-def _has_measure(circuit: QuantumCircuit) -> bool:
-    for instruction in circuit.data:
-        operation = instruction.operation
-        if operation.name == "measure":
-            return True
-        if isinstance(operation, ControlFlowOp) and any(
-            _has_measure(block) for block in operation.blocks
-        ):
-            return True
-    return False
-
-
 #: Appended to a wrong-width observable error: the usual cause is an observable written for the
 #: virtual circuit, before transpilation widened it to the backend's qubits.
 LAYOUT_HINT = (
@@ -146,15 +138,46 @@ def coerce_sampler_pubs(
         if pub.shots is not None and max_shots and pub.shots > max_shots:
             raise _fail(index, f"shots={pub.shots} exceeds the backend's max_shots={max_shots}")
         circuit = pub.circuit
-        if not circuit.cregs or not _has_measure(circuit):
-            raise _fail(
-                index,
-                "the circuit has no measurements into a classical register, so a sampler "
-                "result would be empty; add measurements (e.g. circuit.measure_all())",
+        if not circuit.cregs:
+            # Qiskit's reference samplers warn and return an empty DataBin; so do we. A register
+            # that is never measured is not an error either: it reads all zeros.
+            warnings.warn(
+                f"pubs[{index}]: the circuit has no output classical registers and so the "
+                "result will be empty. Did you mean to add measurement instructions?",
+                UserWarning,
+                stacklevel=3,
             )
         if target is not None:
             check_isa(circuit, target, index=index)
     return coerced
+
+
+_PAULI_TERMS = frozenset(
+    {SparseObservable.BitTerm.X, SparseObservable.BitTerm.Y, SparseObservable.BitTerm.Z}
+)
+
+
+def _paulis_only(pub: EstimatorPub) -> EstimatorPub:
+    """The PUB with projector terms (``0 1 + - r l``) rewritten as sums of Paulis.
+
+    Qiskit's ``ObservablesArray`` holds :class:`SparseObservable` s, which may contain
+    projectors; the wire (``ibm-quantum-schemas``' ``PauliString``) carries only ``I X Y Z``.
+    ``|0><0| = (I + Z)/2`` and its kin give the same expectation values, so the PUB is sent in
+    that form. PUBs with Pauli terms only are returned unchanged (no copy).
+    """
+    array = pub.observables.sparse_observables_array()
+    if all(_PAULI_TERMS.issuperset(obs.bit_terms) for obs in array.flat):
+        return pub
+    rewritten = np.empty(array.shape, dtype=object)
+    for index, obs in np.ndenumerate(array):
+        rewritten[index] = obs.as_paulis().simplify()
+    return EstimatorPub(
+        pub.circuit,
+        ObservablesArray(rewritten, validate=False),
+        pub.parameter_values,
+        pub.precision,
+        validate=False,
+    )
 
 
 def coerce_estimator_pubs(
@@ -169,7 +192,9 @@ def coerce_estimator_pubs(
         isinstance(precision, bool) or not isinstance(precision, Real) or not precision > 0
     ):
         raise InvalidInputError(f"precision must be a positive number, got {precision!r}")
-    coerced = _coerce("estimator", pubs, EstimatorPub.coerce, precision)
+    coerced = [
+        _paulis_only(pub) for pub in _coerce("estimator", pubs, EstimatorPub.coerce, precision)
+    ]
     for index, pub in enumerate(coerced):
         if pub.precision is not None and not pub.precision > 0:
             raise _fail(index, f"precision must be a positive number, got {pub.precision}")

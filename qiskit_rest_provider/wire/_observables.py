@@ -36,6 +36,11 @@ def _real(value: Any, field: str) -> float:
 
 
 def _check_label(label: Any, num_qubits: int | None, field: str) -> str:
+    if label == "":
+        # The model's PauliString allows "": the identity on zero qubits (the observable of a
+        # zero-qubit circuit). A circuit read at the backend's width (D4) gets the identity on
+        # all of its qubits, which has the same value.
+        return "I" * (num_qubits or 0)
     if not isinstance(label, str) or not _LABEL.fullmatch(label):
         raise WireFormatError(
             f"{field}: Pauli label must be a non-empty string of I, X, Y, Z, got {label!r}"
@@ -100,7 +105,7 @@ def observables_to_lists(obj: Any, num_qubits: int | None, field: str) -> Any:
     if isinstance(obj, dict) and obj.get("__type__") == "ObservablesArray":
         obj = obj.get("__value__")
     if isinstance(obj, (list, tuple)):
-        if not obj:
-            raise WireFormatError(f"{field}: empty list of observables")
+        # An empty list is an ObservablesArray of shape (0,) (or (k, 0) nested), as Qiskit's
+        # coerce reads it: the PUB has no expectation values, and its result arrays are empty.
         return [observables_to_lists(o, num_qubits, f"{field}[{i}]") for i, o in enumerate(obj)]
     return _one(obj, num_qubits, field)

@@ -69,6 +69,7 @@ _BAD_CHARS = re.compile(r"\W", re.U)
 _SIZE_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _SIZED_DECL = re.compile(r"\b(qubit|bit|qreg|creg)\b\s*(?:[A-Za-z_]\w*\s*)?\[([^\]]*)\]")
 _HARDWARE_QUBIT = re.compile(r"\$(\d+)")
+_QUBIT_DECL = re.compile(r"^\s*(?:qubit\b|qreg\b)", re.M)
 
 _RUST_SAFE_OPS = {g.name for g in qasm3.STDGATES_INC_GATES} | {"measure", "barrier", "ecr"}
 
@@ -126,8 +127,15 @@ def _fingerprint(circuit: QuantumCircuit) -> tuple:
     )
 
 
+_ASCII_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _rust_exportable(circuit: QuantumCircuit) -> bool:
     if circuit.num_parameters or circuit.num_vars or circuit.num_stretches:
+        return False
+    # The Rust exporter writes register names verbatim: "π" (a built-in constant) or "c-1"
+    # make a program no importer reads; the Python exporter renames them (pragma restores).
+    if not all(_ASCII_IDENTIFIER.fullmatch(r.name) for r in (*circuit.qregs, *circuit.cregs)):
         return False
     if not set(circuit.count_ops()) <= _RUST_SAFE_OPS:
         return False
@@ -198,6 +206,29 @@ def _without_global_phase_gates(circuit: QuantumCircuit) -> QuantumCircuit:
     return out
 
 
+def _declares_no_qubits(text: str) -> bool:
+    """Whether a program neither declares a qubit nor uses a ``$n`` hardware qubit."""
+    body = _SIZE_COMMENT.sub(" ", text)
+    return _QUBIT_DECL.search(body) is None and _HARDWARE_QUBIT.search(body) is None
+
+
+def _with_width(circuit: QuantumCircuit, text: str) -> str:
+    """Declare the qubits of a circuit whose text would otherwise name none.
+
+    The exporters write only the ``$n`` hardware qubits an instruction touches, so a laid-out
+    circuit with no instructions (``QuantumCircuit(1)`` transpiled for a 27-qubit device)
+    becomes a program without qubits, and the estimator's 27-qubit observable would no longer
+    fit it. With nothing acting on them, declaring the qubits as one register is exact.
+    """
+    if not circuit.num_qubits or not _declares_no_qubits(text):
+        return text
+    taken = {r.name for r in circuit.cregs}
+    name = "q"
+    while name in taken:
+        name = "_" + name
+    return f"{text.rstrip()}\nqubit[{circuit.num_qubits}] {name};\n"
+
+
 def _export_uncached(circuit: QuantumCircuit) -> ExportedCircuit:
     if "global_phase" in circuit.count_ops():
         circuit = _without_global_phase_gates(circuit)
@@ -212,6 +243,7 @@ def _export_uncached(circuit: QuantumCircuit) -> ExportedCircuit:
         if sorted(names) != sorted(by_name):
             raise WireFormatError("circuit: cannot map the exported parameters back to the circuit")
         order = tuple(by_name[name] for name in names)
+    text = _with_width(circuit, text)
     renames = _register_renames(circuit, text)
     if renames:
         pragma = PRAGMA + json.dumps(renames, ensure_ascii=True, sort_keys=True)
@@ -354,6 +386,11 @@ def _import_uncached(text: str, num_qubits: int | None) -> ImportedCircuit:
             hardware = circuit.layout is not None
             import_stats["antlr"] += 1
             renames = {}  # applied while reading
+    if num_qubits is not None and circuit.num_qubits == 0 and _declares_no_qubits(text):
+        # D4: a program that names no qubit at all runs on the backend's full width, as a
+        # program on ``$n`` hardware qubits does (its observables then act on every qubit).
+        hardware = True
+        _qasm_import.set_trivial_layout(circuit)
     if num_qubits is not None:
         if circuit.num_qubits > num_qubits:
             raise WireFormatError(

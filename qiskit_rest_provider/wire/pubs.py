@@ -254,6 +254,19 @@ def _bindings_from_dict(values: dict, imported: ImportedCircuit, name: str) -> B
         raise WireFormatError(f"{name}: {exc}") from exc
 
 
+def _wrapper_shape(shape: Any, name: str) -> tuple[int, ...]:
+    """The ``shape`` of a ``BindingsArray`` wrapper (``[]`` or absent: a scalar PUB)."""
+    if shape is None:
+        return ()
+    if not isinstance(shape, (list, tuple)) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+    ):
+        raise WireFormatError(f"{name}: BindingsArray shape must be a list of sizes, got {shape!r}")
+    if math.prod(shape) > np.iinfo(np.intp).max:  # what NumPy refuses for an ndarray, too
+        raise WireFormatError(f"{name}: BindingsArray shape {list(shape)} is too large")
+    return tuple(shape)
+
+
 def _bindings(values: Any, imported: ImportedCircuit, name: str) -> BindingsArray:
     order = imported.parameters or tuple(imported.circuit.parameters)
     count = len(order)
@@ -261,10 +274,13 @@ def _bindings(values: Any, imported: ImportedCircuit, name: str) -> BindingsArra
         inner = values.get("__value__") or {}
         if not isinstance(inner, dict) or not isinstance(inner.get("data", {}), dict):
             raise WireFormatError(f"{name}: malformed BindingsArray wrapper")
-        if not inner.get("data"):
-            values = None
-        else:
+        if inner.get("data"):
             return _bindings_from_dict(inner["data"], imported, name)
+        # No data: a PUB without parameters, whose shape is all the wrapper carries.
+        shape = _wrapper_shape(inner.get("shape"), name)
+        if count:
+            raise WireFormatError(f"{name}: the circuit has {count} parameters but no values given")
+        return BindingsArray(shape=shape)
     if isinstance(values, dict) and "__type__" not in values:
         if count == 0 and not values:
             return BindingsArray()

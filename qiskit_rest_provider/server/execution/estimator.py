@@ -365,9 +365,15 @@ def run_estimator_pubs(
         plan = _PubPlan(pub, readout)
         t0 = time.perf_counter()
         pub_seed = None if seed_simulator is None else (seed_simulator + 7919 * i) % (2**63)
-        values, stat_std, info = _evaluate(
-            plan, simulator, noisy=noisy, precision=precision, seed=pub_seed
-        )
+        if plan.num_sets == 0 or plan.coeffs.shape[0] == 0:
+            # An empty PUB (a zero in its shape): nothing to estimate, and Aer must not see an
+            # empty parameter table. Qiskit's reference returns arrays of the PUB's shape.
+            values = stat_std = np.zeros((plan.num_sets, plan.coeffs.shape[0]))
+            info = EstimatorRunInfo("exact", len(plan.active))
+        else:
+            values, stat_std, info = _evaluate(
+                plan, simulator, noisy=noisy, precision=precision, seed=pub_seed
+            )
         simulate += time.perf_counter() - t0
         shape = tuple(pub.shape)
         exact = plan.broadcast(values, shape)
