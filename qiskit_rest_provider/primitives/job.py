@@ -23,6 +23,7 @@ from ..exceptions import (
     JobCancelledError,
     JobFailedError,
     JobTimeoutError,
+    QiskitRestProviderError,
     RequestError,
 )
 from ..wire import protocol
@@ -297,6 +298,11 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
             from ..wire.results import decode_result
 
             body = self._fetch_results(deadline, timeout)
+            if not body:  # 204: a private job's results, already read once
+                raise QiskitRestProviderError(
+                    f"Job {self._job_id} is private and its results were already retrieved: "
+                    "a private job's results can be read once only"
+                )
             result = decode_result(body)
             if self._circuit_metadata:
                 for pub_result, metadata in zip(result, self._circuit_metadata, strict=False):

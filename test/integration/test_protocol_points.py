@@ -256,3 +256,31 @@ def test_official_client_calibration_id_and_usage(service, caplog):
     assert usage["usage_remaining_seconds"] == (
         usage["usage_limit_seconds"] - usage["usage_consumed_seconds"]
     )
+
+
+def test_our_client_reads_a_private_result_once_and_then_says_why(reference_server):
+    from qiskit import QuantumCircuit
+
+    from qiskit_rest_provider import ProviderService, SamplerV2
+    from qiskit_rest_provider.exceptions import QiskitRestProviderError
+
+    ours = ProviderService(
+        channel="ibm_quantum_platform",
+        url=reference_server.url,
+        token=reference_server.token,
+        instance=reference_server.instance_crn,
+    )
+    ideal = ours.backend("rest_simulator")
+    bell = QuantumCircuit(2)
+    bell.h(0)
+    bell.cx(0, 1)
+    bell.measure_all()
+    sampler = SamplerV2(mode=ideal)
+    sampler.options.environment.private = True
+    job = sampler.run([bell], shots=32)
+    counts = job.result()[0].data.meas.get_counts()
+    assert sum(counts.values()) == 32 and set(counts) <= {"00", "11"}
+    assert job.result()[0].data.meas.num_shots == 32  # the first read is cached by the job
+    again = ours.job(job.job_id())
+    with pytest.raises(QiskitRestProviderError, match="private and its results were already"):
+        again.result()
