@@ -10,6 +10,11 @@ with ``reason_code`` 1305 when its *wall-clock* time since it was handed to a wo
 A job cancelled while running, or over its time, has its worker killed at once (the executor
 starts a replacement), so no job can hold a worker after it is final. A worker that dies by
 itself fails only its own job, which is re-queued (up to three attempts, then Failed).
+
+Cancelling: :meth:`Dispatcher.cancel` is the one way to cancel a job. A job being handed over
+(claimed Running in the store, not yet registered as in flight) is remembered while the hand-off
+lasts, so a cancel landing in that window is applied the moment the job is registered: its worker
+is killed at once, and a cancel answered 204 never leaves a worker busy behind a Cancelled job.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,11 +67,17 @@ class Dispatcher:
     config: ServerConfig
     watchers: JobWatchers
     prepared: dict[str, Any] = field(default_factory=dict)  # job id -> PreparedJob (route)
+    #: Test seam: called (in the dispatcher thread) with the job id after a job is claimed and
+    #: submitted to the executor but before it is registered as in flight — the hand-off window
+    #: a concurrent cancel must not fall through.
+    handoff_hook: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
         self._done: collections.deque[str] = collections.deque()
         self._inflight: dict[str, _InFlight] = {}
+        self._handing_off: set[str] = set()  # being claimed/submitted, not yet in _inflight
+        self._cancel_at_handoff: set[str] = set()  # cancelled during their hand-off
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -96,12 +108,36 @@ class Dispatcher:
         if len(self.prepared) < 1000:
             self.prepared[job_id] = (prepared, parse_seconds)
 
+    def cancel(self, job_id: str, reason: str = "cancelled by the user") -> bool:
+        """Cancel a Queued or Running job; False when it is already final (or absent).
+
+        Safe at any moment of the job's life, the hand-off to a worker included: whatever the
+        store says last (Cancelled) is what the worker sees (killed, result dropped).
+        """
+        if self.store.transition(job_id, ("Queued",), "Cancelled", log=reason, reason=reason):
+            self.prepared.pop(job_id, None)
+        elif self.store.transition(
+            job_id, ("Running",), "Cancelled", log=f"{reason} while running", reason=reason
+        ):
+            self.abandon(job_id)
+        else:
+            return False
+        self.watchers.notify(job_id)
+        self.wake()
+        return True
+
     def abandon(self, job_id: str) -> None:
-        """The job was cancelled while running: stop its worker, drop its result."""
+        """The job was cancelled while running: stop its worker, drop its result.
+
+        A job still being handed over is marked, and :meth:`_start` kills it as soon as it is
+        registered (the cancel cannot be lost in the hand-off window).
+        """
         with self._cond:
             entry = self._inflight.get(job_id)
             if entry is not None and entry.abandoned_since is None:
                 entry.abandoned_since = time.monotonic()
+            elif entry is None and job_id in self._handing_off:
+                self._cancel_at_handoff.add(job_id)
             self.prepared.pop(job_id, None)
             self._cond.notify_all()
         if entry is not None:
@@ -177,6 +213,17 @@ class Dispatcher:
     def _start(self, job: QueuedJob) -> None:
         """Claim a queued job (Queued → Running) and hand it to the executor."""
         job_id = job.id
+        with self._cond:  # before the claim: a cancel right after it must find the mark
+            self._handing_off.add(job_id)
+        try:
+            self._hand_off(job)
+        finally:
+            with self._cond:
+                self._handing_off.discard(job_id)
+                self._cancel_at_handoff.discard(job_id)
+
+    def _hand_off(self, job: QueuedJob) -> None:
+        job_id = job.id
         if not self.store.transition(job_id, ("Queued",), "Running", log="running"):
             return
         prepared, parse_seconds = self.prepared.pop(job_id, (None, None))
@@ -195,7 +242,9 @@ class Dispatcher:
             logger.warning("could not submit job %s: %s", job_id, exc)
             self.store.transition(job_id, ("Running",), "Queued", log="re-queued", running_at=None)
             return
-        self._inflight[job_id] = _InFlight(
+        if self.handoff_hook is not None:
+            self.handoff_hook(job_id)
+        entry = _InFlight(
             future,
             now,
             now + limit,
@@ -203,6 +252,16 @@ class Dispatcher:
             attempts=job.attempts,
             parse_seconds=parse_seconds,
         )
+        with self._cond:
+            self._inflight[job_id] = entry
+            self._handing_off.discard(job_id)
+            cancelled = job_id in self._cancel_at_handoff
+            self._cancel_at_handoff.discard(job_id)
+            if cancelled:
+                entry.abandoned_since = time.monotonic()
+        if cancelled:
+            logger.info("job %s was cancelled while being handed over; stopping it", job_id)
+            self.executor.kill(future)
         future.add_done_callback(functools.partial(self._on_done_future, job_id))
         if job.session_id:
             self._touch_session(job.session_id, started=True)

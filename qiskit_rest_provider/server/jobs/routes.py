@@ -279,32 +279,14 @@ def list_jobs(
 def cancel_job(request: Request, job_id: str, caller: CallerDep) -> Response:
     """Cancel a Queued or Running job (409 when it is already final)."""
     st = server_state(request)
-    job = _load_job(request, job_id, caller, with_params=False)
-    if st.store.transition(
-        job_id,
-        ("Queued",),
-        "Cancelled",
-        log="cancelled by the user",
-        reason="cancelled by the user",
-    ):
-        st.dispatcher.prepared.pop(job_id, None)
-    elif st.store.transition(
-        job_id,
-        ("Running",),
-        "Cancelled",
-        log="cancelled by the user while running",
-        reason="cancelled by the user",
-    ):
-        st.dispatcher.abandon(job_id)
-    else:
+    _load_job(request, job_id, caller, with_params=False)
+    if not st.dispatcher.cancel(job_id, "cancelled by the user"):
         job = _load_job(request, job_id, caller, with_params=False)
         raise ApiError(
             409,
             f"job {job_id} cannot be cancelled: it is already {job.state}",
             code="job_not_cancellable",
         )
-    st.watchers.notify(job_id)
-    st.dispatcher.wake()
     return Response(status_code=204)
 
 
