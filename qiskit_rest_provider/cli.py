@@ -85,7 +85,25 @@ def _parser() -> argparse.ArgumentParser:
         "--max-execution-time",
         type=float,
         default=3 * 3600.0,
-        help="wall-clock limit of a job without its own max_execution_time (s)",
+        help="largest max_execution_time (cost) a job may ask for, in s (default 3 h)",
+    )
+    serve.add_argument(
+        "--default-execution-time",
+        type=float,
+        default=600.0,
+        help="wall-clock limit of a job without its own max_execution_time, in s (default 600)",
+    )
+    serve.add_argument(
+        "--max-queued-per-instance",
+        type=int,
+        default=1000,
+        help="Queued jobs one instance may have at once; more answer 429 (default 1000)",
+    )
+    serve.add_argument(
+        "--max-running-per-instance",
+        type=int,
+        default=0,
+        help="jobs of one instance running at once (default 0 = as many as the workers)",
     )
     serve.add_argument(
         "--cancel-grace",
@@ -125,7 +143,10 @@ def _serve(args: argparse.Namespace) -> int:
             max_body_bytes=args.max_body_bytes,
             rate_limit=args.rate_limit,
             cors_origins=list(args.cors_origin),
-            default_max_execution_time=args.max_execution_time,
+            default_max_execution_time=args.default_execution_time,
+            max_execution_time=args.max_execution_time,
+            max_queued_per_instance=args.max_queued_per_instance,
+            max_running_per_instance=args.max_running_per_instance,
             abandon_grace=args.cancel_grace,
             log_level=args.log_level,
         )

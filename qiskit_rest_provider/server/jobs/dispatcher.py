@@ -1,7 +1,10 @@
 """The dispatcher: hands Queued jobs to the executor and records what comes back.
 
-One thread owns the hand-off (FIFO by submission order, at most ``executor.capacity`` jobs in
-flight). A job becomes Running in the same transaction that claims it, so it is handed out once.
+One thread owns the hand-off (at most ``executor.capacity`` jobs in flight). Instances are served
+round-robin, so one instance's long queue cannot hold back another's job; within an instance,
+session jobs go first, then submission order; ``max_running_per_instance`` caps how many workers
+one instance holds. A job becomes Running in one guarded transaction that claims it, so it is
+handed out once (even with several dispatchers on one database).
 On start, jobs left Running by a crash go back to Queued and run again (the store guarantees
 a job reaches a final state once: every final transition is guarded on the previous state).
 
@@ -54,6 +57,7 @@ class _InFlight:
     deadline: float
     session_id: str | None
     abandoned_since: float | None = None
+    instance_id: str = ""
     attempts: int = 0
     parse_seconds: float | None = None
 
@@ -78,6 +82,7 @@ class Dispatcher:
         self._inflight: dict[str, _InFlight] = {}
         self._handing_off: set[str] = set()  # being claimed/submitted, not yet in _inflight
         self._cancel_at_handoff: set[str] = set()  # cancelled during their hand-off
+        self._last_served = ""  # instance id that got the last worker (round-robin)
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -191,24 +196,58 @@ class Dispatcher:
         return None
 
     def _fill(self) -> None:
+        """Start queued jobs on free workers, serving instances round-robin.
+
+        Each round gives every instance with queued work (and room under
+        ``max_running_per_instance``) one job, starting after the instance served last; so an
+        instance with one job waits for at most one job of each other instance, however many
+        those have queued.
+        """
         again = True
         while again:
             again = False
             free = self.executor.capacity - len(self._inflight)
             if free <= 0:
                 return
-            for job in self.store.queued_jobs(free, exclude=self._inflight):
-                if job.session_id:
-                    why = self._session_expired(job.session_id)
-                    if why is not None:
-                        if self.store.transition(
-                            job.id, ("Queued",), "Cancelled", log=f"cancelled: {why}", reason=why
-                        ):
-                            self.prepared.pop(job.id, None)
-                            self.watchers.notify(job.id)
-                        again = True
+            heads: dict[str, collections.deque[QueuedJob]] = {}
+            for job in self.store.queued_heads(free, exclude=self._inflight):
+                heads.setdefault(job.instance_id, collections.deque()).append(job)
+            if not heads:
+                return
+            running = collections.Counter(e.instance_id for e in self._inflight.values())
+            cap = self.config.max_running_per_instance or self.executor.capacity
+            order = sorted(heads)
+            after = [i for i in order if i > self._last_served]
+            order = after + [i for i in order if i <= self._last_served]
+            progress = True
+            while free > 0 and progress:
+                progress = False
+                for instance_id in order:
+                    queue = heads[instance_id]
+                    if free <= 0 or not queue or running[instance_id] >= cap:
                         continue
-                self._start(job)
+                    job = queue.popleft()
+                    progress = True
+                    if job.session_id and self._cancel_expired(job):
+                        again = True  # a slot we thought taken is still free: look again
+                        continue
+                    self._start(job)
+                    self._last_served = instance_id
+                    if job.id in self._inflight:
+                        running[instance_id] += 1
+                        free -= 1
+
+    def _cancel_expired(self, job: QueuedJob) -> bool:
+        """Cancel a queued job whose session passed its max_ttl; True if it was."""
+        why = self._session_expired(job.session_id or "")
+        if why is None:
+            return False
+        if self.store.transition(
+            job.id, ("Queued",), "Cancelled", log=f"cancelled: {why}", reason=why
+        ):
+            self.prepared.pop(job.id, None)
+            self.watchers.notify(job.id)
+        return True
 
     def _start(self, job: QueuedJob) -> None:
         """Claim a queued job (Queued → Running) and hand it to the executor."""
@@ -251,6 +290,7 @@ class Dispatcher:
             job.session_id,
             attempts=job.attempts,
             parse_seconds=parse_seconds,
+            instance_id=job.instance_id,
         )
         with self._cond:
             self._inflight[job_id] = entry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Annotated, Any
 
@@ -106,9 +107,10 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
         log_level = log_level.lower()
     cost = body.get("cost")
     if cost is not None and (
-        isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost <= 0
+        isinstance(cost, bool) or not isinstance(cost, (int, float)) or not cost > 0
     ):
         raise ApiError(400, f"cost: expected a positive number of seconds, got {cost!r}")
+    await run_in_threadpool(_check_limits, st, caller, cost)
     private = as_bool(body.get("private", False), "private")
     start_session = as_bool(body.get("start_session", False), "start_session")
     session_id = body.get("session_id")
@@ -160,7 +162,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
         tags=orjson.dumps(tags).decode(),
         session_id=session_id,
         log_level=log_level,
-        cost=int(cost) if cost is not None else None,
+        cost=math.ceil(cost) if cost is not None else None,
         private=private,
         created=time.time(),
         logs=f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} queued\n",
@@ -174,6 +176,28 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
         st.dispatcher.remember_prepared(stored.id, prepared, parse_seconds)
         st.dispatcher.wake()
     return json_response(_created(stored))
+
+
+def _check_limits(st: Any, caller: Caller, cost: float | None) -> None:
+    """The job's time limit within the server's maximum; room in the instance's queue."""
+    limit = st.config.max_execution_time
+    if cost is not None and cost > limit:
+        raise ApiError(
+            400,
+            f"cost: max_execution_time {cost:g} s exceeds this server's maximum of {limit:g} s "
+            "(--max-execution-time)",
+            code="invalid_request",
+        )
+    most = st.config.max_queued_per_instance
+    queued = st.store.queued_count(caller.instance_id)
+    if queued >= most:
+        raise ApiError(
+            429,
+            f"instance {caller.instance_hgp} already has {queued} queued jobs; this server "
+            f"allows {most} per instance (--max-queued-per-instance). Wait for some to finish.",
+            code="queue_limit_reached",
+            headers={"Retry-After": "5"},
+        )
 
 
 def _created(job: Job) -> dict[str, Any]:
