@@ -106,6 +106,13 @@ def _parser() -> argparse.ArgumentParser:
         help="jobs of one instance running at once (default 0 = as many as the workers)",
     )
     serve.add_argument(
+        "--max-job-memory",
+        default=None,
+        metavar="SIZE",
+        help="memory one job may use, e.g. 4GiB or 512MiB; larger jobs are refused "
+        "(default min(4 GiB, RAM / (workers + 1)))",
+    )
+    serve.add_argument(
         "--cancel-grace",
         type=float,
         default=10.0,
@@ -123,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     from .server.config import ServerConfig, instance_crn
+    from .server.execution.cost import MAX_JOB_MEMORY_ENV, MIB, parse_size
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -148,12 +156,20 @@ def _serve(args: argparse.Namespace) -> int:
             max_queued_per_instance=args.max_queued_per_instance,
             max_running_per_instance=args.max_running_per_instance,
             abandon_grace=args.cancel_grace,
+            max_job_memory=parse_size(args.max_job_memory) if args.max_job_memory else None,
             log_level=args.log_level,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    # One cap for admission (refuse) and for Aer in the workers (stop): see execution.cost.
+    # (an explicit QISKIT_REST_AER_MAX_MEMORY_MB still counts when --max-job-memory is absent)
+    job_memory_mb = str(max(1, config.job_memory_limit // MIB))
+    if args.max_job_memory:
+        os.environ[MAX_JOB_MEMORY_ENV] = job_memory_mb
+    else:
+        os.environ.setdefault(MAX_JOB_MEMORY_ENV, job_memory_mb)
     # Each worker's Aer run would otherwise start one thread per core and oversubscribe the CPU.
     os.environ.setdefault(
         "QISKIT_REST_AER_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, config.workers)))

@@ -37,6 +37,7 @@ from ..jobs.admission import (
     JobInputError,
     check_circuits,
     check_estimator_limits,
+    check_job_size,
     check_rep_delay,
     check_sampler_limits,
 )
@@ -175,6 +176,7 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
         pub_shots = _estimator_shots(params, pubs, options)
         check_estimator_limits(pubs)
         resilience_level = 1 if decoded.resilience_level is None else decoded.resilience_level
+    check_job_size(program_id, pubs, backend, options)
     return PreparedJob(
         program_id=program_id,
         backend_name=backend.name,
