@@ -120,3 +120,112 @@ def test_a_bad_memory_size_stops_serve_with_a_message(tmp_path):
     )  # fmt: skip
     assert out.returncode == 2
     assert "memory size" in out.stderr and "'lots'" in out.stderr
+
+
+def _descendants(pid: int) -> dict[int, int]:
+    """``{pid: parent pid}`` of every descendant of ``pid`` (read from /proc)."""
+    from pathlib import Path
+
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out: dict[int, int] = {}
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in out:
+                out[child] = ppid
+                todo.append(child)
+    return out
+
+
+def _slow_circuit():
+    from qiskit import QuantumCircuit
+
+    n = 16
+    qc = QuantumCircuit(n, n)
+    for layer in range(40):
+        qc.h(range(n))
+        for i in range(n - 1):
+            qc.cx(i, i + 1)
+        qc.measure(layer % n, layer % n)  # mid-circuit measurements: shot-by-shot simulation
+    return qc
+
+
+def test_a_worker_killed_for_memory_fails_its_job_once(server_factory):
+    """The OOM killer's SIGKILL (sent here by the test) fails the job at once: no retry."""
+    import os
+    import signal
+    import time
+
+    from qiskit_rest_provider import ProviderService, SamplerV2
+    from qiskit_rest_provider.exceptions import JobFailedError
+
+    server = server_factory.start(workers=1, args=["--max-job-memory", "2GiB"])
+    headers = {"Authorization": f"apikey {server.token}"}
+    service = ProviderService(
+        channel="ibm_quantum_platform",
+        url=server.url,
+        token=server.token,
+        instance=server.instance_crn,
+    )
+    backend = service.backend("rest_simulator")
+    _bell_runs(server, headers)  # the worker is up (not still starting) when it is killed
+    job = SamplerV2(mode=backend).run([_slow_circuit()] * 20, shots=100_000)
+    deadline = time.monotonic() + 60
+    while job.status().name != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # let the worker get into the simulation
+    tree = _descendants(server.process.pid)
+    # the worker: a child of the forkserver (itself a child of the server)
+    workers = [p for p, parent in tree.items() if parent != server.process.pid]
+    assert workers, tree
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+
+    with pytest.raises(JobFailedError) as info:
+        job.result(timeout=60)
+    assert "out of memory" in info.value.reason
+    assert "2 GiB per job (--max-job-memory)" in info.value.reason
+    state = requests.get(f"{server.runtime_url}/jobs/{job.job_id()}", headers=headers, timeout=30)
+    assert state.json()["state"]["reason_code"] == 1502
+    logs = requests.get(
+        f"{server.runtime_url}/jobs/{job.job_id()}/logs", headers=headers, timeout=30
+    ).text
+    assert "re-queued" not in logs and logs.count(" running\n") == 1
+    # the server lives on: a replacement worker runs the next job
+    assert server.alive()
+    _bell_runs(server, headers)
+
+
+def test_aer_memory_errors_become_out_of_memory_reasons(monkeypatch):
+    from qiskit import QuantumCircuit
+
+    from qiskit_rest_provider.server.backends.catalog import BackendCatalog
+    from qiskit_rest_provider.server.execution import runner
+    from qiskit_rest_provider.server.jobs.admission import out_of_memory_reason
+    from qiskit_rest_provider.wire import encode_qpy
+
+    sim = BackendCatalog.load(None).get("rest_simulator")
+    qc = QuantumCircuit(22)
+    qc.h(range(22))
+    qc.t(range(22))
+    qc.measure_all()
+    monkeypatch.setenv(runner.AER_MAX_MEMORY_ENV, "1024")
+    prepared = runner.prepare_job("sampler", {"pubs": [[encode_qpy(qc), None, 10]]}, sim)
+    monkeypatch.setenv(runner.AER_MAX_MEMORY_ENV, "16")  # Aer now stops at 16 MiB
+    with pytest.raises(RuntimeError) as info:
+        runner.execute_job(prepared, sim)
+    assert str(info.value) == (
+        "simulation failed: out of memory: the simulation needs ~64 MiB; this server allows "
+        "16 MiB per job (--max-job-memory)"
+    )
+    overflow = RuntimeError("ERROR: Required memory: 18446744073709551615M, max memory: 4096M")
+    assert "needs more than 16 EiB" in out_of_memory_reason(overflow)
+    assert out_of_memory_reason(ValueError("something else")) == "something else"

@@ -13,6 +13,7 @@ estimated memory (:mod:`..execution.cost`) <= the per-job limit (:func:`check_jo
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ __all__ = [
     "check_job_size",
     "check_rep_delay",
     "check_sampler_limits",
+    "out_of_memory_reason",
 ]
 
 MAX_TOTAL_SHOTS = 10_000_000
@@ -278,3 +280,25 @@ def check_job_size(
         field="params.pubs",
         code="job_too_large",
     )
+
+
+_AER_MEMORY = re.compile(r"Required memory: (\d+)M, max memory: (\d+)M")
+
+
+def out_of_memory_reason(exc: BaseException) -> str:
+    """A failure's reason, with Aer's memory errors said plainly ("out of memory: ...").
+
+    Aer reports ``Insufficient memory to run circuit ... Required memory: 16384M, max memory:
+    4096M`` (or an overflowed ``18446744073709551615M`` for very wide circuits); the job's reason
+    names what was needed and the per-job limit instead.
+    """
+    text = getattr(exc, "message", None) or str(exc)
+    match = _AER_MEMORY.search(text)
+    if match is None and "Insufficient memory" not in text:
+        return text
+    allows = f"this server allows {format_bytes(max_job_memory())} per job (--max-job-memory)"
+    if match is None:
+        return f"out of memory: the simulation needs more memory than {allows}"
+    need = int(match.group(1))
+    needs = "more than 16 EiB" if need >= 2**63 // 2**20 else f"~{format_bytes(need * 2**20)}"
+    return f"out of memory: the simulation needs {needs}; {allows}"

@@ -12,7 +12,9 @@ Limits: a job with ``cost`` (``max_execution_time``, seconds) or the server defa
 with ``reason_code`` 1305 when its *wall-clock* time since it was handed to a worker exceeds it.
 A job cancelled while running, or over its time, has its worker killed at once (the executor
 starts a replacement), so no job can hold a worker after it is final. A worker that dies by
-itself fails only its own job, which is re-queued (up to three attempts, then Failed).
+itself fails only its own job, which is re-queued (up to three attempts, then Failed) — unless
+it was killed by the system (SIGKILL that was not ours: the OOM killer), which fails the job at
+once with reason "out of memory" (``reason_code`` 1502), since running it again would kill again.
 
 Cancelling: :meth:`Dispatcher.cancel` is the one way to cancel a job. A job being handed over
 (claimed Running in the store, not yet registered as in flight) is remembered while the hand-off
@@ -36,7 +38,8 @@ from typing import Any
 import orjson
 
 from ..config import ServerConfig
-from ..execution.base import ExecutionTask, JobExecutor
+from ..execution.base import ExecutionTask, JobExecutor, TaskKilled, WorkerDied
+from ..execution.cost import format_bytes
 from .models import FINAL_STATES
 from .store import QueuedJob, Store
 from .watchers import JobWatchers
@@ -48,6 +51,7 @@ REASON_TOO_LONG = 1305
 REASON_INPUT = 1002
 REASON_EXECUTION = 1500
 REASON_WORKER_CRASH = 1501
+REASON_OUT_OF_MEMORY = 1502
 
 
 @dataclass
@@ -358,6 +362,16 @@ class Dispatcher:
         if fut.cancelled() or exc is not None:
             attempts = entry.attempts + 1
             died = isinstance(exc, BrokenProcessPool) or fut.cancelled()
+            if died and _killed_by_the_system(exc):
+                # SIGKILL we did not send: the kernel's OOM killer. Retrying would kill again.
+                limit = format_bytes(self.config.job_memory_limit)
+                reason = (
+                    "out of memory: the worker running the job was killed by the system "
+                    f"(SIGKILL), most likely for exhausting the host's memory; this server "
+                    f"allows {limit} per job (--max-job-memory)"
+                )
+                self._fail(job_id, reason, REASON_OUT_OF_MEMORY, reason)
+                return
             if died and attempts < MAX_ATTEMPTS:
                 self.store.transition(
                     job_id,
@@ -427,6 +441,13 @@ class Dispatcher:
             self.store.update_session(session_id, **values)
         except Exception:  # session bookkeeping must never stop dispatching
             logger.exception("could not update session %s", session_id)
+
+
+def _killed_by_the_system(exc: BaseException | None) -> bool:
+    """Whether a worker died of a SIGKILL that was not ours (the OOM killer sends SIGKILL)."""
+    if not isinstance(exc, WorkerDied) or isinstance(exc, TaskKilled):
+        return False
+    return "exit code -9)" in str(exc)
 
 
 def is_final(state: str) -> bool:
