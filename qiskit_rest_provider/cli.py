@@ -107,7 +107,32 @@ def _parser() -> argparse.ArgumentParser:
         "--max-execution-time",
         type=float,
         default=3 * 3600.0,
-        help="wall-clock limit of a job without its own max_execution_time (s)",
+        help="largest max_execution_time (cost) a job may ask for, in s (default 3 h)",
+    )
+    serve.add_argument(
+        "--default-execution-time",
+        type=float,
+        default=600.0,
+        help="wall-clock limit of a job without its own max_execution_time, in s (default 600)",
+    )
+    serve.add_argument(
+        "--max-queued-per-instance",
+        type=int,
+        default=1000,
+        help="Queued jobs one instance may have at once; more answer 429 (default 1000)",
+    )
+    serve.add_argument(
+        "--max-running-per-instance",
+        type=int,
+        default=0,
+        help="jobs of one instance running at once (default 0 = as many as the workers)",
+    )
+    serve.add_argument(
+        "--max-job-memory",
+        default=None,
+        metavar="SIZE",
+        help="memory one job may use, e.g. 4GiB or 512MiB; larger jobs are refused "
+        "(default min(4 GiB, RAM / (workers + 1)))",
     )
     serve.add_argument(
         "--cancel-grace",
@@ -199,6 +224,7 @@ def _tls_files(args: argparse.Namespace) -> tuple[str, str] | str | None:
 
 def _serve(args: argparse.Namespace) -> int:
     from .server.config import ServerConfig, instance_crn
+    from .server.execution.cost import MAX_JOB_MEMORY_ENV, MIB, parse_size
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -220,8 +246,12 @@ def _serve(args: argparse.Namespace) -> int:
             max_body_bytes=args.max_body_bytes,
             rate_limit=args.rate_limit,
             cors_origins=list(args.cors_origin),
-            default_max_execution_time=args.max_execution_time,
+            default_max_execution_time=args.default_execution_time,
+            max_execution_time=args.max_execution_time,
+            max_queued_per_instance=args.max_queued_per_instance,
+            max_running_per_instance=args.max_running_per_instance,
             abandon_grace=args.cancel_grace,
+            max_job_memory=parse_size(args.max_job_memory) if args.max_job_memory else None,
             log_level=args.log_level,
         )
     except ValueError as exc:
@@ -238,6 +268,13 @@ def _serve(args: argparse.Namespace) -> int:
             config.host,
         )
 
+    # One cap for admission (refuse) and for Aer in the workers (stop): see execution.cost.
+    # (an explicit QISKIT_REST_AER_MAX_MEMORY_MB still counts when --max-job-memory is absent)
+    job_memory_mb = str(max(1, config.job_memory_limit // MIB))
+    if args.max_job_memory:
+        os.environ[MAX_JOB_MEMORY_ENV] = job_memory_mb
+    else:
+        os.environ.setdefault(MAX_JOB_MEMORY_ENV, job_memory_mb)
     # Each worker's Aer run would otherwise start one thread per core and oversubscribe the CPU.
     os.environ.setdefault(
         "QISKIT_REST_AER_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, config.workers)))

@@ -59,7 +59,15 @@ class ServerConfig:
         cors_origins: origins allowed by CORS; empty = no CORS headers at all (closed).
         access_token_ttl: lifetime of classic access tokens (seconds).
         jwt_ttl: lifetime of the IAM-style JWTs (seconds).
-        default_max_execution_time: wall-clock limit for a job without ``cost`` (seconds).
+        default_max_execution_time: wall-clock limit for a job without ``cost`` (seconds); at
+            most ``max_execution_time`` (clamped).
+        max_execution_time: the largest ``cost`` (``max_execution_time``) a job may ask for
+            (seconds); a larger one is refused with 400.
+        max_queued_per_instance: Queued jobs one instance may have at once; one more answers 429.
+        max_job_memory: memory one job may use (bytes); ``None`` = a safe share of RAM,
+            ``min(4 GiB, RAM / (workers + 1))``. Larger jobs are refused at submission.
+        max_running_per_instance: jobs of one instance running at once (0 = as many as there are
+            workers); below ``workers`` it keeps workers free for other instances.
         abandon_grace: how long to wait for the worker of a cancelled/timed-out job (killed at
             once) to report before its slot is counted free anyway (seconds).
         result_inline_bytes: result bodies up to this size live in the database, larger ones
@@ -81,7 +89,11 @@ class ServerConfig:
     cors_origins: list[str] = field(default_factory=list)
     access_token_ttl: int = 14 * 24 * 3600
     jwt_ttl: int = 3600
-    default_max_execution_time: float = 3 * 3600.0
+    default_max_execution_time: float = 600.0
+    max_execution_time: float = 3 * 3600.0
+    max_queued_per_instance: int = 1000
+    max_running_per_instance: int = 0
+    max_job_memory: int | None = None
     abandon_grace: float = 10.0
     result_inline_bytes: int = 4 * 1024 * 1024
     idempotency_ttl: float = 24 * 3600.0
@@ -96,6 +108,24 @@ class ServerConfig:
             split_hgp(hgp)
         if self.workers < 1:
             raise ValueError("workers must be >= 1")
+        if not self.max_execution_time > 0 or not self.default_max_execution_time > 0:
+            raise ValueError("execution time limits must be positive numbers of seconds")
+        self.default_max_execution_time = min(
+            self.default_max_execution_time, self.max_execution_time
+        )
+        if self.max_job_memory is not None and self.max_job_memory < 1:
+            raise ValueError("max_job_memory must be a positive number of bytes")
+        if self.max_queued_per_instance < 1 or self.max_running_per_instance < 0:
+            raise ValueError("max queued jobs must be >= 1 and max running jobs >= 0")
+
+    @property
+    def job_memory_limit(self) -> int:
+        """The per-job memory limit in bytes (``max_job_memory`` or the safe default)."""
+        if self.max_job_memory:
+            return int(self.max_job_memory)
+        from .execution.cost import default_max_job_memory
+
+        return default_max_job_memory(self.workers)
 
     @property
     def database_url(self) -> str:

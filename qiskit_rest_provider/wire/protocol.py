@@ -46,6 +46,7 @@ __all__ = [
     "REASON_EXECUTION",
     "REASON_INPUT",
     "REASON_MAX_TIME",
+    "REASON_OUT_OF_MEMORY",
     "REASON_WORKER_CRASH",
     "RUNNING",
     "SAMPLER",
@@ -80,7 +81,9 @@ REASON_MAX_TIME = 1305
 REASON_EXECUTION = 1500
 """Failed: the simulation itself failed (message in ``state.reason``)."""
 REASON_WORKER_CRASH = 1501
-"""Failed: the worker running the job died (e.g. killed for memory)."""
+"""Failed: the worker running the job died by itself (after the last retry)."""
+REASON_OUT_OF_MEMORY = 1502
+"""Failed: the worker running the job was killed for memory (not retried)."""
 
 # ----------------------------------------------------------------------------- media types
 JSON_MEDIA_TYPE = "application/json"

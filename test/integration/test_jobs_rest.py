@@ -20,8 +20,8 @@ from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_rest_provider import EstimatorV2, SamplerV2
 from qiskit_rest_provider.exceptions import (
     JobCancelledError,
-    JobFailedError,
     JobTimeoutError,
+    RequestError,
 )
 
 pytestmark = pytest.mark.timeout(300)
@@ -150,15 +150,12 @@ def test_timeout_then_cancel_queued_job(ideal):
         assert job.wait_for_final_state(timeout=120) in (JobStatus.CANCELLED, JobStatus.DONE)
 
 
-def test_failed_job_raises_with_servers_reason(ideal):
-    """A 32-qubit non-Clifford circuit passes validation but cannot be simulated in memory.
+def test_oversized_job_is_refused_with_servers_reason(ideal):
+    """A 32-qubit non-Clifford circuit needs a 64 GiB statevector: refused at submission.
 
-    Aer refuses a 64 GiB statevector ("Insufficient memory"), so the job fails at execution
-    time with the server's reason. On a host with that much memory the test is skipped.
+    Before admission sized jobs (issue 11), it was accepted and failed in Aer; now the server
+    answers 400 ``job_too_large`` naming the estimate and the limit (D13), and nothing runs.
     """
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if total > 96 * 2**30:
-        pytest.skip("this host could simulate 32 qubits in memory; the job would not fail")
     n = ideal.num_qubits
     qc = QuantumCircuit(n)
     qc.h(range(n))
@@ -166,14 +163,11 @@ def test_failed_job_raises_with_servers_reason(ideal):
     for q in range(n - 1):
         qc.cx(q, q + 1)
     qc.measure_all()
-    job = SamplerV2(mode=ideal).run([qc], shots=10)  # h, t, cx are native there
-    with pytest.raises(JobFailedError) as info:
-        job.result(timeout=120)
-    assert not isinstance(info.value, JobCancelledError)
-    assert info.value.reason
-    assert info.value.reason in str(info.value)
-    assert job.status() is JobStatus.ERROR
-    assert job.error_message()
+    with pytest.raises(RequestError) as info:
+        SamplerV2(mode=ideal).run([qc], shots=10)  # h, t, cx are native there
+    assert info.value.status_code == 400 and info.value.code == "job_too_large"
+    assert "32-qubit statevector needs ~64 GiB" in str(info.value)
+    assert "--max-job-memory" in str(info.value)
 
 
 def test_plain_json_results_are_decoded_too(service, ideal):

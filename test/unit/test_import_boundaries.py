@@ -170,7 +170,13 @@ ROWS: tuple[Row, ...] = (
         (_SERVER, "wire"),
         forbidden=SERVER_FORBIDDEN,
     ),
-    Row("server/config.py", ("=server.config",), ("wire",), forbidden=SERVER_FORBIDDEN),
+    Row(
+        "server/config.py",
+        ("=server.config",),
+        ("wire", "=server.execution.cost"),
+        forbidden=SERVER_FORBIDDEN,
+        why="execution.cost: the per-job memory limit's default and size parsing",
+    ),
     Row(
         "server/http.py", ("=server.http",), ("=server.config", "wire"), forbidden=SERVER_FORBIDDEN
     ),
@@ -217,9 +223,10 @@ ROWS: tuple[Row, ...] = (
             "=server.state",
             "server.backends",
             "=server.execution.base",
+            "=server.execution.cost",
         ),
         forbidden=SERVER_FORBIDDEN,
-        why="execution: only its interface module",
+        why="execution: only its interface and its (Aer-free) cost model",
     ),
     Row(
         "server/sessions/",

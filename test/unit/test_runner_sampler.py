@@ -174,14 +174,20 @@ def test_simulation_failure_is_a_readable_reason(sim, monkeypatch):
     from qiskit_rest_provider.server.execution import runner
 
     # a 24-qubit non-Clifford statevector needs 256 MiB; cap one simulation at 16 MiB
-    monkeypatch.setenv(runner.AER_MAX_MEMORY_ENV, "16")
     qc = QuantumCircuit(24)
     qc.h(range(24))
     qc.t(range(24))
     qc.cx(range(23), range(1, 24))
     qc.measure_all()
+    params = {"pubs": [[encode_qpy(qc), None, 10]]}
+    monkeypatch.setenv(runner.AER_MAX_MEMORY_ENV, "1024")
+    prepared = prepare_job("sampler", params, sim)  # admitted under a 1 GiB cap
+    monkeypatch.setenv(runner.AER_MAX_MEMORY_ENV, "16")
     with pytest.raises(RuntimeError, match="simulation failed: .*memory"):
-        run_job("sampler", {"pubs": [[encode_qpy(qc), None, 10]]}, sim)
+        runner.execute_job(prepared, sim)
+    # since admission sizes jobs, the same cap refuses it before it runs (issue 11, D13)
+    with pytest.raises(ValueError, match="24-qubit statevector needs ~256 MiB"):
+        run_job("sampler", params, sim)
 
 
 def test_noisy_device_differs_from_ideal_within_the_error_scale(catalog):

@@ -271,6 +271,7 @@ class LocalProcessExecutor(JobExecutor):
                         else:
                             self._startup_failures = 0
                         task = slot.task
+                        slot.process.join(timeout=1)  # reap it: the exit code says who killed it
                         if task is not None:
                             code = slot.process.exitcode
                             error: BaseException = (

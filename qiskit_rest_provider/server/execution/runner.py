@@ -33,6 +33,7 @@ from typing import Any
 from ...wire import protocol
 from ...wire.options import resolved_twirling
 from .base import ExecutionOutcome, PreparedJob
+from .cost import out_of_memory_reason
 from .simulators import (
     AER_MAX_MEMORY_ENV,
     AER_THREADS_ENV,
@@ -129,13 +130,17 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
             extra["estimation_methods"] = [info.method for info in infos]
     except MemoryError:
         raise RuntimeError(
-            "simulation failed: not enough memory to simulate the circuit on this server"
+            "simulation failed: out of memory: not enough memory to simulate the circuit on "
+            "this server"
         ) from None
-    except RuntimeError:
+    except RuntimeError as exc:
+        reason = out_of_memory_reason(exc)
+        if reason.startswith("out of memory"):  # Aer's "Insufficient memory ..." said plainly
+            raise RuntimeError(f"simulation failed: {reason}") from None
         raise
     except Exception as exc:  # Aer raises AerError, ValueError, ...; keep the reason readable
         logger.debug("simulation of a %s job failed", prepared.program_id, exc_info=True)
-        raise RuntimeError(f"simulation failed: {exc}") from exc
+        raise RuntimeError(f"simulation failed: {out_of_memory_reason(exc)}") from exc
     t_sim_end = time.perf_counter()
     body = encode_result(result, qiskit=prepared.support_qiskit)
     t_end = time.perf_counter()

@@ -14,7 +14,8 @@ and says what would be accepted, e.g. which qubit pairs a two-qubit gate exists 
 Limits that keep one request from hogging the server: shots per PUB <= the backend's
 ``max_shots``; total samples (shots x parameter sets over all PUBs) <= :data:`MAX_TOTAL_SHOTS`;
 estimator parameter sets <= :data:`MAX_ESTIMATOR_SETS` and expectation values
-<= :data:`MAX_ESTIMATOR_ELEMENTS` per job.
+<= :data:`MAX_ESTIMATOR_ELEMENTS` per job; PUBs <= the backend's ``max_experiments``; the
+estimated memory (:mod:`..execution.cost`) <= the per-job limit (:func:`check_job_size`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ...wire.isa import unsupported_instructions
 from ...wire.options import OptionsError, check_options, resolved_twirling
 from ..backends.noise import noise_model_from_dict
 from ..execution.base import PreparedJob
+from ..execution.cost import JobEstimate, estimate_job, format_bytes, max_job_memory
 
 __all__ = [
     "PROGRAMS",
@@ -43,6 +45,7 @@ __all__ = [
     "check_circuits",
     "check_estimator_limits",
     "check_rep_delay",
+    "check_job_size",
     "check_sampler_limits",
     "prepare_job",
     "validate_options",
@@ -193,6 +196,81 @@ def check_estimator_limits(pubs: list) -> None:
         )
 
 
+# ------------------------------------------------------------------------------ sizing
+
+
+def _max_experiments(backend: Any) -> int | None:
+    value = backend.configuration.get("max_experiments")
+    try:
+        return int(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def check_job_size(
+    program_id: str,
+    pubs: list,
+    backend: Any,
+    options: dict,
+    *,
+    max_memory: int | None = None,
+) -> JobEstimate:
+    """Refuse a job that cannot fit: more PUBs than ``max_experiments``, or over the memory limit.
+
+    Estimates memory with :mod:`..execution.cost` (active qubits, Aer's method, results,
+    observables) and compares it with the per-job limit (``serve --max-job-memory``), so an
+    oversized job is a 400 naming both numbers instead of a worker killed for memory.
+
+    Args:
+        program_id: ``"sampler"`` or ``"estimator"``.
+        pubs: the decoded PUBs.
+        backend: the BackendSpec.
+        options: the job's validated options (``simulator.noise_model`` makes it noisy).
+        max_memory: the limit in bytes; default :func:`..execution.cost.max_job_memory`.
+
+    Returns:
+        The estimate (method and seconds per PUB), for the caller to keep.
+
+    Raises:
+        JobInputError: code ``job_too_large`` (D13), naming the field, the estimate and the limit.
+    """
+    most = _max_experiments(backend)
+    if most is not None and len(pubs) > most:
+        raise JobInputError(
+            f"params.pubs: the job has {len(pubs)} PUBs; backend {backend.name!r} accepts at "
+            f"most {most} per job (max_experiments). Split the job.",
+            field="params.pubs",
+            code="job_too_large",
+        )
+    noisy = backend.properties is not None or (
+        (options.get("simulator") or {}).get("noise_model") is not None
+    )
+    estimate = estimate_job(program_id, pubs, noisy=noisy)
+    limit = max_job_memory() if max_memory is None else int(max_memory)
+    need = estimate.memory_bytes
+    if need <= limit:
+        return estimate
+    allows = f"this server allows {format_bytes(limit)} per job (--max-job-memory)"
+    i = estimate.largest
+    pub = estimate.pubs[i]
+    if pub.state_bytes > limit:
+        raise JobInputError(
+            f"params.pubs[{i}]: {pub.what} needs ~{format_bytes(pub.state_bytes)}; {allows}. "
+            "Use fewer active qubits.",
+            field=f"params.pubs[{i}]",
+            code="job_too_large",
+        )
+    results = sum(p.result_bytes for p in estimate.pubs)
+    what = "observables" if program_id == "estimator" else "samples (shots x classical bits)"
+    raise JobInputError(
+        f"params.pubs: the job needs ~{format_bytes(need)} (its {what} ~"
+        f"{format_bytes(results)}, largest state {pub.what} ~{format_bytes(pub.state_bytes)}); "
+        f"{allows}. Split the job or ask for fewer shots.",
+        field="params.pubs",
+        code="job_too_large",
+    )
+
+
 # ----------------------------------------------------------------------------- preparation
 def validate_options(program_id: str, options: Any, *, path: str = "options") -> dict[str, Any]:
     """The server's view of a sampler/estimator ``options`` object, with its defaults filled in.
@@ -330,6 +408,7 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
         )
         pub_shots = _estimator_shots(params, pubs, options, resilience_level)
         check_estimator_limits(pubs)
+    check_job_size(program_id, pubs, backend, options)
     return PreparedJob(
         program_id=program_id,
         backend_name=backend.name,

@@ -1,7 +1,10 @@
 """The dispatcher: hands Queued jobs to the executor and records what comes back.
 
-One thread owns the hand-off (FIFO by submission order, at most ``executor.capacity`` jobs in
-flight). A job becomes Running in the same transaction that claims it, so it is handed out once.
+One thread owns the hand-off (at most ``executor.capacity`` jobs in flight). Instances are served
+round-robin, so one instance's long queue cannot hold back another's job; within an instance,
+session jobs go first, then submission order; ``max_running_per_instance`` caps how many workers
+one instance holds. A job becomes Running in one guarded transaction that claims it, so it is
+handed out once (even with several dispatchers on one database).
 On start, jobs left Running by a crash go back to Queued and run again (the store guarantees
 a job reaches a final state once: every final transition is guarded on the previous state).
 
@@ -9,7 +12,14 @@ Limits: a job with ``cost`` (``max_execution_time``, seconds) or the server defa
 with ``reason_code`` 1305 when its *wall-clock* time since it was handed to a worker exceeds it.
 A job cancelled while running, or over its time, has its worker killed at once (the executor
 starts a replacement), so no job can hold a worker after it is final. A worker that dies by
-itself fails only its own job, which is re-queued (up to three attempts, then Failed).
+itself fails only its own job, which is re-queued (up to three attempts, then Failed) — unless
+it was killed by the system (SIGKILL that was not ours: the OOM killer), which fails the job at
+once with reason "out of memory" (``reason_code`` 1502), since running it again would kill again.
+
+Cancelling: :meth:`Dispatcher.cancel` is the one way to cancel a job. A job being handed over
+(claimed Running in the store, not yet registered as in flight) is remembered while the hand-off
+lasts, so a cancel landing in that window is applied the moment the job is registered: its worker
+is killed at once, and a cancel answered 204 never leaves a worker busy behind a Cancelled job.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +39,8 @@ import orjson
 
 from ...wire import protocol
 from ..config import ServerConfig
-from ..execution.base import ExecutionTask, JobExecutor
+from ..execution.base import ExecutionTask, JobExecutor, TaskKilled, WorkerDied
+from ..execution.cost import format_bytes
 from .admission import prepare_job
 from .models import FINAL_STATES
 from .store import QueuedJob, Store
@@ -41,6 +53,7 @@ REASON_TOO_LONG = protocol.REASON_MAX_TIME
 REASON_INPUT = protocol.REASON_INPUT
 REASON_EXECUTION = protocol.REASON_EXECUTION
 REASON_WORKER_CRASH = protocol.REASON_WORKER_CRASH
+REASON_OUT_OF_MEMORY = protocol.REASON_OUT_OF_MEMORY
 
 
 @dataclass
@@ -50,6 +63,7 @@ class _InFlight:
     deadline: float
     session_id: str | None
     abandoned_since: float | None = None
+    instance_id: str = ""
     attempts: int = 0
     parse_seconds: float | None = None
 
@@ -63,11 +77,18 @@ class Dispatcher:
     config: ServerConfig
     watchers: JobWatchers
     prepared: dict[str, Any] = field(default_factory=dict)  # job id -> PreparedJob (route)
+    #: Test seam: called (in the dispatcher thread) with the job id after a job is claimed and
+    #: submitted to the executor but before it is registered as in flight — the hand-off window
+    #: a concurrent cancel must not fall through.
+    handoff_hook: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
         self._done: collections.deque[str] = collections.deque()
         self._inflight: dict[str, _InFlight] = {}
+        self._handing_off: set[str] = set()  # being claimed/submitted, not yet in _inflight
+        self._cancel_at_handoff: set[str] = set()  # cancelled during their hand-off
+        self._last_served = ""  # instance id that got the last worker (round-robin)
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -98,12 +119,42 @@ class Dispatcher:
         if len(self.prepared) < 1000:
             self.prepared[job_id] = (prepared, parse_seconds)
 
+    def cancel(self, job_id: str, reason: str = "cancelled by the user") -> bool:
+        """Cancel a Queued or Running job; False when it is already final (or absent).
+
+        Safe at any moment of the job's life, the hand-off to a worker included: whatever the
+        store says last (Cancelled) is what the worker sees (killed, result dropped).
+        """
+        if self.store.transition(
+            job_id, (protocol.QUEUED,), protocol.CANCELLED, log=reason, reason=reason
+        ):
+            self.prepared.pop(job_id, None)
+        elif self.store.transition(
+            job_id,
+            (protocol.RUNNING,),
+            protocol.CANCELLED,
+            log=f"{reason} while running",
+            reason=reason,
+        ):
+            self.abandon(job_id)
+        else:
+            return False
+        self.watchers.notify(job_id)
+        self.wake()
+        return True
+
     def abandon(self, job_id: str) -> None:
-        """The job was cancelled while running: stop its worker, drop its result."""
+        """The job was cancelled while running: stop its worker, drop its result.
+
+        A job still being handed over is marked, and :meth:`_start` kills it as soon as it is
+        registered (the cancel cannot be lost in the hand-off window).
+        """
         with self._cond:
             entry = self._inflight.get(job_id)
             if entry is not None and entry.abandoned_since is None:
                 entry.abandoned_since = time.monotonic()
+            elif entry is None and job_id in self._handing_off:
+                self._cancel_at_handoff.add(job_id)
             self.prepared.pop(job_id, None)
             self._cond.notify_all()
         if entry is not None:
@@ -157,31 +208,72 @@ class Dispatcher:
         return None
 
     def _fill(self) -> None:
+        """Start queued jobs on free workers, serving instances round-robin.
+
+        Each round gives every instance with queued work (and room under
+        ``max_running_per_instance``) one job, starting after the instance served last; so an
+        instance with one job waits for at most one job of each other instance, however many
+        those have queued.
+        """
         again = True
         while again:
             again = False
             free = self.executor.capacity - len(self._inflight)
             if free <= 0:
                 return
-            for job in self.store.queued_jobs(free, exclude=self._inflight):
-                if job.session_id:
-                    why = self._session_expired(job.session_id)
-                    if why is not None:
-                        if self.store.transition(
-                            job.id,
-                            (protocol.QUEUED,),
-                            protocol.CANCELLED,
-                            log=f"cancelled: {why}",
-                            reason=why,
-                        ):
-                            self.prepared.pop(job.id, None)
-                            self.watchers.notify(job.id)
-                        again = True
+            heads: dict[str, collections.deque[QueuedJob]] = {}
+            for job in self.store.queued_heads(free, exclude=self._inflight):
+                heads.setdefault(job.instance_id, collections.deque()).append(job)
+            if not heads:
+                return
+            running = collections.Counter(e.instance_id for e in self._inflight.values())
+            cap = self.config.max_running_per_instance or self.executor.capacity
+            order = sorted(heads)
+            after = [i for i in order if i > self._last_served]
+            order = after + [i for i in order if i <= self._last_served]
+            progress = True
+            while free > 0 and progress:
+                progress = False
+                for instance_id in order:
+                    queue = heads[instance_id]
+                    if free <= 0 or not queue or running[instance_id] >= cap:
                         continue
-                self._start(job)
+                    job = queue.popleft()
+                    progress = True
+                    if job.session_id and self._cancel_expired(job):
+                        again = True  # a slot we thought taken is still free: look again
+                        continue
+                    self._start(job)
+                    self._last_served = instance_id
+                    if job.id in self._inflight:
+                        running[instance_id] += 1
+                        free -= 1
+
+    def _cancel_expired(self, job: QueuedJob) -> bool:
+        """Cancel a queued job whose session passed its max_ttl; True if it was."""
+        why = self._session_expired(job.session_id or "")
+        if why is None:
+            return False
+        if self.store.transition(
+            job.id, (protocol.QUEUED,), protocol.CANCELLED, log=f"cancelled: {why}", reason=why
+        ):
+            self.prepared.pop(job.id, None)
+            self.watchers.notify(job.id)
+        return True
 
     def _start(self, job: QueuedJob) -> None:
         """Claim a queued job (Queued → Running) and hand it to the executor."""
+        job_id = job.id
+        with self._cond:  # before the claim: a cancel right after it must find the mark
+            self._handing_off.add(job_id)
+        try:
+            self._hand_off(job)
+        finally:
+            with self._cond:
+                self._handing_off.discard(job_id)
+                self._cancel_at_handoff.discard(job_id)
+
+    def _hand_off(self, job: QueuedJob) -> None:
         job_id = job.id
         if not self.store.transition(job_id, (protocol.QUEUED,), protocol.RUNNING, log="running"):
             return
@@ -204,14 +296,27 @@ class Dispatcher:
                 job_id, (protocol.RUNNING,), protocol.QUEUED, log="re-queued", running_at=None
             )
             return
-        self._inflight[job_id] = _InFlight(
+        if self.handoff_hook is not None:
+            self.handoff_hook(job_id)
+        entry = _InFlight(
             future,
             now,
             now + limit,
             job.session_id,
             attempts=job.attempts,
             parse_seconds=parse_seconds,
+            instance_id=job.instance_id,
         )
+        with self._cond:
+            self._inflight[job_id] = entry
+            self._handing_off.discard(job_id)
+            cancelled = job_id in self._cancel_at_handoff
+            self._cancel_at_handoff.discard(job_id)
+            if cancelled:
+                entry.abandoned_since = time.monotonic()
+        if cancelled:
+            logger.info("job %s was cancelled while being handed over; stopping it", job_id)
+            self.executor.kill(future)
         future.add_done_callback(functools.partial(self._on_done_future, job_id))
         if job.session_id:
             self._touch_session(job.session_id, started=True)
@@ -268,6 +373,16 @@ class Dispatcher:
         if fut.cancelled() or exc is not None:
             attempts = entry.attempts + 1
             died = isinstance(exc, BrokenProcessPool) or fut.cancelled()
+            if died and _killed_by_the_system(exc):
+                # SIGKILL we did not send: the kernel's OOM killer. Retrying would kill again.
+                limit = format_bytes(self.config.job_memory_limit)
+                reason = (
+                    "out of memory: the worker running the job was killed by the system "
+                    f"(SIGKILL), most likely for exhausting the host's memory; this server "
+                    f"allows {limit} per job (--max-job-memory)"
+                )
+                self._fail(job_id, reason, REASON_OUT_OF_MEMORY, reason)
+                return
             if died and attempts < MAX_ATTEMPTS:
                 self.store.transition(
                     job_id,
@@ -337,6 +452,13 @@ class Dispatcher:
             self.store.update_session(session_id, **values)
         except Exception:  # session bookkeeping must never stop dispatching
             logger.exception("could not update session %s", session_id)
+
+
+def _killed_by_the_system(exc: BaseException | None) -> bool:
+    """Whether a worker died of a SIGKILL that was not ours (the OOM killer sends SIGKILL)."""
+    if not isinstance(exc, WorkerDied) or isinstance(exc, TaskKilled):
+        return False
+    return "exit code -9)" in str(exc)
 
 
 def is_final(state: str) -> bool:

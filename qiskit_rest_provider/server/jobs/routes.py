@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Annotated, Any
 
@@ -121,6 +122,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     cost = body.cost
     if cost is not None and cost <= 0:
         raise ApiError(400, f"cost: expected a positive number of seconds, got {cost!r}")
+    await run_in_threadpool(_check_limits, st, caller, cost)
     private = body.private
     start_session = body.start_session
     session_id = body.session_id
@@ -179,7 +181,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
         tags=orjson.dumps(tags).decode(),
         session_id=session_id,
         log_level=log_level,
-        cost=int(cost) if cost is not None else None,
+        cost=math.ceil(cost) if cost is not None else None,
         private=private,
         created=time.time(),
         logs=f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} queued\n",
@@ -193,6 +195,28 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
         st.dispatcher.remember_prepared(stored.id, prepared, parse_seconds)
         st.dispatcher.wake()
     return json_response(_created(stored))
+
+
+def _check_limits(st: Any, caller: Caller, cost: float | None) -> None:
+    """The job's time limit within the server's maximum; room in the instance's queue."""
+    limit = st.config.max_execution_time
+    if cost is not None and cost > limit:
+        raise ApiError(
+            400,
+            f"cost: max_execution_time {cost:g} s exceeds this server's maximum of {limit:g} s "
+            "(--max-execution-time)",
+            code="invalid_request",
+        )
+    most = st.config.max_queued_per_instance
+    queued = st.store.queued_count(caller.instance_id)
+    if queued >= most:
+        raise ApiError(
+            429,
+            f"instance {caller.instance_hgp} already has {queued} queued jobs; this server "
+            f"allows {most} per instance (--max-queued-per-instance). Wait for some to finish.",
+            code="queue_limit_reached",
+            headers={"Retry-After": "5"},
+        )
 
 
 def _created(job: Job) -> dict[str, Any]:
@@ -298,32 +322,14 @@ def list_jobs(
 def cancel_job(request: Request, job_id: str, caller: CallerDep) -> Response:
     """Cancel a Queued or Running job (409 when it is already final)."""
     st = server_state(request)
-    job = _load_job(request, job_id, caller, with_params=False)
-    if st.store.transition(
-        job_id,
-        (protocol.QUEUED,),
-        protocol.CANCELLED,
-        log="cancelled by the user",
-        reason="cancelled by the user",
-    ):
-        st.dispatcher.prepared.pop(job_id, None)
-    elif st.store.transition(
-        job_id,
-        (protocol.RUNNING,),
-        protocol.CANCELLED,
-        log="cancelled by the user while running",
-        reason="cancelled by the user",
-    ):
-        st.dispatcher.abandon(job_id)
-    else:
+    _load_job(request, job_id, caller, with_params=False)
+    if not st.dispatcher.cancel(job_id, "cancelled by the user"):
         job = _load_job(request, job_id, caller, with_params=False)
         raise ApiError(
             409,
             f"job {job_id} cannot be cancelled: it is already {job.state}",
             code="job_not_cancellable",
         )
-    st.watchers.notify(job_id)
-    st.dispatcher.wake()
     return Response(status_code=204)
 
 

@@ -22,7 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, create_engine, event, func, inspect, pool, select, text, update
+from sqlalchemy import (
+    bindparam,
+    case,
+    create_engine,
+    event,
+    func,
+    inspect,
+    pool,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
@@ -314,6 +325,7 @@ class QueuedJob:
     cost: int | None
     session_id: str | None
     attempts: int
+    instance_id: str = ""
 
 
 @dataclass
@@ -592,12 +604,53 @@ class Store:
     def queued_jobs(self, limit: int, exclude: Iterable[str] = ()) -> list[QueuedJob]:
         """The oldest Queued jobs (FIFO), without their params."""
         excl = tuple(exclude)
-        cols = (Job.id, Job.program_id, Job.backend, Job.cost, Job.session_id, Job.attempts)
+        cols = _QUEUED_COLUMNS
         with self.sessions() as s:
             q = select(*cols).where(Job.state == protocol.QUEUED)
             if excl:
                 q = q.where(Job.id.not_in(excl))
             return [QueuedJob(*row) for row in s.execute(q.order_by(Job.seq.asc()).limit(limit))]
+
+    def queued_heads(self, per_instance: int, exclude: Iterable[str] = ()) -> list[QueuedJob]:
+        """The first ``per_instance`` Queued jobs of every instance, without their params.
+
+        Within an instance, jobs of a session come first (a session is interactive work someone
+        waits on), then submission order. The dispatcher serves instances round-robin from these
+        heads; each job is still claimed by its guarded Queued → Running transition, so a job is
+        handed out once even when several dispatchers share the database.
+        """
+        excl = tuple(exclude)
+        rank = (
+            func.row_number()
+            .over(
+                partition_by=Job.instance_id,
+                order_by=(case((Job.session_id.is_(None), 1), else_=0), Job.seq.asc()),
+            )
+            .label("rank")
+        )
+        inner = select(*_QUEUED_COLUMNS, rank).where(Job.state == "Queued")
+        if excl:
+            inner = inner.where(Job.id.not_in(excl))
+        sub = inner.subquery()
+        q = (
+            select(*(sub.c[c.key] for c in _QUEUED_COLUMNS))
+            .where(sub.c.rank <= per_instance)
+            .order_by(sub.c.instance_id, sub.c.rank)
+        )
+        with self.sessions() as s:
+            return [QueuedJob(*row) for row in s.execute(q)]
+
+    def queued_count(self, instance_id: str) -> int:
+        """How many Queued jobs an instance has (its per-instance queue limit)."""
+        with self.sessions() as s:
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(Job)
+                    .where(Job.instance_id == instance_id, Job.state == "Queued")
+                )
+                or 0
+            )
 
     def job_params(self, job_id: str) -> bytes | None:
         """The stored params JSON of a job."""
@@ -774,6 +827,18 @@ class Store:
 
 #: Built once: this runs on every authenticated request, and building it costs more than running it.
 _TOKEN_REVOKED = select(ApiToken.revoked).where(ApiToken.id == bindparam("token_id"))
+
+
+_QUEUED_COLUMNS = (
+    Job.id,
+    Job.program_id,
+    Job.backend,
+    Job.cost,
+    Job.session_id,
+    Job.attempts,
+    Job.instance_id,
+)
+"""The columns of :class:`QueuedJob`, in its field order."""
 
 
 def _stamp(t: float) -> str:
