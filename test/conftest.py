@@ -460,3 +460,22 @@ def ideal(service):
 def noisy(service):
     """The server's noisy 5-qubit line device."""
     return service.backend("rest_line_5q")
+
+
+@pytest.fixture
+def official_service(reference_server, monkeypatch):
+    """qiskit-ibm-runtime's ``QiskitRuntimeService`` on the session's reference server.
+
+    ``IAM_URL`` points its IAM login at the server; the URL resolver maps the platform URL onto
+    the server's ``/api/v1``.
+    """
+    runtime = pytest.importorskip("qiskit_ibm_runtime")
+    monkeypatch.setenv("QISKIT_FUNCTIONS_EXPERIMENTAL", "1")
+    monkeypatch.setenv("IAM_URL", reference_server.url)
+    return runtime.QiskitRuntimeService(
+        channel="ibm_quantum_platform",
+        token=reference_server.token,
+        instance=reference_server.instance_crn,
+        url=reference_server.url,
+        url_resolver=lambda url, instance, private, channel: f"{url}/api/v1",
+    )

@@ -18,6 +18,8 @@ import pytest
 pytest.importorskip("qiskit_aer")
 pytest.importorskip("sqlalchemy")
 
+from workloads import slow_qasm
+
 from qiskit_rest_provider.server.config import ServerConfig, instance_crn
 from qiskit_rest_provider.server.execution.pool import LocalProcessExecutor
 from qiskit_rest_provider.server.jobs.dispatcher import Dispatcher
@@ -26,16 +28,6 @@ from qiskit_rest_provider.server.jobs.store import Store, new_id
 from qiskit_rest_provider.server.jobs.watchers import JobWatchers
 
 QUICK = 'OPENQASM 3.0; include "stdgates.inc"; qubit[1] q; bit[1] c; x q[0]; c[0] = measure q[0];'
-
-
-def _slow_qasm(n: int = 16, layers: int = 40) -> str:
-    """Mid-circuit measurements force per-shot simulation: seconds per 100k shots and PUB."""
-    lines = ['OPENQASM 3.0; include "stdgates.inc";', f"qubit[{n}] q; bit[{n}] c;"]
-    for layer in range(layers):
-        lines += [f"h q[{i}];" for i in range(n)]
-        lines += [f"cx q[{i}], q[{i + 1}];" for i in range(n - 1)]
-        lines.append(f"c[{layer % n}] = measure q[{layer % n}];")
-    return " ".join(lines)
 
 
 def _job(instance_id: str, qasm: str, shots: int, pubs: int) -> Job:
@@ -85,7 +77,7 @@ def engine(tmp_path):
 def test_cancel_in_the_handoff_window_frees_the_worker(engine):
     store, executor, dispatcher, instance_id = engine
     # 20 PUBs x 100k per-shot-simulated shots: minutes of work if the worker kept running it
-    slow = _job(instance_id, _slow_qasm(), 100_000, 20)
+    slow = _job(instance_id, slow_qasm(), 100_000, 20)
     in_window = threading.Event()
     resume = threading.Event()
 
@@ -128,7 +120,7 @@ def test_cancel_before_and_after_handoff_still_work(engine):
     """The seam changes nothing outside the window: queued and running jobs cancel as before."""
     store, executor, dispatcher, instance_id = engine
     dispatcher.start()
-    running = _job(instance_id, _slow_qasm(), 100_000, 20)
+    running = _job(instance_id, slow_qasm(), 100_000, 20)
     store.create_job(running)
     dispatcher.wake()
     deadline = time.monotonic() + 60

@@ -20,20 +20,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from workloads import slow_qasm
 
 from qiskit_rest_provider.version import __version__
 
 SLOW_SHOTS = 100_000
-
-
-def _slow_qasm(n: int = 16, layers: int = 40) -> str:
-    """Mid-circuit measurements force per-shot simulation: seconds per 100k shots."""
-    lines = ['OPENQASM 3.0; include "stdgates.inc";', f"qubit[{n}] q; bit[{n}] c;"]
-    for layer in range(layers):
-        lines += [f"h q[{i}];" for i in range(n)]
-        lines += [f"cx q[{i}], q[{i + 1}];" for i in range(n - 1)]
-        lines.append(f"c[{layer % n}] = measure q[{layer % n}];")
-    return " ".join(lines)
 
 
 @pytest.fixture
@@ -327,7 +318,7 @@ def test_wait_progress_queue_position_and_cancel(home, reference_server):
     body = {
         "program_id": "sampler",
         "backend": "rest_simulator",
-        "params": {"pubs": [[_slow_qasm(), None, SLOW_SHOTS]] * 4, "version": 2},
+        "params": {"pubs": [[slow_qasm(), None, SLOW_SHOTS]] * 4, "version": 2},
     }
     blockers = []
     try:
@@ -365,7 +356,7 @@ def test_wait_progress_queue_position_and_cancel(home, reference_server):
 def test_wait_follows_a_job_to_completion(home, reference_server):
     conn = _conn(reference_server)
     headers = {"Authorization": f"apikey {reference_server.token}"}
-    qasm = _slow_qasm(n=8, layers=10)
+    qasm = slow_qasm(n=8, layers=10)
     body = {
         "program_id": "sampler",
         "backend": "rest_simulator",

@@ -449,17 +449,8 @@ def test_client_payload_and_server_result_meet_the_models(name, service, ideal, 
 
 # ----------------------------------------------------------------------------- official client
 @pytest.fixture
-def official(reference_server, monkeypatch):
-    runtime = pytest.importorskip("qiskit_ibm_runtime")
-    monkeypatch.setenv("QISKIT_FUNCTIONS_EXPERIMENTAL", "1")
-    monkeypatch.setenv("IAM_URL", reference_server.url)
-    return runtime.QiskitRuntimeService(
-        channel="ibm_quantum_platform",
-        token=reference_server.token,
-        instance=reference_server.instance_crn,
-        url=reference_server.url,
-        url_resolver=lambda url, instance, private, channel: f"{url}/api/v1",
-    )
+def official(official_service):
+    return official_service
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

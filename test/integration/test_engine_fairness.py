@@ -14,6 +14,7 @@ from datetime import datetime
 
 import pytest
 import requests
+from workloads import slow_qasm
 
 pytest.importorskip("fastapi")
 
@@ -23,16 +24,6 @@ BELL = (
     'OPENQASM 3.0; include "stdgates.inc"; qubit[2] q; bit[2] c; h q[0]; cx q[0], q[1]; '
     "c = measure q;"
 )
-
-
-def _slow_qasm(n: int = 16, layers: int = 40) -> str:
-    """Mid-circuit measurements force per-shot simulation: seconds per 100k shots and PUB."""
-    lines = ['OPENQASM 3.0; include "stdgates.inc";', f"qubit[{n}] q; bit[{n}] c;"]
-    for layer in range(layers):
-        lines += [f"h q[{i}];" for i in range(n)]
-        lines += [f"cx q[{i}], q[{i + 1}];" for i in range(n - 1)]
-        lines.append(f"c[{layer % n}] = measure q[{layer % n}];")
-    return " ".join(lines)
 
 
 def _submit(base, headers, qasm, shots, pubs=1, **extra):
@@ -89,7 +80,7 @@ def test_instance_b_is_served_while_a_has_20_queued(server_factory):
     b = {"Authorization": f"apikey {other_token}"}
 
     # A's blocker holds the only worker until the default time limit (8 s) cancels it
-    blocker = _job_id(_submit(base, a, _slow_qasm(), 100_000, pubs=20))
+    blocker = _job_id(_submit(base, a, slow_qasm(), 100_000, pubs=20))
     _wait_state(base, a, blocker, "Running")
     a_jobs = [_job_id(_submit(base, a, QUICK, 10)) for _ in range(20)]
 
@@ -132,10 +123,10 @@ def test_execution_time_is_bounded_and_the_default_can_be_raised(server_factory)
         assert "--max-execution-time" in message
 
     # without cost: the server default (2 s); with cost 4: the user's 4 s (raised, <= maximum)
-    default = _job_id(_submit(base, headers, _slow_qasm(), 100_000, pubs=20))
+    default = _job_id(_submit(base, headers, slow_qasm(), 100_000, pubs=20))
     state = _wait_state(base, headers, default, "Cancelled", timeout=60)
     assert state["reason_code"] == 1305 and "2 s" in state["reason"]
-    raised = _job_id(_submit(base, headers, _slow_qasm(), 100_000, pubs=20, cost=4))
+    raised = _job_id(_submit(base, headers, slow_qasm(), 100_000, pubs=20, cost=4))
     state = _wait_state(base, headers, raised, "Cancelled", timeout=60)
     assert state["reason_code"] == 1305 and "4 s" in state["reason"]
     quick = _job_id(_submit(base, headers, QUICK, 10, cost=60))

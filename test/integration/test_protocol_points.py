@@ -202,17 +202,8 @@ def test_usage_is_in_whole_seconds(reference_server, headers):
 
 # ---------------------------------------------------------------------------- official client
 @pytest.fixture
-def service(reference_server, monkeypatch):
-    runtime = pytest.importorskip("qiskit_ibm_runtime")
-    monkeypatch.setenv("QISKIT_FUNCTIONS_EXPERIMENTAL", "1")
-    monkeypatch.setenv("IAM_URL", reference_server.url)
-    return runtime.QiskitRuntimeService(
-        channel="ibm_quantum_platform",
-        token=reference_server.token,
-        instance=reference_server.instance_crn,
-        url=reference_server.url,
-        url_resolver=lambda url, instance, private, channel: f"{url}/api/v1",
-    )
+def service(official_service):
+    return official_service
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -18,6 +18,7 @@ import uuid
 import pytest
 import requests
 from faults import FaultProxy
+from workloads import slow_qasm
 
 from qiskit_rest_provider import ProviderService
 from qiskit_rest_provider.client import RetryPolicy
@@ -35,15 +36,6 @@ FAST_RETRY = RetryPolicy(max_retries=4, backoff_base=0.05, backoff_max=0.2, max_
 SLACK = 20.0
 # result(timeout) bound: the deadline plus one poll's worth of slack
 RESULT_SLACK = 6.0
-
-
-def _slow_qasm(n: int = 16, layers: int = 40) -> str:
-    lines = ['OPENQASM 3.0; include "stdgates.inc";', f"qubit[{n}] q; bit[{n}] c;"]
-    for layer in range(layers):
-        lines += [f"h q[{i}];" for i in range(n)]
-        lines += [f"cx q[{i}], q[{i + 1}];" for i in range(n - 1)]
-        lines.append(f"c[{layer % n}] = measure q[{layer % n}];")
-    return " ".join(lines)
 
 
 @pytest.fixture
@@ -230,7 +222,7 @@ def test_non_json_success_body_is_a_clear_exception(proxy, reference_server):
 # ---------------------------------------------------------------- result(timeout) is a promise
 @pytest.mark.timeout(90)
 def test_result_timeout_on_a_long_job(proxy, reference_server):
-    job_id = _job_id(reference_server, _slow_qasm(), 50_000)
+    job_id = _job_id(reference_server, slow_qasm(), 50_000)
     try:
         job = _service(proxy, reference_server).job(job_id)
         t0 = time.monotonic()

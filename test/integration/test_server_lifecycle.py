@@ -10,20 +10,11 @@ import time
 
 import pytest
 import requests
+from workloads import slow_qasm
 
 pytest.importorskip("fastapi")
 
 QUICK = 'OPENQASM 3.0; include "stdgates.inc"; qubit[1] q; bit[1] c; x q[0]; c[0] = measure q[0];'
-
-
-def _slow_qasm(n: int = 16, layers: int = 40) -> str:
-    """Mid-circuit measurements force per-shot simulation: ~0.1 ms/shot (seconds per 100k)."""
-    lines = ['OPENQASM 3.0; include "stdgates.inc";', f"qubit[{n}] q; bit[{n}] c;"]
-    for layer in range(layers):
-        lines += [f"h q[{i}];" for i in range(n)]
-        lines += [f"cx q[{i}], q[{i + 1}];" for i in range(n - 1)]
-        lines.append(f"c[{layer % n}] = measure q[{layer % n}];")
-    return " ".join(lines)
 
 
 def _post(base, headers, qasm, shots, pubs=None, **extra):
@@ -56,7 +47,7 @@ def _wait_state(base, headers, job_id, wanted, timeout=60.0):
 def test_cancel_queued_and_running_and_time_limit(server_factory):
     server = server_factory.start(workers=1, args=["--cancel-grace", "1"])
     base, headers = server.runtime_url, {"Authorization": f"apikey {server.token}"}
-    slow = _slow_qasm()
+    slow = slow_qasm()
     running = _post(base, headers, slow, 100_000)
     _wait_state(base, headers, running, "Running")
     queued = _post(base, headers, QUICK, 10)
@@ -103,7 +94,7 @@ def test_cancel_queued_and_running_and_time_limit(server_factory):
 def test_pending_job_cannot_be_deleted_and_has_no_results(server_factory):
     server = server_factory.start(workers=1, args=["--cancel-grace", "1"])
     base, headers = server.runtime_url, {"Authorization": f"apikey {server.token}"}
-    running = _post(base, headers, _slow_qasm(), 100_000)
+    running = _post(base, headers, slow_qasm(), 100_000)
     _wait_state(base, headers, running, "Running")
     assert requests.delete(f"{base}/jobs/{running}", headers=headers, timeout=30).status_code == 409
     assert (
@@ -141,7 +132,7 @@ def test_pending_job_cannot_be_deleted_and_has_no_results(server_factory):
 def test_kill_9_and_restart_completes_every_job_once(server_factory):
     server = server_factory.start(workers=2)
     base, headers = server.runtime_url, {"Authorization": f"apikey {server.token}"}
-    medium = _slow_qasm(n=10, layers=10)
+    medium = slow_qasm(n=10, layers=10)
     with cf.ThreadPoolExecutor(4) as pool:
         ids = list(
             pool.map(
@@ -186,7 +177,7 @@ def test_failed_job_reports_reason_and_results_text(server_factory, tmp_path):
     base, headers = server.runtime_url, {"Authorization": f"apikey {server.token}"}
     names = requests.get(f"{base}/backends", headers=headers, timeout=30).json()["devices"]
     name = next(n for n in names if "manila" in n)
-    blocker = _post(base, headers, _slow_qasm(), 100_000)
+    blocker = _post(base, headers, slow_qasm(), 100_000)
     _wait_state(base, headers, blocker, "Running")
     qasm = 'OPENQASM 3.0; include "stdgates.inc"; bit[1] c; x $0; c[0] = measure $0;'
     body = {
