@@ -361,14 +361,8 @@ def _add_token(args: argparse.Namespace) -> int:
 def _db(args: argparse.Namespace) -> int:
     """``db upgrade`` / ``db current``: the store's schema revision, by hand."""
     from .server.config import ServerConfig
-    from .server.jobs.store import (
-        SchemaError,
-        Store,
-        head_revision,
-        make_engine,
-        schema_revision,
-        store_tables,
-    )
+    from .server.jobs.schema import SchemaError, head_revision, schema_revision, store_tables
+    from .server.jobs.store import Store, make_engine
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)

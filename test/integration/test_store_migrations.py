@@ -20,7 +20,7 @@ import requests
 pytest.importorskip("fastapi")
 pytest.importorskip("alembic")
 
-from qiskit_rest_provider.server.jobs.store import head_revision  # noqa: E402
+from qiskit_rest_provider.server.jobs.schema import head_revision  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "store_v0_1_0.sql"
 V010_TOKEN = "v010-fixture-token-4f2b9c"

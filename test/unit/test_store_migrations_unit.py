@@ -30,14 +30,14 @@ from sqlalchemy import create_engine, inspect, text  # noqa: E402
 
 from qiskit_rest_provider.server.config import ServerConfig  # noqa: E402
 from qiskit_rest_provider.server.jobs.models import Base  # noqa: E402
-from qiskit_rest_provider.server.jobs.store import (  # noqa: E402
+from qiskit_rest_provider.server.jobs.schema import (  # noqa: E402
     SchemaError,
-    Store,
     _alembic_config,
     head_revision,
     migrations_dir,
     schema_revision,
 )
+from qiskit_rest_provider.server.jobs.store import Store  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "store_v0_1_0.sql"
 PG_URL = os.environ.get("QRP_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
@@ -137,7 +137,7 @@ def test_head_agrees_with_the_models_on_sqlite(tmp_path):
 
 # ----------------------------------------------------------------------------- start-up
 def test_fresh_sqlite_is_created_by_the_migrations(tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="qiskit_rest_provider.server.jobs.store"):
+    with caplog.at_level(logging.INFO, logger="qiskit_rest_provider.server.jobs.schema"):
         store = _open(tmp_path)
     try:
         assert store.schema_change.before is None and store.schema_change.after == "0002"
@@ -154,7 +154,7 @@ def test_fresh_sqlite_is_created_by_the_migrations(tmp_path, caplog):
 def test_up_to_date_store_is_left_alone(tmp_path, caplog):
     _open(tmp_path).close()
     before = _sqlite_schema(tmp_path / "store.sqlite3")
-    with caplog.at_level(logging.INFO, logger="qiskit_rest_provider.server.jobs.store"):
+    with caplog.at_level(logging.INFO, logger="qiskit_rest_provider.server.jobs.schema"):
         store = _open(tmp_path)
     store.close()
     assert store.schema_change.before == store.schema_change.after == "0002"
@@ -165,7 +165,7 @@ def test_up_to_date_store_is_left_alone(tmp_path, caplog):
 
 def test_store_of_0_1_0_is_stamped_and_upgraded_keeping_its_rows(tmp_path, caplog):
     _load_v010(tmp_path / "store.sqlite3")
-    with caplog.at_level(logging.INFO, logger="qiskit_rest_provider.server.jobs.store"):
+    with caplog.at_level(logging.INFO, logger="qiskit_rest_provider.server.jobs.schema"):
         store = _open(tmp_path)
     try:
         change = store.schema_change
