@@ -141,6 +141,18 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to wait for a killed worker (cancelled/over-time job) to report",
     )
     serve.add_argument(
+        "--event-stream-seconds",
+        type=float,
+        default=300.0,
+        help="longest a job event stream stays open before the client reconnects (default 300)",
+    )
+    serve.add_argument(
+        "--event-heartbeat",
+        type=float,
+        default=15.0,
+        help="seconds between keep-alive comments on a quiet job event stream (default 15)",
+    )
+    serve.add_argument(
         "--tls-cert", default=None, metavar="FILE", help="serve HTTPS with this PEM certificate"
     )
     serve.add_argument(
@@ -251,6 +263,8 @@ def _serve(args: argparse.Namespace) -> int:
             max_queued_per_instance=args.max_queued_per_instance,
             max_running_per_instance=args.max_running_per_instance,
             abandon_grace=args.cancel_grace,
+            event_stream_seconds=args.event_stream_seconds,
+            event_heartbeat_seconds=args.event_heartbeat,
             max_job_memory=parse_size(args.max_job_memory) if args.max_job_memory else None,
             log_level=args.log_level,
         )

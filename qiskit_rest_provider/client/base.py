@@ -130,6 +130,7 @@ class BaseClient:
         base: str = "runtime",
         retry: RetryPolicy | None = None,
         deadline: float | None = None,
+        stream: bool = False,
     ) -> requests.Response:
         """Send an authenticated request; raise a mapped error for any non-2xx answer.
 
@@ -146,6 +147,8 @@ class BaseClient:
             base: ``"runtime"`` or ``"root"``.
             retry: a retry policy for this call only.
             deadline: ``time.monotonic()`` instant bounding the whole call, retries included.
+            stream: return once the headers arrived and read the body as it comes
+                (``response.iter_content``; the caller closes the response), for event streams.
 
         Returns:
             The 2xx response.
@@ -183,6 +186,7 @@ class BaseClient:
                     idempotent=idempotent,
                     retry=retry,
                     deadline=deadline,
+                    stream=stream,
                 )
                 if response.status_code == 401 and attempt == 1:
                     logger.info("%s: HTTP 401; authenticating again", what)

@@ -29,6 +29,7 @@ from urllib.parse import quote
 from ..exceptions import ConflictError, NotFoundError, RequestError
 from ..wire import protocol
 from .base import API_VERSION, _dumps, client_app_header
+from .events import JobEventsEndpoints
 from .transpile import TranspileEndpoints
 
 __all__ = ["API_VERSION", "RuntimeClient", "client_app_header"]
@@ -58,11 +59,12 @@ def _q(segment: str) -> str:
     return quote(str(segment), safe="")
 
 
-class RuntimeClient(TranspileEndpoints):
+class RuntimeClient(TranspileEndpoints, JobEventsEndpoints):
     """HTTP client of one Runtime REST service (one per :class:`ProviderService`).
 
     One method per REST endpoint, returning plain data (the transpile endpoints come from
-    :class:`~qiskit_rest_provider.client.transpile.TranspileEndpoints`). Constructor arguments
+    :class:`~qiskit_rest_provider.client.transpile.TranspileEndpoints`, the job event streams
+    from :class:`~qiskit_rest_provider.client.events.JobEventsEndpoints`). Constructor arguments
     are those of :class:`~qiskit_rest_provider.client.base.BaseClient`; no request is made until
     the first call.
     """

@@ -286,6 +286,7 @@ class Transport:
         idempotent: bool | None = None,
         retry: RetryPolicy | None = None,
         deadline: float | None = None,
+        stream: bool = False,
     ) -> requests.Response:
         """Send one logical request, retrying per the policy; return the final response.
 
@@ -306,6 +307,8 @@ class Transport:
             deadline: a ``time.monotonic()`` instant after which no attempt starts and no read
                 waits: the call then fails with the last error (bounds the whole call, retries
                 included, e.g. for ``job.result(timeout=...)``).
+            stream: do not read the body before returning (``requests``' ``stream=True``): the
+                caller reads it as it arrives and closes the response.
         """
         method = method.upper()
         policy = retry or self.retry
@@ -317,6 +320,7 @@ class Transport:
         read_timeout = self.read_timeout if timeout is None else timeout
         slept = 0.0
         attempt = 0
+        streaming = {"stream": True} if stream else {}
         while True:
             attempt += 1
             started = time.monotonic()
@@ -334,6 +338,7 @@ class Transport:
                     params=params,
                     data=data,
                     timeout=(this_connect, this_read),
+                    **streaming,
                 )
             except requests.exceptions.RequestException as err:
                 if isinstance(

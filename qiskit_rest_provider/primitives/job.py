@@ -2,9 +2,11 @@
 
 The job holds nothing but its id and a client; everything else is read from the service, so
 ``service.job(job_id)`` in a fresh Python process gives a job whose ``result()`` works exactly
-like the original's. Waiting uses the service's long-poll extension (``GET jobs/{id}?wait=S``,
-decision D6) when it honours it and falls back to adaptive polling (50 ms first, backing off to
-2 s) when it does not, so a finished job is noticed at once without hammering the service.
+like the original's. With a ``callback`` or ``progress=True``, waiting follows the service's
+live event stream (D14) when it offers one. Otherwise waiting uses the service's long-poll
+extension (``GET jobs/{id}?wait=S``, decision D6) when it honours it and falls back to adaptive
+polling (50 ms first, backing off to 2 s) when it does not, so a finished job is noticed at once
+without hammering the service.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from ..exceptions import (
     JobCancelledError,
     JobFailedError,
     JobTimeoutError,
+    NotFoundError,
     QiskitRestProviderError,
     RequestError,
 )
 from ..wire import protocol
+from .progress import ProgressReporter, progress_from_document
 from .status import FINAL_STATES, REASON_MAX_TIME, is_transient, map_job_status, parse_time
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,6 +103,9 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
         # OpenQASM 3 does not carry circuit.metadata; the submitting process restores it.
         self._circuit_metadata = circuit_metadata
         self._long_poll: bool | None = None  # None: not yet known whether the service honours wait
+        self._events_supported: bool | None = None  # None: not yet known (D14 event streams)
+        self._reporter: ProgressReporter | None = None  # set while a wait reports progress
+        self._progress: dict | None = None
         if data:
             self._absorb(data)
 
@@ -114,6 +121,11 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
             self._session_id = data["session_id"]
         if isinstance(data.get("tags"), list):
             self._tags = list(data["tags"])
+        status, reason, _ = self._state(data)
+        if status is not None and (self._progress or {}).get("state") != status:
+            self._progress = progress_from_document(self._job_id, status, reason)
+            if self._reporter is not None:  # no event stream: report what the polls see
+                self._reporter(self._progress)
 
     def _refresh(self, wait: float | None = None, deadline: float | None = None) -> dict:
         kwargs: dict[str, Any] = {}
@@ -193,9 +205,85 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
         return f"{text}: {reason}" if reason else text
 
     # ------------------------------------------------------------------ waiting
-    def wait_for_final_state(self, timeout: float | None = None) -> JobStatus:
-        """Block until the job is final, or raise :class:`JobTimeoutError` after ``timeout`` s."""
+    def progress(self) -> dict:
+        """The latest known progress: ``state``, ``queue_position``, ``pubs_done``, ``pubs_total``.
+
+        What the last event (or job document) said; one request only when nothing is known
+        yet. ``queue_position`` (Queued jobs ahead) and the PUB counts are ``None`` where the
+        service did not say (no event stream, or not known at that point). ``pubs_done`` is
+        ``pubs_total`` once Completed and 0 before (no per-PUB progress yet).
+        """
+        if self._progress is None:
+            self._refresh()
+        return dict(self._progress or progress_from_document(self._job_id, None, None))
+
+    def wait_for_final_state(
+        self,
+        timeout: float | None = None,
+        callback: Callable[[dict], Any] | None = None,
+        progress: bool = False,
+    ) -> JobStatus:
+        """Block until the job is final, or raise :class:`JobTimeoutError` after ``timeout`` s.
+
+        Args:
+            timeout: seconds to wait at most; ``None`` waits as long as the job takes.
+            callback: called with each event's data (``state``, ``reason``, ``queue_position``,
+                ``pubs_done``, ``pubs_total``) as it happens: from the service's event stream
+                (D14) when it offers one, else once per state change the long-poll sees.
+            progress: show a tqdm bar on a terminal (if tqdm is installed; else nothing).
+        """
         deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
+        if callback is None and not progress:
+            return self._wait_polling(timeout, deadline)
+        reporter = ProgressReporter(self._job_id, callback, bar=progress)
+        try:
+            if self._events_supported is not False:
+                status = self._wait_events(timeout, deadline, reporter)
+                if status is not None:
+                    return status
+            self._reporter = reporter
+            if self._progress is not None and reporter.last is None:
+                reporter(self._progress)
+            return self._wait_polling(timeout, deadline)
+        finally:
+            self._reporter = None
+            reporter.close()
+
+    def _wait_events(
+        self, timeout: float | None, deadline: float | None, reporter: ProgressReporter
+    ) -> JobStatus | None:
+        """Follow the event stream to the final state; ``None``: fall back to the long-poll."""
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.05)
+        try:
+            for event in self._client.job_events(self._job_id, timeout=remaining):
+                self._events_supported = True
+                data = event.get("data")
+                if not isinstance(data, dict):
+                    continue
+                self._progress = dict(data)
+                reporter(data)
+                if event.get("event") == protocol.EVENT_FINAL:
+                    status, _, code = self._state(self._refresh(deadline=deadline))
+                    return map_job_status(status, code)
+        except NotFoundError:
+            if self._events_supported is None:
+                logger.debug("no event stream for job %s; using the long-poll", self._job_id)
+                self._events_supported = False
+                return None
+            raise
+        except RequestError as exc:
+            if not is_transient(exc):
+                raise
+            logger.info("job %s: event stream failed (%s); polling instead", self._job_id, exc)
+        if deadline is not None and time.monotonic() >= deadline - 0.01:
+            raise JobTimeoutError(
+                f"Timed out after {timeout} s waiting for job {self._job_id} "
+                f"(state {(self._progress or {}).get('state')}); the job goes on"
+            )
+        return None
+
+    def _wait_polling(self, timeout: float | None, deadline: float | None) -> JobStatus:
+        """Long-poll (D6), else adaptive polling, until final or ``deadline``."""
         interval = POLL_FIRST
         early = 0
         failing_since: float | None = None
@@ -275,11 +363,23 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
         if seconds > 0:
             time.sleep(seconds)
 
-    def result(self, timeout: float | None = None) -> PrimitiveResult:
+    def result(
+        self,
+        timeout: float | None = None,
+        callback: Callable[[dict], Any] | None = None,
+        progress: bool = False,
+    ) -> PrimitiveResult:
         """Wait for the job and return its :class:`PrimitiveResult` (cached after the first call).
+
+        Example::
+
+            result = job.result(callback=lambda e: print(e["state"], e["queue_position"]))
 
         Args:
             timeout: seconds to wait at most; ``None`` waits as long as the job takes.
+            callback: called with each event's data while waiting (see
+                :meth:`wait_for_final_state`).
+            progress: show a tqdm bar on a terminal while waiting (if tqdm is installed).
 
         Raises:
             JobTimeoutError: the job was not final after ``timeout`` seconds (it goes on).
@@ -289,7 +389,7 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
         if self._result is not None:
             return self._result
         deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
-        status = self.wait_for_final_state(timeout)
+        status = self.wait_for_final_state(timeout, callback=callback, progress=progress)
         with self._lock:
             if self._result is not None:
                 return self._result

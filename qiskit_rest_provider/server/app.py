@@ -128,6 +128,7 @@ def create_app(
 
     from .auth.routes import router as auth_router
     from .backends.routes import router as backends_router
+    from .jobs.event_routes import router as events_router
     from .jobs.routes import router as jobs_router
     from .sessions.routes import router as sessions_router
     from .transpile.routes import router as transpile_router
@@ -135,7 +136,7 @@ def create_app(
     app.include_router(auth_router)
     for prefix in RUNTIME_PREFIXES:
         tag = prefix.strip("/").replace("/", "_")
-        for router in (backends_router, jobs_router, sessions_router):
+        for router in (backends_router, events_router, jobs_router, sessions_router):
             app.include_router(
                 router,
                 prefix=prefix,

@@ -73,6 +73,10 @@ class ServerConfig:
         result_inline_bytes: result bodies up to this size live in the database, larger ones
             in files under ``data_dir/results``.
         idempotency_ttl: how long an ``Idempotency-Key`` is remembered (seconds).
+        event_stream_seconds: the longest a job event stream (D14) stays open (seconds); the
+            client then reconnects with ``Last-Event-ID``. Bounds what one idle client holds.
+        event_heartbeat_seconds: interval of the ``: keep-alive`` comments of an event stream
+            (seconds), so that proxies do not drop a quiet stream.
     """
 
     data_dir: Path
@@ -97,6 +101,8 @@ class ServerConfig:
     abandon_grace: float = 10.0
     result_inline_bytes: int = 4 * 1024 * 1024
     idempotency_ttl: float = 24 * 3600.0
+    event_stream_seconds: float = 300.0
+    event_heartbeat_seconds: float = 15.0
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -117,6 +123,8 @@ class ServerConfig:
             raise ValueError("max_job_memory must be a positive number of bytes")
         if self.max_queued_per_instance < 1 or self.max_running_per_instance < 0:
             raise ValueError("max queued jobs must be >= 1 and max running jobs >= 0")
+        if not self.event_stream_seconds > 0 or not self.event_heartbeat_seconds > 0:
+            raise ValueError("event stream lifetime and heartbeat must be positive seconds")
 
     @property
     def job_memory_limit(self) -> int:

@@ -27,6 +27,7 @@ from ..auth.tokens import Caller, CallerDep
 from ..backends.catalog import current_calibration_id
 from ..http import ApiError, json_response, parse_body, parse_time
 from ..state import server_state
+from .events import pubs_count
 from .models import Job
 from .shapes import is_final, job_json
 from .store import JobFilters, new_id
@@ -192,6 +193,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     )
     stored, created = await run_in_threadpool(st.store.create_job, job)
     if created:
+        st.watchers.events.admitted(stored.id, pubs_count(program_id, params))
         st.dispatcher.remember_prepared(stored.id, prepared, parse_seconds)
         st.dispatcher.wake()
     return json_response(_created(stored))

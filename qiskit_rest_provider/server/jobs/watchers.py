@@ -1,4 +1,6 @@
-"""Watchers: wake the requests that wait on a job (long-poll ``?wait=``) when its state changes.
+"""Watchers: wake the requests that wait on a job (long-poll, event streams) on a state change.
+
+They also hold the process's job event history (:mod:`.events`).
 
 The dispatcher and the routes notify from any thread; a waiter sleeps on its own event loop.
 """
@@ -7,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+
+from .events import JobEventLog
 
 __all__ = ["JobWatchers", "Watch"]
 
@@ -37,10 +41,16 @@ class JobWatchers:
     def __init__(self) -> None:
         self._waiters: dict[str, set[Watch]] = {}
         self._lock = threading.Lock()
+        #: The event history every event stream of this process shares (D14).
+        self.events = JobEventLog()
 
-    def register(self, job_id: str) -> Watch:
-        """Start watching ``job_id`` (call from the event loop)."""
-        watch = Watch()
+    def register(self, job_id: str, watch: Watch | None = None) -> Watch:
+        """Start watching ``job_id`` (call from the event loop).
+
+        Pass an existing ``watch`` to wake one waiter for any of several jobs (an event stream
+        of many jobs).
+        """
+        watch = watch or Watch()
         with self._lock:
             self._waiters.setdefault(job_id, set()).add(watch)
         return watch
