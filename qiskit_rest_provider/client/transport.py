@@ -320,7 +320,7 @@ class Transport:
         read_timeout = self.read_timeout if timeout is None else timeout
         slept = 0.0
         attempt = 0
-        streaming = {"stream": True} if stream else {}
+        streaming: dict[str, Any] = {"stream": True} if stream else {}
         while True:
             attempt += 1
             started = time.monotonic()
