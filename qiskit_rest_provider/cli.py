@@ -92,6 +92,30 @@ def _parser() -> argparse.ArgumentParser:
         help="larger request bodies answer 413 (default 64 MiB)",
     )
     serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a request body may take to arrive, else 408 (default 10)",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a connection may take to send a request head, else closed (default 10)",
+    )
+    serve.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        default=5.0,
+        help="seconds an idle keep-alive connection stays open (default 5)",
+    )
+    serve.add_argument(
+        "--max-connections-per-client",
+        type=int,
+        default=64,
+        help="open connections per client address; more are closed (default 64, 0 = no cap)",
+    )
+    serve.add_argument(
         "--rate-limit",
         type=float,
         default=200.0,
@@ -253,6 +277,10 @@ def _serve(args: argparse.Namespace) -> int:
             abandon_grace=args.cancel_grace,
             max_job_memory=parse_size(args.max_job_memory) if args.max_job_memory else None,
             log_level=args.log_level,
+            body_timeout=args.body_timeout,
+            header_timeout=args.header_timeout,
+            keep_alive_timeout=args.keep_alive_timeout,
+            max_connections_per_client=args.max_connections_per_client,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -286,6 +314,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .server.app import Provisioned, create_app
+    from .server.edge import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE, guarded_h11_protocol
 
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP
@@ -328,6 +357,9 @@ def _serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             access_log=args.log_level == "debug",
             timeout_graceful_shutdown=5,
+            timeout_keep_alive=config.keep_alive_timeout,
+            h11_max_incomplete_event_size=DEFAULT_MAX_INCOMPLETE_EVENT_SIZE,
+            http=guarded_h11_protocol(config.header_timeout, config.max_connections_per_client),
             lifespan="on",
             ssl_certfile=tls[0] if tls else None,
             ssl_keyfile=tls[1] if tls else None,

@@ -73,6 +73,11 @@ class ServerConfig:
         result_inline_bytes: result bodies up to this size live in the database, larger ones
             in files under ``data_dir/results``.
         idempotency_ttl: how long an ``Idempotency-Key`` is remembered (seconds).
+        body_timeout: seconds a request's whole body may take to arrive (else 408, closed).
+        header_timeout: seconds a connection may take to send a complete request head.
+        keep_alive_timeout: seconds an idle keep-alive connection stays open.
+        max_connections_per_client: connections (and requests in progress) one client address
+            may hold at once (0 = no cap).
     """
 
     data_dir: Path
@@ -98,6 +103,10 @@ class ServerConfig:
     result_inline_bytes: int = 4 * 1024 * 1024
     idempotency_ttl: float = 24 * 3600.0
     log_level: str = "info"
+    body_timeout: float = 10.0
+    header_timeout: float = 10.0
+    keep_alive_timeout: float = 5.0
+    max_connections_per_client: int = 64
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -115,6 +124,10 @@ class ServerConfig:
         )
         if self.max_job_memory is not None and self.max_job_memory < 1:
             raise ValueError("max_job_memory must be a positive number of bytes")
+        if not (self.body_timeout > 0 and self.header_timeout > 0 and self.keep_alive_timeout > 0):
+            raise ValueError("body, header and keep-alive timeouts must be positive seconds")
+        if self.max_connections_per_client < 0:
+            raise ValueError("max_connections_per_client must be >= 0")
         if self.max_queued_per_instance < 1 or self.max_running_per_instance < 0:
             raise ValueError("max queued jobs must be >= 1 and max running jobs >= 0")
 
