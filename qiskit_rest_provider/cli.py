@@ -116,6 +116,19 @@ def _parser() -> argparse.ArgumentParser:
         help="open connections per client address; more are closed (default 64, 0 = no cap)",
     )
     serve.add_argument(
+        "--max-failed-logins",
+        type=int,
+        default=10,
+        help="failed logins per client address and per key in --failed-login-window before "
+        "429 (default 10, 0 = no throttling)",
+    )
+    serve.add_argument(
+        "--failed-login-window",
+        type=float,
+        default=10.0,
+        help="window of --max-failed-logins in seconds (default 10)",
+    )
+    serve.add_argument(
         "--rate-limit",
         type=float,
         default=200.0,
@@ -217,6 +230,26 @@ def _add_token_commands(sub: Any) -> None:
         parser.add_argument("token_id", metavar="ID", help="the token's id or a unique prefix")
 
 
+MIN_TOKEN_LENGTH = 16
+
+
+def _weak_token_problem(args: argparse.Namespace) -> str | None:
+    """Why ``--token``/``--extra-token`` is too weak to guard a server, or ``None``.
+
+    A short fixed token can be guessed despite the failed-login throttling; generated tokens are
+    43 random characters.
+    """
+    if args.token is not None and len(args.token) < MIN_TOKEN_LENGTH:
+        return (
+            f"--token must be at least {MIN_TOKEN_LENGTH} characters "
+            f"(got {len(args.token)}); omit it to have a strong one generated"
+        )
+    for token, _ in args.extra_token:
+        if len(token) < MIN_TOKEN_LENGTH:
+            return f"--extra-token: the token must be at least {MIN_TOKEN_LENGTH} characters"
+    return None
+
+
 def _is_loopback(host: str) -> bool:
     """Whether ``host`` is only reachable from this machine (127.0.0.0/8, ::1, localhost)."""
     if host.strip("[]").lower() == "localhost":
@@ -256,6 +289,10 @@ def _serve(args: argparse.Namespace) -> int:
     if args.log_level != "debug":  # qiskit logs every transpiler pass at INFO, alembic each step
         logging.getLogger("qiskit").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    weak = _weak_token_problem(args)
+    if weak:
+        print(f"error: {weak}", file=sys.stderr)
+        return 2
     try:
         config = ServerConfig(
             data_dir=args.data_dir,
@@ -281,6 +318,8 @@ def _serve(args: argparse.Namespace) -> int:
             header_timeout=args.header_timeout,
             keep_alive_timeout=args.keep_alive_timeout,
             max_connections_per_client=args.max_connections_per_client,
+            max_failed_logins=args.max_failed_logins,
+            failed_login_window=args.failed_login_window,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -78,6 +78,9 @@ class ServerConfig:
         keep_alive_timeout: seconds an idle keep-alive connection stays open.
         max_connections_per_client: connections (and requests in progress) one client address
             may hold at once (0 = no cap).
+        max_failed_logins: failed authentications allowed per client address and per presented
+            credential within ``failed_login_window``; more answer 429 (0 = no throttling).
+        failed_login_window: the window of ``max_failed_logins`` (seconds).
     """
 
     data_dir: Path
@@ -107,6 +110,8 @@ class ServerConfig:
     header_timeout: float = 10.0
     keep_alive_timeout: float = 5.0
     max_connections_per_client: int = 64
+    max_failed_logins: int = 10
+    failed_login_window: float = 10.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

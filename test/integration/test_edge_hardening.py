@@ -198,3 +198,96 @@ def test_connections_per_client_address_are_capped(edge_server):
     conn.request("GET", "/health")
     assert conn.getresponse().status == 200
     conn.close()
+
+
+# ------------------------------------------------------------------ B: failed-login throttling
+def call(
+    server,
+    source: str,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """One request from ``source`` (a 127.0.0.x address): status, headers, body."""
+    conn = http.client.HTTPConnection(*_addr(server), timeout=15, source_address=(source, 0))
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def iam_login(server, source: str, key: str) -> tuple[int, dict[str, str], bytes]:
+    form = f"grant_type=urn:ibm:params:oauth:grant-type:apikey&apikey={key}".encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    return call(server, source, "POST", "/identity/token", headers, form)
+
+
+def classic_login(server, source: str, key: str) -> tuple[int, dict[str, str], bytes]:
+    body = json.dumps({"apiToken": key}).encode()
+    headers = {"Content-Type": "application/json"}
+    return call(server, source, "POST", "/api/users/loginWithToken", headers, body)
+
+
+def bearer_list(server, source: str, key: str) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Authorization": f"Bearer {key}"}
+    return call(server, source, "GET", "/api/v1/jobs?limit=1", headers)
+
+
+@pytest.mark.parametrize(
+    "attempt,source,friend",
+    [
+        (iam_login, "127.0.0.20", "127.0.0.30"),
+        (classic_login, "127.0.0.21", "127.0.0.31"),
+        (bearer_list, "127.0.0.22", "127.0.0.32"),
+    ],
+    ids=["identity-token", "loginWithToken", "bearer"],
+)
+def test_failed_logins_from_one_address_get_429(edge_server, attempt, source, friend):
+    """30 wrong keys from one address: 401s, then 429 with Retry-After (even for the right key
+    from that address, which is not checked); the right key from another address still works."""
+    s = edge_server
+    statuses = []
+    started = time.monotonic()
+    for i in range(30):
+        status, headers, body = attempt(s, source, f"wrong-key-{i:04d}-{source}")
+        statuses.append(status)
+        if status == 429:
+            assert int(headers["retry-after"]) >= 1
+            assert "failed logins" in json.loads(body)["errors"][0]["message"]
+    assert time.monotonic() - started < 30
+    assert set(statuses) == {401, 429}, statuses
+    assert statuses[:10] == [401] * 10 and statuses[10:] == [429] * 20, statuses
+    assert attempt(s, source, s.token)[0] == 429
+    status, _, body = attempt(s, friend, s.token)
+    assert status == 200, body
+
+
+def test_one_wrong_key_from_many_addresses_gets_429(edge_server):
+    """The same presented key failing from 12 addresses: throttled per key too."""
+    s = edge_server
+    statuses = [
+        classic_login(s, f"127.0.1.{i}", "the-same-wrong-key-0123456789")[0] for i in range(12)
+    ]
+    assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429], statuses
+    assert classic_login(s, "127.0.1.200", s.token)[0] == 200
+
+
+@pytest.mark.parametrize(
+    "flag,value", [("--token", "short-token"), ("--extra-token", "short:x/y/z")]
+)
+def test_serve_refuses_a_short_token(tmp_path, flag, value):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "qiskit_rest_provider", "serve", "--port", "0",
+         "--data-dir", str(tmp_path / "data"), flag, value],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert flag in proc.stderr and "16 characters" in proc.stderr
