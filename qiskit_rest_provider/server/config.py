@@ -124,6 +124,8 @@ class ServerConfig:
             raise ValueError("workers must be >= 1")
         if not self.max_execution_time > 0 or not self.default_max_execution_time > 0:
             raise ValueError("execution time limits must be positive numbers of seconds")
+        if self.max_execution_time > 2**31 - 1:  # stored as a 32-bit INTEGER (PostgreSQL)
+            raise ValueError("max_execution_time must be below 2**31 seconds")
         self.default_max_execution_time = min(
             self.default_max_execution_time, self.max_execution_time
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -291,3 +292,112 @@ def test_serve_refuses_a_short_token(tmp_path, flag, value):
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert flag in proc.stderr and "16 characters" in proc.stderr
+
+
+# ------------------------------------------------------------------ C: odd input → 4xx naming it
+BELL = (
+    'OPENQASM 3.0; include "stdgates.inc"; qubit[2] q; bit[2] meas; h q[0]; cx q[0], q[1]; '
+    "meas[0] = measure q[0]; meas[1] = measure q[1];"
+)
+
+
+def _job(**params) -> dict:
+    return {
+        "program_id": "sampler",
+        "backend": "rest_simulator",
+        "params": {"pubs": [[BELL, None, 10]], "version": 2, **params},
+    }
+
+
+def _check_400(r: requests.Response, field: str) -> None:
+    assert r.status_code == 400, r.text
+    assert field in r.json()["errors"][0]["message"], r.text
+
+
+def test_1500_repeated_tags_parameters_are_400(edge_server):
+    s = edge_server
+    query = "&".join(["tags=t"] * 1500)
+    r = requests.get(
+        f"{s.runtime_url}/jobs?{query}", headers={"Authorization": f"apikey {s.token}"}, timeout=30
+    )
+    _check_400(r, "tags")
+
+
+def test_options_nested_300_levels_is_400(edge_server):
+    s = edge_server
+    deep: dict = {}
+    for _ in range(300):
+        deep = {"x": deep}
+    r = requests.post(
+        f"{s.runtime_url}/jobs",
+        headers={"Authorization": f"apikey {s.token}"},
+        json=_job(options={"experimental": deep}),
+        timeout=30,
+    )
+    _check_400(r, "params.options.experimental")
+
+
+def _tag_filter_is_exact(s) -> None:
+    headers = {"Authorization": f"apikey {s.token}"}
+    tricky = 'x","y'
+    r = requests.post(f"{s.runtime_url}/jobs", headers=headers, json={**_job(), "tags": [tricky]},
+                      timeout=60)  # fmt: skip
+    assert r.status_code == 200, r.text
+    job_id = r.json()["id"]
+
+    def ids(tag: str) -> list[str]:
+        page = requests.get(f"{s.runtime_url}/jobs", headers=headers, params={"tags": tag},
+                            timeout=30).json()  # fmt: skip
+        return [j["id"] for j in page["jobs"]]
+
+    assert job_id in ids(tricky)
+    assert job_id not in ids("y") and job_id not in ids("x") and job_id not in ids('X","Y')
+
+
+def test_tag_filter_is_exact(edge_server):
+    _tag_filter_is_exact(edge_server)
+
+
+def test_listing_with_params_is_page_capped(edge_server):
+    s = edge_server
+    page = requests.get(
+        f"{s.runtime_url}/jobs",
+        headers={"Authorization": f"apikey {s.token}"},
+        params={"exclude_params": "false", "limit": 1000},
+        timeout=30,
+    ).json()
+    assert page["limit"] == 50
+    assert all("params" not in j for j in requests.get(
+        f"{s.runtime_url}/jobs", headers={"Authorization": f"apikey {s.token}"}, timeout=30
+    ).json()["jobs"])  # fmt: skip
+
+
+def test_postgres_cost_2_31_and_exact_tags(server_factory, db_option):
+    """On PostgreSQL (INTEGER columns) a cost of 2**31 is a 400, and tag matching is exact."""
+    from conftest import PostgresSchemas, postgres_available
+
+    url = db_option or os.environ.get(
+        "QRP_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
+    )
+    reason = postgres_available(url)
+    if reason:
+        pytest.skip(reason)
+    schemas = None if db_option else PostgresSchemas(url)
+    try:
+        s = server_factory.start(workers=1, db=schemas.new_url() if schemas else None)
+        _cost_and_tags(s)
+    finally:
+        if schemas:
+            server_factory.cleanup()
+            schemas.drop_all()
+
+
+def _cost_and_tags(s) -> None:
+    r = requests.post(
+        f"{s.runtime_url}/jobs",
+        headers={"Authorization": f"apikey {s.token}"},
+        json={**_job(), "cost": 2**31},
+        timeout=30,
+    )
+    _check_400(r, "cost")
+    _tag_filter_is_exact(s)
