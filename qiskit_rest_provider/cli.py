@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import math
 import os
 import secrets
 import signal
@@ -90,6 +91,43 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=64 * 1024 * 1024,
         help="larger request bodies answer 413 (default 64 MiB)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a request body may take to arrive, else 408 (default 10)",
+    )
+    serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a connection may take to send a request head, else closed (default 10)",
+    )
+    serve.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        default=5.0,
+        help="seconds an idle keep-alive connection stays open (default 5)",
+    )
+    serve.add_argument(
+        "--max-connections-per-client",
+        type=int,
+        default=64,
+        help="open connections per client address; more are closed (default 64, 0 = no cap)",
+    )
+    serve.add_argument(
+        "--max-failed-logins",
+        type=int,
+        default=10,
+        help="failed logins per client address and per key in --failed-login-window before "
+        "429 (default 10, 0 = no throttling)",
+    )
+    serve.add_argument(
+        "--failed-login-window",
+        type=float,
+        default=10.0,
+        help="window of --max-failed-logins in seconds (default 10)",
     )
     serve.add_argument(
         "--rate-limit",
@@ -205,6 +243,26 @@ def _add_token_commands(sub: Any) -> None:
         parser.add_argument("token_id", metavar="ID", help="the token's id or a unique prefix")
 
 
+MIN_TOKEN_LENGTH = 16
+
+
+def _weak_token_problem(args: argparse.Namespace) -> str | None:
+    """Why ``--token``/``--extra-token`` is too weak to guard a server, or ``None``.
+
+    A short fixed token can be guessed despite the failed-login throttling; generated tokens are
+    43 random characters.
+    """
+    if args.token is not None and len(args.token) < MIN_TOKEN_LENGTH:
+        return (
+            f"--token must be at least {MIN_TOKEN_LENGTH} characters "
+            f"(got {len(args.token)}); omit it to have a strong one generated"
+        )
+    for token, _ in args.extra_token:
+        if len(token) < MIN_TOKEN_LENGTH:
+            return f"--extra-token: the token must be at least {MIN_TOKEN_LENGTH} characters"
+    return None
+
+
 def _is_loopback(host: str) -> bool:
     """Whether ``host`` is only reachable from this machine (127.0.0.0/8, ::1, localhost)."""
     if host.strip("[]").lower() == "localhost":
@@ -244,6 +302,10 @@ def _serve(args: argparse.Namespace) -> int:
     if args.log_level != "debug":  # qiskit logs every transpiler pass at INFO, alembic each step
         logging.getLogger("qiskit").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
+    weak = _weak_token_problem(args)
+    if weak:
+        print(f"error: {weak}", file=sys.stderr)
+        return 2
     try:
         config = ServerConfig(
             data_dir=args.data_dir,
@@ -267,6 +329,12 @@ def _serve(args: argparse.Namespace) -> int:
             event_heartbeat_seconds=args.event_heartbeat,
             max_job_memory=parse_size(args.max_job_memory) if args.max_job_memory else None,
             log_level=args.log_level,
+            body_timeout=args.body_timeout,
+            header_timeout=args.header_timeout,
+            keep_alive_timeout=args.keep_alive_timeout,
+            max_connections_per_client=args.max_connections_per_client,
+            max_failed_logins=args.max_failed_logins,
+            failed_login_window=args.failed_login_window,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -300,6 +368,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .server.app import Provisioned, create_app
+    from .server.edge import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE, guarded_h11_protocol
 
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP
@@ -342,6 +411,9 @@ def _serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             access_log=args.log_level == "debug",
             timeout_graceful_shutdown=5,
+            timeout_keep_alive=max(1, math.ceil(config.keep_alive_timeout)),
+            h11_max_incomplete_event_size=DEFAULT_MAX_INCOMPLETE_EVENT_SIZE,
+            http=guarded_h11_protocol(config.header_timeout, config.max_connections_per_client),
             lifespan="on",
             ssl_certfile=tls[0] if tls else None,
             ssl_keyfile=tls[1] if tls else None,

@@ -422,7 +422,8 @@ def reference_server(_session_factory: ServerFactory) -> RunningServer:
         token="test-token-" + secrets.token_hex(8),
         workers=2,
         extra_tokens={"other-token-" + secrets.token_hex(8): OTHER_INSTANCE},
-        args=["--rate-limit", "1000", "--cancel-grace", "5"],
+        # many tests probe bad credentials on purpose: failed-login throttling has its own tests
+        args=["--rate-limit", "1000", "--cancel-grace", "5", "--max-failed-logins", "100000"],
     )
 
 

@@ -155,5 +155,10 @@ def create_app(
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    app.add_middleware(RequestGuard, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=config.max_body_bytes,
+        body_timeout=config.body_timeout,
+        max_requests_per_client=config.max_connections_per_client,
+    )
     return app

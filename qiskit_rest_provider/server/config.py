@@ -77,6 +77,14 @@ class ServerConfig:
             client then reconnects with ``Last-Event-ID``. Bounds what one idle client holds.
         event_heartbeat_seconds: interval of the ``: keep-alive`` comments of an event stream
             (seconds), so that proxies do not drop a quiet stream.
+        body_timeout: seconds a request's whole body may take to arrive (else 408, closed).
+        header_timeout: seconds a connection may take to send a complete request head.
+        keep_alive_timeout: seconds an idle keep-alive connection stays open.
+        max_connections_per_client: connections (and requests in progress) one client address
+            may hold at once (0 = no cap).
+        max_failed_logins: failed authentications allowed per client address and per presented
+            credential within ``failed_login_window``; more answer 429 (0 = no throttling).
+        failed_login_window: the window of ``max_failed_logins`` (seconds).
     """
 
     data_dir: Path
@@ -104,6 +112,12 @@ class ServerConfig:
     event_stream_seconds: float = 300.0
     event_heartbeat_seconds: float = 15.0
     log_level: str = "info"
+    body_timeout: float = 10.0
+    header_timeout: float = 10.0
+    keep_alive_timeout: float = 5.0
+    max_connections_per_client: int = 64
+    max_failed_logins: int = 10
+    failed_login_window: float = 10.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -116,11 +130,17 @@ class ServerConfig:
             raise ValueError("workers must be >= 1")
         if not self.max_execution_time > 0 or not self.default_max_execution_time > 0:
             raise ValueError("execution time limits must be positive numbers of seconds")
+        if self.max_execution_time > 2**31 - 1:  # stored as a 32-bit INTEGER (PostgreSQL)
+            raise ValueError("max_execution_time must be below 2**31 seconds")
         self.default_max_execution_time = min(
             self.default_max_execution_time, self.max_execution_time
         )
         if self.max_job_memory is not None and self.max_job_memory < 1:
             raise ValueError("max_job_memory must be a positive number of bytes")
+        if not (self.body_timeout > 0 and self.header_timeout > 0 and self.keep_alive_timeout > 0):
+            raise ValueError("body, header and keep-alive timeouts must be positive seconds")
+        if self.max_connections_per_client < 0:
+            raise ValueError("max_connections_per_client must be >= 0")
         if self.max_queued_per_instance < 1 or self.max_running_per_instance < 0:
             raise ValueError("max queued jobs must be >= 1 and max running jobs >= 0")
         if not self.event_stream_seconds > 0 or not self.event_heartbeat_seconds > 0:

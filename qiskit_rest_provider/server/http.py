@@ -8,7 +8,9 @@ field; anything unexpected is logged with its traceback and answered with a 500 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -31,6 +33,7 @@ _DEFAULT_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    408: "request_timeout",
     415: "unsupported_media_type",
     429: "too_many_requests",
     500: "internal_error",
@@ -272,21 +275,43 @@ def as_bool(value: Any, field: str) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------
-# Request guard (pure ASGI): request ids and the body cap.
+# Request guard (pure ASGI): request ids, the body cap, the body read timeout, the per-client cap.
 #
 # Written against raw ASGI (not ``BaseHTTPMiddleware``) so it adds microseconds, not
-# milliseconds, and so the cap applies while the body streams in: a client announcing or sending
-# more than ``max_body_bytes`` gets a 413 without the excess ever being read.
+# milliseconds. The body is NOT read here: routes authenticate from the headers first (their
+# ``CallerDep``) and read the body only after, through the wrapped ``receive`` that enforces the
+# cap while the body streams in and a deadline for the whole body. So a caller with a wrong
+# credential gets its 401 without a byte of its body being held, and a response sent while part
+# of the body is still unread closes the connection (the rest is never read).
 # ----------------------------------------------------------------------------------------------
 Scope = dict[str, Any]
+DEFAULT_BODY_TIMEOUT = 10.0
+DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 64
 
 
 class RequestGuard:
-    """Tag each request with a trace id (``X-Request-Id``) and cap its body size."""
+    """Tag each request with a trace id (``X-Request-Id``), cap its body size and read time.
 
-    def __init__(self, app: Any, max_body_bytes: int) -> None:
+    Args:
+        app: the ASGI app guarded.
+        max_body_bytes: a body announcing or streaming more answers 413.
+        body_timeout: seconds the whole body may take to arrive; slower answers 408 and closes.
+        max_requests_per_client: requests one client address may have in progress at once;
+            one more answers 429 (0 = no cap).
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        max_body_bytes: int,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        max_requests_per_client: int = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
+        self.max_requests_per_client = max_requests_per_client
+        self._active: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         """ASGI entry point."""
@@ -296,61 +321,107 @@ class RequestGuard:
         trace = uuid.uuid4().hex
         scope.setdefault("state", {})["trace"] = trace
         limit = self.max_body_bytes
+        expect_body = False
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
-                    too_big = int(value) > limit
+                    length = int(value)
                 except ValueError:
-                    too_big = False
-                if too_big:
-                    await _send_413(send, trace, limit)
+                    length = 0
+                if length > limit:
+                    await _send_error(
+                        send, trace, 413, "payload_too_large", f"request body exceeds {limit} bytes"
+                    )
                     return
-        # Read the whole body here (routes buffer it anyway), enforcing the cap as it streams.
-        chunks: list[bytes] = []
+                expect_body = expect_body or length > 0
+            elif name == b"transfer-encoding":
+                expect_body = True
+        client = scope.get("client")
+        host = str(client[0]) if client else "?"
+        cap = self.max_requests_per_client
+        if cap and self._active.get(host, 0) >= cap:
+            await _send_error(
+                send,
+                trace,
+                429,
+                "too_many_requests",
+                f"more than {cap} requests in progress from {host}; retry in 1 s",
+                [(b"retry-after", b"1")],
+            )
+            return
+        self._active[host] = self._active.get(host, 0) + 1
+        body_done = not expect_body
         received = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # client went away
-                return
-            chunk = message.get("body", b"")
-            received += len(chunk)
-            if received > limit:
-                await _send_413(send, trace, limit)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        replayed = False
+        deadline = time.monotonic() + self.body_timeout
 
-        async def replay_receive() -> Any:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+        async def guarded_receive() -> Any:
+            nonlocal body_done, received
+            if body_done:
+                return await receive()
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise asyncio.TimeoutError
+                message = await asyncio.wait_for(receive(), remaining)
+            except asyncio.TimeoutError:
+                raise ApiError(
+                    408,
+                    f"request body not received within {self.body_timeout:g} s",
+                    code="request_timeout",
+                    headers={"Connection": "close"},
+                ) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise ApiError(
+                        413,
+                        f"request body exceeds {limit} bytes",
+                        code="payload_too_large",
+                        headers={"Connection": "close"},
+                    )
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
+            return message
 
         async def traced_send(message: Any) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", trace.encode()))
+                if not body_done and not any(k == b"connection" for k, _ in headers):
+                    headers.append((b"connection", b"close"))  # the rest is never read
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, replay_receive, traced_send)
+        try:
+            await self.app(scope, guarded_receive, traced_send)
+        finally:
+            left = self._active.get(host, 1) - 1
+            if left > 0:
+                self._active[host] = left
+            else:
+                self._active.pop(host, None)
 
 
-async def _send_413(send: Any, trace: str, limit: int) -> None:
-    body = error_body(413, "payload_too_large", f"request body exceeds {limit} bytes", trace)
+async def _send_error(
+    send: Any,
+    trace: str,
+    status: int,
+    code: str,
+    message: str,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    body = error_body(status, code, message, trace)
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"x-request-id", trace.encode()),
                 (b"connection", b"close"),
+                *(extra or []),
             ],
         }
     )

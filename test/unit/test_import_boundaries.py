@@ -178,7 +178,10 @@ ROWS: tuple[Row, ...] = (
         why="execution.cost: the per-job memory limit's default and size parsing",
     ),
     Row(
-        "server/http.py", ("=server.http",), ("=server.config", "wire"), forbidden=SERVER_FORBIDDEN
+        "server/http.py",  # with edge.py, its connection-level guard (uvicorn's h11 protocol)
+        ("=server.http", "=server.edge"),
+        ("=server.config", "wire"),
+        forbidden=SERVER_FORBIDDEN,
     ),
     Row(
         "server/auth/",

@@ -34,7 +34,7 @@ from ...wire.rest import (
 )
 from ..http import ApiError, iso, json_response, parse_body
 from ..state import server_state
-from .tokens import CallerDep
+from .tokens import CallerDep, client_host
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -70,7 +70,7 @@ async def iam_token(request: Request) -> Response:
     if not apikey:
         raise ApiError(400, "apikey: required", code="invalid_request")
     st = server_state(request)
-    caller = await run_in_threadpool(st.auth.api_caller, apikey)
+    caller = await run_in_threadpool(st.auth.login_caller, apikey, client_host(request))
     st.auth.limiter.check(caller.token_id)
     token, iat, exp = await run_in_threadpool(st.auth.issue_jwt, caller)
     return json_response(
@@ -94,7 +94,7 @@ async def login_with_token(request: Request) -> Response:
     """Classic login: ``{"apiToken"}`` → ``{"id": access_token, "ttl", "created", "userId"}``."""
     api_token = (await parse_body(request, ClassicLogin)).apiToken
     st = server_state(request)
-    caller = await run_in_threadpool(st.auth.api_caller, api_token)
+    caller = await run_in_threadpool(st.auth.login_caller, api_token, client_host(request))
     st.auth.limiter.check(caller.token_id)
     token, row = await run_in_threadpool(st.auth.issue_access_token, caller)
     return json_response(

@@ -36,6 +36,7 @@ from ..config import ServerConfig, instance_crn
 from ..http import ApiError
 from ..jobs.models import AccessToken, Instance
 from ..jobs.store import Store, new_id
+from .throttle import LoginThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ class Authenticator:
         self.config = config
         self.signing_key = load_or_create_secret(config.data_dir / "jwt_signing_key")
         self.limiter = RateLimiter(config.rate_limit)
+        self.throttle = LoginThrottle(config.max_failed_logins, config.failed_login_window)
         self._pepper = secrets.token_bytes(32)
         self._api_cache: dict[bytes, tuple[float, Caller]] = {}
         # JWT id -> (valid until, caller): skips a store read on every request. Safe because
@@ -202,6 +204,19 @@ class Authenticator:
         """The caller owning an API token, or 401."""
         caller = self._find_api_token(token)
         if caller is None:
+            raise ApiError(401, "invalid API token", code="1201")
+        return caller
+
+    def login_caller(self, token: str, host: str) -> Caller:
+        """Like :meth:`api_caller` for the login routes, throttled on failures per address/key.
+
+        Raises:
+            ApiError: 429 (too many recent failures: the key is not even checked) or 401.
+        """
+        self.throttle.check(host, token)
+        caller = self._find_api_token(token)
+        if caller is None:
+            self.throttle.failed(host, token)
             raise ApiError(401, "invalid API token", code="1201")
         return caller
 
@@ -333,10 +348,18 @@ class Authenticator:
                 "or Authorization: apikey <key>",
                 code="1200",
             )
-        caller = self.resolve(credential)
+        host = client_host(request)
+        self.throttle.check(host, credential)
+        try:
+            caller = self.resolve(credential)
+        except ApiError as exc:  # an expired JWT
+            if exc.status_code == 401:
+                self.throttle.failed(host, credential)
+            raise
         if caller is None:
+            self.throttle.failed(host, credential)
             # failed attempts count against the client address: guessing is rate limited too
-            self.limiter.check(f"ip:{request.client.host if request.client else '?'}")
+            self.limiter.check(f"ip:{host}")
             raise ApiError(401, "invalid, expired or logged-out credentials", code="1201")
         self.limiter.check(caller.token_id)
         crn = headers.get("service-crn")
@@ -347,6 +370,11 @@ class Authenticator:
                 code="forbidden_instance",
             )
         return caller
+
+
+def client_host(request: Request) -> str:
+    """The client address of a request (the key of per-address limits)."""
+    return request.client.host if request.client else "?"
 
 
 def get_caller(request: Request) -> Caller:

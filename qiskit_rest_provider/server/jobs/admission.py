@@ -347,6 +347,33 @@ def _estimator_shots(params: dict, pubs: list, options: dict, level: int | None)
     return out
 
 
+#: Nesting levels allowed in ``params`` (real jobs need about 10; deeper input is an attack on
+#: the recursive validators, which would otherwise fail with a RecursionError → 500).
+MAX_PARAMS_DEPTH = 64
+
+
+def _too_deep(value: Any, path: str, limit: int) -> str | None:
+    """The path of the first container nested deeper than ``limit``, or ``None`` (iterative)."""
+    stack: list[tuple[Any, str, int]] = [(value, path, 1)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > limit:
+            return where
+        if isinstance(item, dict):
+            stack.extend(
+                (v, f"{where}.{k}", depth + 1)
+                for k, v in item.items()
+                if isinstance(v, (dict, list))
+            )
+        elif isinstance(item, list):
+            stack.extend(
+                (v, f"{where}[{i}]", depth + 1)
+                for i, v in enumerate(item)
+                if isinstance(v, (dict, list))
+            )
+    return None
+
+
 def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
     """Decode and validate ``params`` for ``program_id`` on ``backend``.
 
@@ -371,6 +398,11 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
         )
     if not isinstance(params, dict):
         raise JobInputError("params: expected an object", field="params")
+    too_deep = _too_deep(params, "params", MAX_PARAMS_DEPTH)
+    if too_deep:
+        raise JobInputError(
+            f"{too_deep}: nested deeper than {MAX_PARAMS_DEPTH} levels", field=too_deep
+        )
     try:
         # The contract first: unknown keys (top level, options tree) and model-form PUBs.
         validate_params(program_id, params, accept_plain=True)

@@ -42,6 +42,10 @@ MAX_TAG_LENGTH = 256
 MAX_WAIT_SECONDS = protocol.MAX_WAIT_SECONDS
 #: Largest ``offset``/``skip`` of ``GET /jobs`` (beyond it a database's 64-bit OFFSET overflows).
 MAX_OFFSET = 10**12
+#: Repeated ``tags=`` query parameters a listing may filter by (more answer 400).
+MAX_TAG_FILTERS = MAX_TAGS
+#: Page size of a listing that includes ``params`` (each may be megabytes): larger is clamped.
+MAX_LIMIT_WITH_PARAMS = 50
 #: The binary result container (:mod:`wire.protocol` names it; no Qiskit is imported for it).
 BINARY_RESULT = protocol.BINARY_RESULT_MEDIA_TYPE
 _JSON_RANGES = ("application/json", "application/*", "*/*")
@@ -299,6 +303,10 @@ def list_jobs(
         raise ApiError(403, "provider names an instance this token has no access to")
     if sort is not None and sort.upper() not in ("ASC", "DESC"):
         raise ApiError(400, f"sort: expected ASC or DESC, got {sort!r}")
+    if tags is not None and len(tags) > MAX_TAG_FILTERS:
+        raise ApiError(400, f"tags: at most {MAX_TAG_FILTERS} tags may be given, got {len(tags)}")
+    if not exclude_params:
+        limit = min(limit, MAX_LIMIT_WITH_PARAMS)
     filters = JobFilters(
         instance_id=caller.instance_id,
         limit=limit,

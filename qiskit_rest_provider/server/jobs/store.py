@@ -28,6 +28,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    literal,
     select,
     update,
 )
@@ -284,8 +285,7 @@ class Store:
         if f.created_before is not None:
             conds.append(Job.created <= f.created_before)
         for tag in f.tags or ():
-            # tags are a JSON list of strings; match the JSON-encoded element exactly
-            conds.append(Job.tags.contains(orjson.dumps(tag).decode(), autoescape=True))
+            conds.append(self._has_tag(tag))
         order = Job.seq.asc() if f.ascending else Job.seq.desc()
         with self.sessions() as s:
             count = s.scalar(select(func.count()).select_from(Job).where(*conds)) or 0
@@ -293,6 +293,21 @@ class Store:
                 s.scalars(select(Job).where(*conds).order_by(order).offset(f.offset).limit(f.limit))
             )
         return rows, int(count)
+
+    def _has_tag(self, tag: str) -> Any:
+        """A condition: the job's tags hold exactly ``tag`` (case-sensitive, no substrings).
+
+        Tags are stored as compact JSON lists (``["a","b"]``). With the brackets replaced by
+        commas (``,"a","b",``), an element is exactly ``,<JSON string>,``: inside a JSON string
+        every quote is escaped, so an unescaped ``,"`` can only open an element and ``",`` only
+        close one; ``tags=y`` never matches a job tagged ``x","y``. ``instr``/``strpos`` compare
+        bytes (SQLite's ``LIKE`` would ignore ASCII case).
+        """
+        needle = "," + orjson.dumps(tag).decode() + ","
+        inner = func.substr(Job.tags, 2, func.length(Job.tags) - 2)
+        wrapped = literal(",").concat(inner).concat(",")
+        find = func.strpos if self.engine.dialect.name == "postgresql" else func.instr
+        return find(wrapped, needle) > 0
 
     def set_tags(self, job_id: str, tags: list[str]) -> None:
         """Replace a job's tags."""
