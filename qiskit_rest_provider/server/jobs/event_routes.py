@@ -47,7 +47,21 @@ MAX_SESSION_JOBS = 1000
 _STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "server-sent events (D14)",
-        "content": {protocol.EVENTS_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        # One event of the stream, as an SSE parser reads it (fields ``id``, ``event``, ``data``:
+        # the JSON text of the event's data); schemathesis checks every event against it.
+        "content": {
+            protocol.EVENTS_MEDIA_TYPE: {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "event": {"type": "string", "enum": ["state", "progress", "final"]},
+                        "data": {"type": "string"},
+                    },
+                    "required": ["id", "event", "data"],
+                }
+            }
+        },
     }
 }
 
