@@ -336,6 +336,7 @@ def run_estimator_pubs(
     seed_simulator: int | None = None,
     shots: Sequence[int | None] | None = None,
     readout: Readout | None = None,
+    pub_indices: Sequence[int] | None = None,
 ) -> tuple[PrimitiveResult, float, list[EstimatorRunInfo]]:
     """Estimate every PUB on ``simulator`` (an ``AerSimulator``, noise model already set).
 
@@ -351,20 +352,25 @@ def run_estimator_pubs(
             left out.
         readout: per-qubit readout-error factors to fold into the observables (unmitigated
             measurement, resilience level 0); ``None`` for ideal measurement.
+        pub_indices: each PUB's index in the job when ``pubs`` are a part of it (:mod:`.split`;
+            default ``0, 1, ...``). Both seeds act per PUB index, so a seeded job gives the same
+            values however its PUBs were split across workers.
 
     Returns:
         ``(result, simulate_seconds, infos)``; the result has one ``PubResult`` per PUB with
         ``evs``, ``stds`` and ``ensemble_standard_error`` of the PUB's broadcast shape.
     """
-    rng = np.random.default_rng(seed_estimator)
+    indices = list(range(len(pubs))) if pub_indices is None else list(pub_indices)
     simulate = 0.0
     results = []
     infos = []
     for i, pub in enumerate(pubs):
+        job_index = indices[i]
+        rng = np.random.default_rng(np.random.SeedSequence(seed_estimator, spawn_key=(job_index,)))
         precision = float(pub.precision)
         plan = _PubPlan(pub, readout)
         t0 = time.perf_counter()
-        pub_seed = None if seed_simulator is None else (seed_simulator + 7919 * i) % (2**63)
+        pub_seed = None if seed_simulator is None else (seed_simulator + 7919 * job_index) % (2**63)
         if plan.num_sets == 0 or plan.coeffs.shape[0] == 0:
             # An empty PUB (a zero in its shape): nothing to estimate, and Aer must not see an
             # empty parameter table. Qiskit's reference returns arrays of the PUB's shape.

@@ -93,11 +93,19 @@ def run_task(task: ExecutionTask) -> dict[str, Any]:
             t0 = time.perf_counter()
             prepared = task.prepare(task.program_id, orjson.loads(task.params or b"{}"), backend)
             parse = time.perf_counter() - t0
-        outcome = runner.execute_job(prepared, backend)
+        outcome = runner.execute_job(prepared, backend, task.part)
         if parse:
             outcome.metrics["stage_seconds"]["parse"] = parse
+        extra: dict[str, Any] = {}
+        if task.part is not None:
+            extra = {
+                "pieces": outcome.pieces,
+                "chunk_arrays": outcome.chunk_arrays,
+                "result_metadata": outcome.result_metadata,
+            }
         return {
             "ok": True,
+            **extra,
             "result_body": outcome.result_body,
             "metrics": dict(outcome.metrics or {}),
             "quantum_seconds": float(outcome.quantum_seconds),
