@@ -96,7 +96,7 @@ def create_app(
         executor = LocalProcessExecutor(
             config.workers, str(config.backends_dir) if config.backends_dir else None
         )
-        dispatcher = Dispatcher(store, executor, config, watchers)
+        dispatcher = Dispatcher(store, executor, config, watchers, catalog=catalog)
         app.state.server = ServerState(config, store, auth, catalog, executor, dispatcher, watchers)
         app.state.pool = executor
         holder["dispatcher"] = dispatcher

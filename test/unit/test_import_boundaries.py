@@ -227,9 +227,11 @@ ROWS: tuple[Row, ...] = (
             "server.backends",
             "=server.execution.base",
             "=server.execution.cost",
+            "=server.execution.split",
         ),
         forbidden=SERVER_FORBIDDEN,
-        why="execution: only its interface and its (Aer-free) cost model",
+        why="execution: only its interface, its (Aer-free) cost model and the (Aer-free) "
+        "splitting of a job into parts and merging of their results",
     ),
     Row(
         "server/sessions/",

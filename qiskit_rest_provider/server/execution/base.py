@@ -44,7 +44,7 @@ class ExecutionOutcome:
     result_body: bytes
     quantum_seconds: float
     metrics: dict
-    pieces: list[bytes] | None = None  # a part of a split job: one encoded piece per PUB ...
+    pieces: list[bytes | None] | None = None  # a part of a split job: one encoded piece per PUB ...
     chunk_arrays: dict = field(default_factory=dict)  # ... or, per PUB, its chunks' BitArrays
     result_metadata: dict | None = None  # a part's result-level metadata
 

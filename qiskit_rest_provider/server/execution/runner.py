@@ -154,7 +154,7 @@ def execute_job(
         logger.debug("simulation of a %s job failed", prepared.program_id, exc_info=True)
         raise RuntimeError(f"simulation failed: {out_of_memory_reason(exc)}") from exc
     t_sim_end = time.perf_counter()
-    pieces: list[bytes] | None = None
+    pieces: list[bytes | None] | None = None
     chunk_arrays: dict[int, dict[str, Any]] = {}
     if part is None:
         body = encode_result(result, qiskit=prepared.support_qiskit)

@@ -233,7 +233,7 @@ def _sample_from_probabilities(
         pub = pubs[i]
         mapping = maps[i]
         simulated = size if table else 1  # an unbound circuit is simulated once for all sets
-        cdfs = []
+        cdfs: list[np.ndarray | None] = []
         for k in range(size):
             if not mapping:
                 cdfs.append(None)
@@ -306,7 +306,7 @@ def _run_with_memory(
     return out
 
 
-SHOT_CHUNK = 32_768
+SHOT_CHUNK = 16_384
 """Shots per chunk of a PUB with at least ``2 * SHOT_CHUNK`` shots.
 
 Such a PUB is sampled chunk by chunk, each chunk with its own seed derived from the job's seed,
@@ -421,7 +421,8 @@ def run_sampler_pubs(
     ranges: list[list[tuple[int, int, int]]] = []  # per PUB: (chunk index, start, stop)
     for i, pub in enumerate(pubs):
         all_chunks = shot_chunks(int(pub.shots))
-        first, stop = (0, len(all_chunks)) if not chunks or chunks[i] is None else chunks[i]
+        wanted = None if not chunks else chunks[i]
+        first, stop = (0, len(all_chunks)) if wanted is None else wanted
         ranges.append([(c, *all_chunks[c]) for c in range(first, stop)])
     chunked = {i for i, pub in enumerate(pubs) if len(shot_chunks(int(pub.shots))) > 1}
 
@@ -470,8 +471,8 @@ def run_sampler_pubs(
             start = datetime.now(timezone.utc)
             t0 = time.perf_counter()
             chunk_seed = None if seed is None else _derived_seed(seed, pub_indices[i], c)
-            bits = _run_with_memory(pubs, [i], simulator, hi - lo, chunk_seed)
-            pieces.setdefault(i, []).append(bits[i])
+            chunk_out = _run_with_memory(pubs, [i], simulator, hi - lo, chunk_seed)
+            pieces.setdefault(i, []).append(chunk_out[i])
             simulate += time.perf_counter() - t0
             span(start, [i], (lo, hi))
     whole = [i for i in rest if i not in chunked]
@@ -493,10 +494,10 @@ def run_sampler_pubs(
     pub_results = []
     for i, pub in enumerate(pubs):
         shape = tuple(pub.shape)
-        parts = pieces[i]
-        bits = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-        shots = bits.shape[1]
-        bits = bits.reshape(-1, bits.shape[-1])
+        chunk_bits = pieces[i]
+        joined = chunk_bits[0] if len(chunk_bits) == 1 else np.concatenate(chunk_bits, axis=1)
+        shots = joined.shape[1]
+        bits = joined.reshape(-1, joined.shape[-1])
         fields = {}
         for name, clbits in _registers(pub.circuit):
             packed = _pack_register(bits, clbits)

@@ -248,7 +248,7 @@ def _merge_metadata(outcomes: Sequence[dict[str, Any]]) -> dict[str, Any]:
     from ...wire._spans import ExecutionSpans
 
     metadata = dict(outcomes[0].get("result_metadata") or {})
-    spans = []
+    spans: list[Any] = []
     for outcome in outcomes:
         execution = (outcome.get("result_metadata") or {}).get("execution") or {}
         spans.extend(execution.get("execution_spans") or [])

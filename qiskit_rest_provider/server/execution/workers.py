@@ -77,6 +77,7 @@ def catalog() -> Any:
 def run_task(task: ExecutionTask) -> dict[str, Any]:
     """Run one job; never raises for job-level problems (they come back as ``ok: False``)."""
     started = time.perf_counter()
+    started_at = time.time()
     try:
         from . import runner
 
@@ -111,6 +112,8 @@ def run_task(task: ExecutionTask) -> dict[str, Any]:
             "quantum_seconds": float(outcome.quantum_seconds),
             "wall_seconds": time.perf_counter() - started,
             "pid": os.getpid(),
+            "started_at": started_at,
+            "finished_at": time.time(),
         }
     except Exception as exc:  # report, never crash the worker
         input_error = type(exc).__name__ in ("JobInputError", "WireFormatError")

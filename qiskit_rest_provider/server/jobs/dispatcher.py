@@ -16,6 +16,16 @@ itself fails only its own job, which is re-queued (up to three attempts, then Fa
 it was killed by the system (SIGKILL that was not ours: the OOM killer), which fails the job at
 once with reason "out of memory" (``reason_code`` 1502), since running it again would kill again.
 
+Using every core: a job that starts while workers would stay idle (no other startable job
+queued) is split (:mod:`..execution.split`) into parts — runs of its PUBs, and for a sampler PUB of
+many noisy shots, runs of its shot chunks — that run as separate executor tasks on the idle
+workers and are merged, in PUB order, into one result. Parts are fed to workers only while no
+queued job can use them (a new job of any instance waits for at most one part), count against
+``max_running_per_instance`` as workers held, and are one job to the store: Running once, final
+once. A cancel or the time limit kills every part; a part that fails fails the job (a part whose
+worker died re-queues the whole job by the rule above); simulation seconds and metrics are summed
+(metrics ``split``: parts, worker pids, each part's wall-clock window).
+
 Cancelling: :meth:`Dispatcher.cancel` is the one way to cancel a job. A job being handed over
 (claimed Running in the store, not yet registered as in flight) is remembered while the hand-off
 lasts, so a cancel landing in that window is applied the moment the job is registered: its worker
@@ -26,6 +36,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import dataclasses
 import functools
 import logging
 import threading
@@ -39,7 +50,14 @@ import orjson
 
 from ...wire import protocol
 from ..config import ServerConfig
-from ..execution.base import ExecutionTask, JobExecutor, TaskKilled, WorkerDied
+from ..execution.base import (
+    ExecutionTask,
+    JobExecutor,
+    JobPart,
+    PreparedJob,
+    TaskKilled,
+    WorkerDied,
+)
 from ..execution.cost import format_bytes
 from .admission import prepare_job
 from .models import FINAL_STATES
@@ -57,6 +75,28 @@ REASON_OUT_OF_MEMORY = protocol.REASON_OUT_OF_MEMORY
 
 
 @dataclass
+class _SplitRun:
+    """The parts of a job split across workers: waiting, running, done."""
+
+    plan: list[tuple[PreparedJob, JobPart]]
+    task: ExecutionTask  # the job's task; each part's is a copy with its PUBs
+    pending: collections.deque[int] = field(default_factory=collections.deque)
+    running: dict[int, cf.Future[Any]] = field(default_factory=dict)
+    outcomes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    failure: cf.Future[Any] | None = None  # the first part that did not succeed
+
+    def part_task(self, index: int) -> ExecutionTask:
+        prepared, part = self.plan[index]
+        return dataclasses.replace(self.task, prepared=prepared, part=part, params=None)
+
+    def stop(self, executor: JobExecutor) -> None:
+        """No more parts start; the running ones are killed."""
+        self.pending.clear()
+        for future in list(self.running.values()):
+            executor.kill(future)
+
+
+@dataclass
 class _InFlight:
     future: cf.Future[Any]
     started: float
@@ -66,6 +106,12 @@ class _InFlight:
     instance_id: str = ""
     attempts: int = 0
     parse_seconds: float | None = None
+    split: _SplitRun | None = None
+
+    @property
+    def workers(self) -> int:
+        """Workers this job holds now."""
+        return 1 if self.split is None else len(self.split.running)
 
 
 @dataclass
@@ -81,6 +127,8 @@ class Dispatcher:
     #: submitted to the executor but before it is registered as in flight — the hand-off window
     #: a concurrent cancel must not fall through.
     handoff_hook: Callable[[str], None] | None = None
+    #: The server's backend catalog (tells noisy backends, whose PUBs may also split by shots).
+    catalog: Any = None
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
@@ -158,7 +206,18 @@ class Dispatcher:
             self.prepared.pop(job_id, None)
             self._cond.notify_all()
         if entry is not None:
+            self._kill(entry)
+
+    def _kill(self, entry: _InFlight) -> None:
+        """Stop every task of a job (all its parts when it was split)."""
+        if entry.split is None:
             self.executor.kill(entry.future)
+        else:
+            entry.split.stop(self.executor)
+
+    def _busy(self) -> int:
+        """Workers held by jobs in flight (a split job holds one per running part)."""
+        return sum(entry.workers for entry in list(self._inflight.values()))
 
     @property
     def in_flight(self) -> int:
@@ -208,25 +267,37 @@ class Dispatcher:
         return None
 
     def _fill(self) -> None:
+        """Start queued jobs on free workers; workers nobody queued for run split jobs' parts."""
+        if not self._fill_queued():
+            self._feed_parts()
+
+    def _fill_queued(self) -> bool:
         """Start queued jobs on free workers, serving instances round-robin.
 
         Each round gives every instance with queued work (and room under
         ``max_running_per_instance``) one job, starting after the instance served last; so an
         instance with one job waits for at most one job of each other instance, however many
-        those have queued.
+        those have queued. A job started while more workers are free than queued jobs can use
+        gets the spare ones (it is split).
+
+        Returns:
+            Whether a queued job that could start still waits (then no split part may start).
         """
         again = True
+        waiting = False
         while again:
             again = False
-            free = self.executor.capacity - len(self._inflight)
+            free = self.executor.capacity - self._busy()
             if free <= 0:
-                return
+                return True
             heads: dict[str, collections.deque[QueuedJob]] = {}
             for job in self.store.queued_heads(free, exclude=self._inflight):
                 heads.setdefault(job.instance_id, collections.deque()).append(job)
             if not heads:
-                return
-            running = collections.Counter(e.instance_id for e in self._inflight.values())
+                return False
+            running: collections.Counter[str] = collections.Counter()
+            for entry in list(self._inflight.values()):
+                running[entry.instance_id] += entry.workers
             cap = self.config.max_running_per_instance or self.executor.capacity
             order = sorted(heads)
             after = [i for i in order if i > self._last_served]
@@ -243,11 +314,77 @@ class Dispatcher:
                     if job.session_id and self._cancel_expired(job):
                         again = True  # a slot we thought taken is still free: look again
                         continue
-                    self._start(job)
+                    queued = sum(len(q) for i, q in heads.items() if running[i] < cap)
+                    width = min(free - queued, cap - running[instance_id])
+                    self._start(job, width)
                     self._last_served = instance_id
-                    if job.id in self._inflight:
-                        running[instance_id] += 1
-                        free -= 1
+                    started = self._inflight.get(job.id)
+                    if started is not None:
+                        running[instance_id] += started.workers
+                        free -= started.workers
+            waiting = any(q and running[i] < cap for i, q in heads.items())
+        return waiting
+
+    def _feed_parts(self) -> None:
+        """Run waiting parts of split jobs on free workers, one job's part after another's."""
+        cap = self.config.max_running_per_instance or self.executor.capacity
+        free = self.executor.capacity - self._busy()
+        while free > 0:
+            progress = False
+            held: collections.Counter[str] = collections.Counter()
+            for entry in list(self._inflight.values()):
+                held[entry.instance_id] += entry.workers
+            for job_id, entry in list(self._inflight.items()):
+                split = entry.split
+                if free <= 0:
+                    break
+                if (
+                    split is None
+                    or not split.pending
+                    or entry.abandoned_since is not None
+                    or held[entry.instance_id] >= cap
+                ):
+                    continue
+                if not self._submit_part(job_id, split):
+                    return
+                held[entry.instance_id] += 1
+                free -= 1
+                progress = True
+            if not progress:
+                return
+
+    def _submit_part(self, job_id: str, split: _SplitRun) -> bool:
+        """Hand the next waiting part of a split job to the executor; False if it refused."""
+        index = split.pending.popleft()
+        try:
+            future = self.executor.run_job(split.part_task(index))
+        except Exception as exc:  # the pool could not take it: try again later
+            logger.warning("could not submit part %d of job %s: %s", index, job_id, exc)
+            split.pending.appendleft(index)
+            return False
+        split.running[index] = future
+        future.add_done_callback(functools.partial(self._on_done_future, job_id))
+        return True
+
+    def _split_plan(self, prepared: PreparedJob, width: int) -> list | None:
+        """The parts of a job for ``width`` workers, or ``None`` when it runs whole."""
+        from ..execution.split import plan_parts
+
+        try:
+            plan = plan_parts(prepared, width, noisy=self._noisy(prepared))
+        except Exception:  # never let planning stop a job: it runs whole
+            logger.exception("could not split a %s job; running it whole", prepared.program_id)
+            return None
+        return plan if len(plan) > 1 else None
+
+    def _noisy(self, prepared: PreparedJob) -> bool:
+        if prepared.options.get("simulator", {}).get("noise_model") is not None:
+            return True
+        try:
+            spec = self.catalog.get(prepared.backend_name) if self.catalog is not None else None
+            return spec is not None and spec.noise_model is not None
+        except Exception:
+            return False
 
     def _cancel_expired(self, job: QueuedJob) -> bool:
         """Cancel a queued job whose session passed its max_ttl; True if it was."""
@@ -261,19 +398,22 @@ class Dispatcher:
             self.watchers.notify(job.id)
         return True
 
-    def _start(self, job: QueuedJob) -> None:
-        """Claim a queued job (Queued → Running) and hand it to the executor."""
+    def _start(self, job: QueuedJob, width: int = 1) -> None:
+        """Claim a queued job (Queued → Running) and hand it to the executor.
+
+        ``width``: how many workers it may use now (more than one: it is split).
+        """
         job_id = job.id
         with self._cond:  # before the claim: a cancel right after it must find the mark
             self._handing_off.add(job_id)
         try:
-            self._hand_off(job)
+            self._hand_off(job, width)
         finally:
             with self._cond:
                 self._handing_off.discard(job_id)
                 self._cancel_at_handoff.discard(job_id)
 
-    def _hand_off(self, job: QueuedJob) -> None:
+    def _hand_off(self, job: QueuedJob, width: int = 1) -> None:
         job_id = job.id
         if not self.store.transition(job_id, (protocol.QUEUED,), protocol.RUNNING, log="running"):
             return
@@ -288,10 +428,21 @@ class Dispatcher:
         )
         limit = float(job.cost) if job.cost else self.config.default_max_execution_time
         now = time.monotonic()
+        plan = self._split_plan(prepared, width) if prepared is not None and width > 1 else None
+        split = None
         try:
-            future = self.executor.run_job(task)
+            if plan is None:
+                future = self.executor.run_job(task)
+            else:
+                split = _SplitRun(plan, task, collections.deque(range(len(plan))))
+                for _ in range(min(width, len(plan))):
+                    index = split.pending.popleft()
+                    split.running[index] = self.executor.run_job(split.part_task(index))
+                future = split.running[0]
         except Exception as exc:  # the pool could not take it: try again later
             logger.warning("could not submit job %s: %s", job_id, exc)
+            if split is not None:
+                split.stop(self.executor)
             self.store.transition(
                 job_id, (protocol.RUNNING,), protocol.QUEUED, log="re-queued", running_at=None
             )
@@ -306,6 +457,7 @@ class Dispatcher:
             attempts=job.attempts,
             parse_seconds=parse_seconds,
             instance_id=job.instance_id,
+            split=split,
         )
         with self._cond:
             self._inflight[job_id] = entry
@@ -316,8 +468,9 @@ class Dispatcher:
                 entry.abandoned_since = time.monotonic()
         if cancelled:
             logger.info("job %s was cancelled while being handed over; stopping it", job_id)
-            self.executor.kill(future)
-        future.add_done_callback(functools.partial(self._on_done_future, job_id))
+            self._kill(entry)
+        for submitted in [future] if split is None else list(split.running.values()):
+            submitted.add_done_callback(functools.partial(self._on_done_future, job_id))
         if job.session_id:
             self._touch_session(job.session_id, started=True)
         self.watchers.notify(job_id)
@@ -338,7 +491,7 @@ class Dispatcher:
                 ):
                     self.watchers.notify(job_id)
                 entry.abandoned_since = now
-                self.executor.kill(entry.future)
+                self._kill(entry)
             elif (
                 entry.abandoned_since is not None
                 and now - entry.abandoned_since > self.config.abandon_grace
@@ -353,9 +506,12 @@ class Dispatcher:
                 if not self._done:
                     return
                 job_id = self._done.popleft()
-            entry = self._inflight.pop(job_id, None)
+            entry = self._inflight.get(job_id)
             if entry is None:
                 continue
+            if entry.split is not None and not self._collect_parts(entry):
+                continue  # parts still running or waiting
+            self._inflight.pop(job_id, None)
             try:
                 self._record(job_id, entry)
             except Exception:
@@ -364,11 +520,40 @@ class Dispatcher:
             if entry.session_id:
                 self._touch_session(entry.session_id, started=False)
 
+    def _collect_parts(self, entry: _InFlight) -> bool:
+        """Take in a split job's finished parts; True when the job as a whole is done."""
+        split = entry.split
+        assert split is not None
+        for index, future in list(split.running.items()):
+            if not future.done():
+                continue
+            del split.running[index]
+            if entry.abandoned_since is not None or split.failure is not None:
+                continue
+            exc = None if future.cancelled() else future.exception()
+            out = None if future.cancelled() or exc is not None else future.result()
+            if out is None or not out.get("ok"):
+                split.failure = future  # the job fails (or is re-queued) as this part did
+                split.stop(self.executor)
+            else:
+                split.outcomes[index] = out
+        if split.running:
+            return False
+        return entry.abandoned_since is not None or split.failure is not None or not split.pending
+
     def _record(self, job_id: str, entry: _InFlight) -> None:
-        fut = entry.future
         if entry.abandoned_since is not None:
             logger.info("job %s finished after being cancelled; result discarded", job_id)
             return
+        if entry.split is not None:
+            if entry.split.failure is not None:  # recorded as that part's outcome
+                self._record(
+                    job_id, dataclasses.replace(entry, future=entry.split.failure, split=None)
+                )
+            else:
+                self._complete(job_id, entry, self._merge(entry.split))
+            return
+        fut = entry.future
         exc = None if fut.cancelled() else fut.exception()
         if fut.cancelled() or exc is not None:
             attempts = entry.attempts + 1
@@ -400,7 +585,36 @@ class Dispatcher:
             )
             self._fail(job_id, reason, REASON_WORKER_CRASH, reason)
             return
-        out = fut.result()
+        self._complete(job_id, entry, fut.result())
+
+    def _merge(self, split: _SplitRun) -> dict[str, Any]:
+        """A split job's parts merged into one worker-style outcome."""
+        from ..execution.split import merge_outcomes
+
+        outcomes = [split.outcomes[index] for index in range(len(split.plan))]
+        qiskit = bool(split.plan[0][0].support_qiskit)
+        try:
+            merged = merge_outcomes(outcomes, split.plan, qiskit=qiskit)
+        except Exception as exc:  # pragma: no cover - a bug, reported as the job's failure
+            logger.exception("could not merge the parts of a split job")
+            return {"ok": False, "reason": f"merging the job's parts failed: {exc!r}"}
+        metrics = dict(merged.metrics)
+        metrics["split"] = {
+            "parts": len(outcomes),
+            "pub_indices": [part.pub_indices for _, part in split.plan],
+            "worker_pids": [o.get("pid") for o in outcomes],
+            "part_windows": [[o.get("started_at"), o.get("finished_at")] for o in outcomes],
+        }
+        return {
+            "ok": True,
+            "result_body": merged.body,
+            "metrics": metrics,
+            "quantum_seconds": merged.quantum_seconds,
+            "wall_seconds": sum(float(o.get("wall_seconds") or 0.0) for o in outcomes),
+        }
+
+    def _complete(self, job_id: str, entry: _InFlight, out: dict[str, Any]) -> None:
+        """Record a worker's (or merged) outcome: Completed with its result, or Failed."""
         if not out.get("ok"):
             code = REASON_INPUT if out.get("input_error") else REASON_EXECUTION
             self._fail(job_id, out["reason"], code, out.get("traceback") or out["reason"])
