@@ -196,3 +196,19 @@ def test_another_instance_is_served_while_a_split_job_runs(servers):
     assert finished["state"]["status"] == "Completed"
     metrics = requests.get(f"{base}/jobs/{big}/metrics", headers=a, timeout=30).json()
     assert metrics["split"]["parts"] == 4
+
+
+def test_a_split_job_reports_its_finished_parts_as_progress(servers):
+    from qiskit_rest_provider.client.events import parse_event_stream
+
+    two, _, _ = servers
+    base, headers = two.runtime_url, _headers(two.token)
+    job_id = _submit(two, "sampler", "rest_simulator", {"pubs": [[slow_qasm(), None, 2000]] * 8})
+    h = dict(headers, Accept="text/event-stream")
+    with requests.get(f"{base}/jobs/{job_id}/events", headers=h, stream=True, timeout=120) as r:
+        assert r.status_code == 200, r.text
+        events = list(parse_event_stream(r.iter_content(chunk_size=None)))
+    assert events[-1]["data"]["state"] == "Completed" and events[-1]["data"]["pubs_done"] == 8
+    running = [e["data"]["pubs_done"] for e in events if e["data"]["state"] == "Running"]
+    assert running == sorted(running)
+    assert any(0 < done < 8 for done in running), events  # parts finished before the job

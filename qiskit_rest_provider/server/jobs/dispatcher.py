@@ -92,7 +92,7 @@ class _SplitRun:
     def stop(self, executor: JobExecutor) -> None:
         """No more parts start; the running ones are killed."""
         self.pending.clear()
-        for future in list(self.running.values()):
+        for future in list(self.running.copy().values()):  # copy(): atomic, any thread
             executor.kill(future)
 
 
@@ -345,7 +345,7 @@ class Dispatcher:
                     or held[entry.instance_id] >= cap
                 ):
                     continue
-                if not self._submit_part(job_id, split):
+                if not self._submit_part(job_id, entry, split):
                     return
                 held[entry.instance_id] += 1
                 free -= 1
@@ -353,9 +353,12 @@ class Dispatcher:
             if not progress:
                 return
 
-    def _submit_part(self, job_id: str, split: _SplitRun) -> bool:
+    def _submit_part(self, job_id: str, entry: _InFlight, split: _SplitRun) -> bool:
         """Hand the next waiting part of a split job to the executor; False if it refused."""
-        index = split.pending.popleft()
+        try:
+            index = split.pending.popleft()
+        except IndexError:  # a cancel cleared the parts meanwhile
+            return True
         try:
             future = self.executor.run_job(split.part_task(index))
         except Exception as exc:  # the pool could not take it: try again later
@@ -364,6 +367,8 @@ class Dispatcher:
             return False
         split.running[index] = future
         future.add_done_callback(functools.partial(self._on_done_future, job_id))
+        if entry.abandoned_since is not None:  # cancelled while this part was handed over
+            self.executor.kill(future)
         return True
 
     def _split_plan(self, prepared: PreparedJob, width: int) -> list | None:
@@ -537,9 +542,26 @@ class Dispatcher:
                 split.stop(self.executor)
             else:
                 split.outcomes[index] = out
+                self._report_progress(split)
         if split.running:
             return False
         return entry.abandoned_since is not None or split.failure is not None or not split.pending
+
+    def _report_progress(self, split: _SplitRun) -> None:
+        """PUBs of a split job whose every part has finished, for its ``progress`` events."""
+        job_id = split.task.job_id
+        unfinished = {
+            j for index, (_, part) in enumerate(split.plan) if index not in split.outcomes
+            for j in part.pub_indices
+        }  # fmt: skip
+        total = len({j for _, part in split.plan for j in part.pub_indices})
+        done = total - len(unfinished)
+        if done < total:  # all done: the final event says so
+            try:
+                self.watchers.events.pubs_done(job_id, done)
+            except Exception:  # events must never stop dispatching
+                logger.exception("could not record the progress of job %s", job_id)
+            self.watchers.notify(job_id)
 
     def _record(self, job_id: str, entry: _InFlight) -> None:
         if entry.abandoned_since is not None:
