@@ -166,7 +166,7 @@ def test_cancel_of_a_split_job_frees_every_worker(servers):
     while len(pids) < 2:
         assert time.monotonic() < deadline, pids
         _, metrics = _run(two, "sampler", "rest_simulator", params)
-        pids = set(metrics["split"]["worker_pids"])
+        pids = set(metrics.get("split", {}).get("worker_pids", []))  # whole while a kill lags
     state = requests.get(f"{base}/jobs/{long_job}", headers=headers, timeout=30).json()["state"]
     assert state["status"] == "Cancelled"
 
