@@ -51,6 +51,7 @@ from .base import JobPart, PreparedJob
 __all__ = [
     "PARTS_PER_WORKER",
     "MergedResult",
+    "may_split",
     "merge_outcomes",
     "part_pieces",
     "plan_parts",
@@ -90,6 +91,17 @@ def _units(prepared: PreparedJob, split_shots: bool) -> list[tuple[int, int | No
         else:
             units.append((j, None, float(sets * size * (shots if per_shot else 1))))
     return units
+
+
+def may_split(prepared: PreparedJob) -> bool:
+    """Whether the job has more than one unit at all (a cheap test before :func:`plan_parts`)."""
+    from .sampler import SHOT_CHUNK
+
+    if len(prepared.pubs) > 1:
+        return True
+    return prepared.program_id == protocol.SAMPLER and any(
+        int(pub.shots) >= 2 * SHOT_CHUNK for pub in prepared.pubs
+    )
 
 
 def plan_parts(

@@ -373,9 +373,11 @@ class Dispatcher:
 
     def _split_plan(self, prepared: PreparedJob, width: int) -> list | None:
         """The parts of a job for ``width`` workers, or ``None`` when it runs whole."""
-        from ..execution.split import plan_parts
+        from ..execution.split import may_split, plan_parts
 
         try:
+            if not may_split(prepared):
+                return None
             plan = plan_parts(prepared, width, noisy=self._noisy(prepared))
         except Exception:  # never let planning stop a job: it runs whole
             logger.exception("could not split a %s job; running it whole", prepared.program_id)
