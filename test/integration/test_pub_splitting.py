@@ -92,7 +92,7 @@ def _assert_parallel(metrics: dict, parts: int) -> None:
 def test_lone_sampler_job_is_spread_over_both_workers_with_the_unsplit_bits(servers):
     two, one, _ = servers
     params = {
-        "pubs": [[_ansatz(j), None, 512] for j in range(8)],
+        "pubs": [[_ansatz(j, n=14), None, 512] for j in range(8)],
         "options": {"simulator": {"seed_simulator": 1234}},
     }
     split, metrics = _run(two, "sampler", "rest_simulator", params)
@@ -175,8 +175,8 @@ def test_another_instance_is_served_while_a_split_job_runs(servers):
     two, _, other = servers
     base = two.runtime_url
     a, b = _headers(two.token), _headers(other)
-    # four parts of ~2 s each (four PUBs of 3000 slow shots), two per worker
-    big = _submit(two, "sampler", "rest_simulator", {"pubs": [[slow_qasm(), None, 3000]] * 16})
+    # four parts of ~1.5 s each (three PUBs of 3000 slow shots), two per worker
+    big = _submit(two, "sampler", "rest_simulator", {"pubs": [[slow_qasm(), None, 3000]] * 12})
     deadline = time.monotonic() + 30
     while (
         requests.get(f"{base}/jobs/{big}", headers=a, timeout=30).json()["state"]["status"]
@@ -212,3 +212,32 @@ def test_a_split_job_reports_its_finished_parts_as_progress(servers):
     running = [e["data"]["pubs_done"] for e in events if e["data"]["state"] == "Running"]
     assert running == sorted(running)
     assert any(0 < done < 8 for done in running), events  # parts finished before the job
+
+
+def test_a_part_whose_worker_dies_requeues_the_whole_job(servers):
+    import os
+    import signal
+
+    two, _, _ = servers
+    base, headers = two.runtime_url, _headers(two.token)
+    params = {"pubs": [[_ansatz(j, n=12), None, 100] for j in range(4)]}
+    pids: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(pids) < 2:  # learn the two live workers' pids
+        assert time.monotonic() < deadline, pids
+        _, metrics = _run(two, "sampler", "rest_simulator", params)
+        pids = set(metrics.get("split", {}).get("worker_pids", []))
+    job_id = _submit(two, "sampler", "rest_simulator", {"pubs": [[slow_qasm(), None, 6000]] * 4})
+    while (
+        requests.get(f"{base}/jobs/{job_id}", headers=headers, timeout=30).json()["state"]["status"]
+        != "Running"
+    ):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.kill(min(pids), signal.SIGTERM)  # a crash, not the OOM killer's SIGKILL
+    done = two.wait_job(base, job_id, headers, timeout=120)
+    assert done["state"]["status"] == "Completed", done
+    logs = requests.get(f"{base}/jobs/{job_id}/logs", headers=headers, timeout=30).text
+    assert "re-queued" in logs and logs.count("completed") == 1, logs
+    metrics = requests.get(f"{base}/jobs/{job_id}/metrics", headers=headers, timeout=30).json()
+    assert metrics["num_circuits"] == 4
