@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from qiskit import QuantumCircuit, transpile
 from qiskit.circuit import Parameter
+from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from qiskit_rest_provider.server.backends.catalog import BackendCatalog
 from qiskit_rest_provider.server.execution.runner import execute_job
@@ -13,6 +14,7 @@ from qiskit_rest_provider.server.execution.sampler import SHOT_CHUNK, aer_seed_s
 from qiskit_rest_provider.server.execution.split import merge_outcomes, plan_parts
 from qiskit_rest_provider.server.jobs.admission import prepare_job
 from qiskit_rest_provider.wire import encode_qpy
+from qiskit_rest_provider.wire.pubs import encode_sampler_params
 from qiskit_rest_provider.wire.results import decode_result
 
 BELL = (
@@ -185,3 +187,29 @@ def test_seeded_estimator_split_equals_whole(catalog):
         assert a.metadata == b.metadata
     assert whole.metadata == split.metadata
     assert len(merged.metrics["estimation_methods"]) == 6
+
+
+def test_edge_pubs_split_like_whole(catalog):
+    """A PUB without classical bits, a PUB with no parameter sets: same result split or whole."""
+    backend = catalog.get("rest_simulator")
+    theta = Parameter("t")
+    qc = QuantumCircuit(1, 1)
+    qc.rx(theta, 0)
+    qc.measure(0, 0)
+    no_bits = QuantumCircuit(2)
+    no_bits.h(0)
+    bell = QuantumCircuit(2)
+    bell.h(0)
+    bell.cx(0, 1)
+    bell.measure_all()
+    pubs = [
+        SamplerPub.coerce((no_bits, None, 30)),
+        SamplerPub.coerce((qc, np.zeros((0, 1)), 30)),
+        SamplerPub.coerce((bell, None, 30)),
+    ]
+    params = encode_sampler_params(pubs, options={"simulator": {"seed_simulator": 6}})
+    whole, split, plan, _ = _whole_and_split("sampler", params, backend, 2)
+    assert len(plan) == 3
+    _same_bits(whole, split)
+    assert split[1].data.c.array.shape == (0, 30, 1)
+    assert list(split[0].data.keys()) == []

@@ -497,7 +497,7 @@ def run_sampler_pubs(
         chunk_bits = pieces[i]
         joined = chunk_bits[0] if len(chunk_bits) == 1 else np.concatenate(chunk_bits, axis=1)
         shots = joined.shape[1]
-        bits = joined.reshape(-1, joined.shape[-1])
+        bits = joined.reshape(joined.shape[0] * shots, joined.shape[-1])  # no -1: 0 clbits
         fields = {}
         for name, clbits in _registers(pub.circuit):
             packed = _pack_register(bits, clbits)
