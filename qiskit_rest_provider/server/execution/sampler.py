@@ -1,11 +1,11 @@
 """Sampler V2 execution on Qiskit Aer: PUBs in, :class:`PrimitiveResult` of BitArrays out.
 
 Why this shape (measured, see the runner's benchmark notes): for 20-qubit circuits nearly all
-the time is the simulation itself, so the wins are (1) one ``AerSimulator.run`` call per
-distinct shot count, handing Aer all circuits at once (Aer parallelises across experiments and
-skips re-compilation), (2) parameter sets passed as ``parameter_binds`` instead of binding in
-Python (20–30 % faster, and PUBs that share one circuit object are merged into one bound
-circuit), and (3) Aer's per-shot hex memory turned into packed ``BitArray`` bytes by one
+the time is the simulation itself, so the wins are (1) few ``AerSimulator.run`` calls, handing
+Aer many circuits at once (one call for all the PUBs sampled from exact probabilities, one per
+run of consecutive PUBs with one shot count otherwise), (2) parameter sets passed as
+``parameter_binds`` instead of binding in Python (20–30 % faster, and consecutive PUBs that share
+one circuit object are merged into one bound circuit), and (3) Aer's per-shot hex memory turned into packed ``BitArray`` bytes by one
 vectorised pass per PUB, never a Python loop per shot.
 
 Seeds: with ``options.simulator.seed_simulator`` every PUB's samples depend on the seed and the
