@@ -13,6 +13,7 @@ import requests
 pytest.importorskip("fastapi")
 pytest.importorskip("jinja2")
 
+from test_tls import certificate  # noqa: E402, F401 - the self-signed certificate fixture
 from workloads import slow_qasm  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
@@ -304,3 +305,22 @@ def test_docs_and_static_assets_are_served_locally(reference_server):
     started = time.monotonic()
     assert requests.get(f"{url}/openapi.json", timeout=30).status_code == 200
     assert time.monotonic() - started < 30
+
+
+def test_session_cookie_is_secure_over_https(server_factory, certificate, monkeypatch):  # noqa: F811
+    cert, key = certificate
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    server = server_factory.start(workers=1, args=["--tls-cert", str(cert), "--tls-key", str(key)])
+    assert server.url.startswith("https://")
+    s = requests.Session()
+    s.get(f"{server.url}/ui/login", timeout=30).raise_for_status()
+    r = s.post(
+        f"{server.url}/ui/login",
+        data={"csrf": s.cookies["qrp_ui_login_csrf"], "token": server.token},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert r.status_code == 303
+    cookie = next(c for c in r.headers["set-cookie"].split(", q") if "qrp_ui_session=" in c)
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert s.get(f"{server.url}/ui/jobs", timeout=30).status_code == 200
