@@ -239,6 +239,17 @@ def test_job_page_follows_its_job_live(server, api, page):
     assert page.locator("[data-testid=cancel]").count() == 0  # and offers no cancel any more
 
 
+def test_new_jobs_are_announced_without_reload(server, api, page):
+    page.goto(f"{server.url}/ui/jobs?program=sampler")
+    page.evaluate("window.__no_reload = 'same page'")
+    fresh = api.submit()
+    link = page.wait_for_selector("[data-testid=newer-link]", timeout=15_000)
+    assert link.inner_text().startswith("1 new job")
+    assert page.evaluate("window.__no_reload") == "same page"
+    link.click()
+    page.wait_for_selector(f"tr[data-job='{fresh}']")
+
+
 def test_backend_coupling_map_and_sorting(server, page):
     page.goto(f"{server.url}/ui/backends")
     page.click("text=rest_hex_27q")

@@ -283,6 +283,10 @@ def test_filters_usage_and_admin_tokens(reference_server):
     assert job_id in done
     assert job_id not in s.get(f"{url}/ui/jobs?state=Queued", timeout=30).text
     assert job_id not in s.get(f"{url}/ui/jobs?program=estimator", timeout=30).text
+    newer = s.get(f"{url}/ui/jobs/newer", params={"after": time.time() - 3600}, timeout=30)
+    assert newer.status_code == 200 and "new job" in newer.text
+    assert "new job" not in s.get(f"{url}/ui/jobs/newer?after={time.time() + 60}", timeout=30).text
+    assert s.get(f"{url}/ui/jobs/newer?after=soon", timeout=30).status_code == 400
     usage = s.get(f"{url}/ui/usage", timeout=30).text
     assert "local/default/main" in usage and "other/team/project" in usage  # admin: all
     tokens = s.get(f"{url}/ui/admin/tokens", timeout=30).text

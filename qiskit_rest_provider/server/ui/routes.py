@@ -8,6 +8,7 @@ person sees only their instance's jobs; another instance's job id answers 404, a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -226,6 +227,36 @@ def _list_jobs(
     return matching[start : start + PAGE_SIZE], len(matching), window_full
 
 
+def _count_newer(
+    st: Any, caller: Caller, state: str | None, backend: str | None, program: str | None,
+    after: float,
+) -> int:  # fmt: skip
+    filters, exact = _job_filters(caller, state, backend, program, 1)
+    filters = dataclasses.replace(
+        filters, created_after=after, limit=STATE_WINDOW if exact else 0, offset=0
+    )
+    rows, count = st.store.list_jobs(filters)
+    return sum(j.state == state for j in rows) if exact else count
+
+
+@router.get("/jobs/newer")
+async def newer_jobs(
+    request: Request,
+    after: Annotated[float, Query(ge=0)],
+    state: str | None = None,
+    backend: str | None = None,
+    program: str | None = None,
+) -> Response:
+    """Fragment polled by the job list: how many matching jobs were created since it loaded."""
+    caller = ui_session.session_caller(request)
+    st = _state(request)
+    if (state and state not in STATES) or (backend and backend not in st.catalog):
+        return Response(status_code=204)
+    newer = await run_in_threadpool(_count_newer, st, caller, state, backend, program, after + 1e-6)
+    query = {k: v for k, v in (("state", state), ("backend", backend), ("program", program)) if v}
+    return render(request, "_newer.html", caller, newer=newer, query=urlencode(query))
+
+
 @router.get("/jobs")
 async def jobs_page(
     request: Request,
@@ -268,6 +299,8 @@ async def jobs_page(
         backends=st.catalog.names(),
         programs=("sampler", "estimator"),
         stream_ids=",".join(pending),
+        newest=max((j.created for j in rows), default=time.time()) if page == 1 else None,
+        filter_query=urlencode(query),
         window_full=window_full,
         window=STATE_WINDOW,
         prev_query=urlencode({**query, "page": page - 1}),
