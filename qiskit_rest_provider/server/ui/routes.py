@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -340,27 +342,46 @@ def _timeline(job: Job) -> list[tuple[str, float]]:
     return steps
 
 
-def _panel_context(st: Any, job: Job) -> dict[str, Any]:
-    """Timeline, PUBs, result figures and logs of a job (reads params and result; in a thread)."""
+#: Figures of final jobs, which never change: a page view does not decode a large result again.
+_FINAL_PANELS: OrderedDict[str, tuple[list[Any], list[dict[str, Any]], str | None]] = OrderedDict()
+_FINAL_PANELS_MAX = 32
+_FINAL_PANELS_LOCK = threading.Lock()
+_MISSING_RESULT = "the result is missing from the store"
+
+
+def _inputs_and_figures(st: Any, job: Job) -> tuple[list[Any], list[dict[str, Any]], str | None]:
+    """The PUB summary, the result figures and why there are none (reads params and result)."""
+    if job.private:
+        why = "a private job's inputs and result are only for its owner's client"
+        return [], [], why if job.state == models.protocol.COMPLETED else None
     params_raw = st.store.job_params(job.id)
-    params = orjson.loads(params_raw) if params_raw and not job.private else None
-    inputs = pub_inputs(job.program_id, params) if params is not None else []
-    figures: list[dict[str, Any]] = []
-    result_error = None
-    if job.state == models.protocol.COMPLETED:
-        full = st.store.get_job(job.id, job.instance_id, with_result=True, with_params=False)
-        body = st.store.read_result(full) if full is not None else None
-        if job.private:
-            result_error = "a private job's result is readable once, by its owner's client"
-        elif body is None:
-            result_error = "the result is missing from the store"
-        else:
-            try:
-                outcomes = result_outcomes(job.program_id, body)
-            except ValueError as exc:
-                result_error = f"the result could not be decoded: {exc}"
-            else:
-                figures = _figures(outcomes)
+    inputs = pub_inputs(job.program_id, orjson.loads(params_raw)) if params_raw else []
+    if job.state != models.protocol.COMPLETED:
+        return inputs, [], None
+    full = st.store.get_job(job.id, job.instance_id, with_result=True, with_params=False)
+    body = st.store.read_result(full) if full is not None else None
+    if body is None:
+        return inputs, [], _MISSING_RESULT
+    try:
+        outcomes = result_outcomes(job.program_id, body)
+    except ValueError as exc:
+        return inputs, [], f"the result could not be decoded: {exc}"
+    return inputs, _figures(outcomes), None
+
+
+def _panel_context(st: Any, job: Job) -> dict[str, Any]:
+    """Timeline, PUBs, result figures and logs of a job (in a thread: it reads the store)."""
+    final = job.state in FINAL_STATES
+    with _FINAL_PANELS_LOCK:
+        cached = _FINAL_PANELS.get(job.id) if final else None
+    if cached is None:
+        cached = _inputs_and_figures(st, job)
+        if final and cached[2] != _MISSING_RESULT:  # (not yet saved: look again next time)
+            with _FINAL_PANELS_LOCK:
+                _FINAL_PANELS[job.id] = cached
+                while len(_FINAL_PANELS) > _FINAL_PANELS_MAX:
+                    _FINAL_PANELS.popitem(last=False)
+    inputs, figures, result_error = cached
     return {
         "job": job,
         "timeline": _timeline(job),
