@@ -25,8 +25,9 @@ BELL = (
 HTML = {"Accept": "text/html"}
 
 
-def _submit(server, qasm=BELL, shots=64, token=None, tags=None, crn=None):
+def _submit(server, qasm=BELL, shots=64, token=None, tags=None, crn=None, private=False):
     body = {
+        "private": private,
         "program_id": "sampler",
         "backend": "rest_simulator",
         "params": {"pubs": [[qasm, None, shots]], "version": 2},
@@ -227,6 +228,19 @@ def test_sampler_histogram_counts_add_up(reference_server):
     # a Bell state: both outcomes within 5 standard errors of 200
     assert all(abs(int(n) - 200) <= 5 * np.sqrt(400 * 0.25) for n in bars.values())
     assert '<td class="num">400</td>' in html  # the PUB summary's shots
+
+
+def test_a_private_jobs_result_stays_for_its_client(reference_server):
+    job_id, headers = _submit(reference_server, private=True)
+    reference_server.wait_job(reference_server.runtime_url, job_id, headers)
+    s = _sign_in(reference_server)
+    html = s.get(f"{reference_server.url}/ui/jobs/{job_id}", timeout=30).text
+    assert 'data-testid="histogram"' not in html and "only for its owner" in html
+    # the page did not use up the one read of the result
+    r = requests.get(
+        f"{reference_server.runtime_url}/jobs/{job_id}/results", headers=headers, timeout=30
+    )
+    assert r.status_code == 200 and r.content
 
 
 def test_estimator_plot_shows_expectation_values(reference_server, service):
