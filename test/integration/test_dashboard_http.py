@@ -297,6 +297,21 @@ def test_filters_usage_and_admin_tokens(reference_server):
     assert job_id in done
     assert job_id not in s.get(f"{url}/ui/jobs?state=Queued", timeout=30).text
     assert job_id not in s.get(f"{url}/ui/jobs?program=estimator", timeout=30).text
+    body = {
+        "program_id": "sampler",
+        "backend": "rest_simulator",
+        "start_session": True,
+        "params": {"pubs": [[BELL, None, 16]], "version": 2},
+    }
+    r = requests.post(
+        f"{reference_server.runtime_url}/jobs", json=body, headers=headers, timeout=60
+    )
+    in_session, session_id = r.json()["id"], r.json()["session_id"]
+    listing = s.get(f"{url}/ui/jobs", params={"session": session_id}, timeout=30).text
+    assert in_session in listing and job_id not in listing
+    assert f"/ui/jobs?session={session_id}" in s.get(f"{url}/ui/jobs/{in_session}", timeout=30).text
+    theirs = _sign_in(reference_server, reference_server.other_token)
+    assert in_session not in theirs.get(f"{url}/ui/jobs?session={session_id}", timeout=30).text
     newer = s.get(f"{url}/ui/jobs/newer", params={"after": time.time() - 3600}, timeout=30)
     assert newer.status_code == 200 and "new job" in newer.text
     assert "new job" not in s.get(f"{url}/ui/jobs/newer?after={time.time() + 60}", timeout=30).text

@@ -199,93 +199,111 @@ async def logout(request: Request) -> Response:
 
 
 # ---------------------------------------------------------------------------------- jobs
-def _job_filters(caller: Caller, state: str | None, backend: str | None, program: str | None,
-                 page: int) -> tuple[JobFilters, bool]:  # fmt: skip
-    pending = None if not state else state in ("Queued", "Running")
-    exact = bool(state)
-    return (
-        JobFilters(
+@dataclasses.dataclass(frozen=True)
+class JobQuery:
+    """The job list's filters, as the query string gives them (empty: no filter)."""
+
+    state: str = ""
+    backend: str = ""
+    program: str = ""
+    session: str = ""
+
+    def problems(self, catalog: Any) -> list[str]:
+        """What is wrong with the filters, one message per field (empty if nothing)."""
+        out = []
+        if self.state and self.state not in STATES:
+            out.append(f"state: expected one of {', '.join(STATES)}, got {self.state!r}")
+        if self.backend and self.backend not in catalog:
+            out.append(f"backend: no backend {self.backend!r} on this server")
+        if self.program and self.program not in PROGRAMS:
+            out.append(f"program: expected sampler or estimator, got {self.program!r}")
+        if len(self.session) > 200:
+            out.append("session: at most 200 characters")
+        return out
+
+    def params(self) -> dict[str, str]:
+        """The filters set, for links that keep them."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v}
+
+    def store_filters(self, caller: Caller, page: int) -> JobFilters:
+        """The store query (scoped to the caller's instance, as every REST listing is).
+
+        An exact state is picked from the newest :data:`STATE_WINDOW` pending or final jobs.
+        """
+        exact = bool(self.state)
+        return JobFilters(
             instance_id=caller.instance_id,
             limit=STATE_WINDOW if exact else PAGE_SIZE,
             offset=0 if exact else (page - 1) * PAGE_SIZE,
-            backend=backend or None,
-            pending=pending,
-            program=program or None,
-        ),
-        exact,
-    )
+            backend=self.backend or None,
+            pending=None if not exact else self.state in ("Queued", "Running"),
+            program=self.program or None,
+            session_id=self.session or None,
+        )
 
 
-def _list_jobs(
-    st: Any, caller: Caller, state: str | None, backend: str | None, program: str | None, page: int
-) -> tuple[list[Job], int, bool]:
-    filters, exact = _job_filters(caller, state, backend, program, page)
-    rows, count = st.store.list_jobs(filters)
-    if not exact:
+PROGRAMS = ("sampler", "estimator")
+
+
+def _list_jobs(st: Any, caller: Caller, q: JobQuery, page: int) -> tuple[list[Job], int, bool]:
+    rows, count = st.store.list_jobs(q.store_filters(caller, page))
+    if not q.state:
         return rows, count, False
-    matching = [j for j in rows if j.state == state]
-    window_full = count > STATE_WINDOW
+    matching = [j for j in rows if j.state == q.state]
     start = (page - 1) * PAGE_SIZE
-    return matching[start : start + PAGE_SIZE], len(matching), window_full
+    return matching[start : start + PAGE_SIZE], len(matching), count > STATE_WINDOW
 
 
-def _count_newer(
-    st: Any, caller: Caller, state: str | None, backend: str | None, program: str | None,
-    after: float,
-) -> int:  # fmt: skip
-    filters, exact = _job_filters(caller, state, backend, program, 1)
+def _count_newer(st: Any, caller: Caller, q: JobQuery, after: float) -> int:
     filters = dataclasses.replace(
-        filters, created_after=after, limit=STATE_WINDOW if exact else 0, offset=0
+        q.store_filters(caller, 1),
+        created_after=after,
+        limit=STATE_WINDOW if q.state else 0,
+        offset=0,
     )
     rows, count = st.store.list_jobs(filters)
-    return sum(j.state == state for j in rows) if exact else count
+    return sum(j.state == q.state for j in rows) if q.state else int(count)
 
 
 @router.get("/jobs/newer")
 async def newer_jobs(
     request: Request,
     after: Annotated[float, Query(ge=0)],
-    state: str | None = None,
-    backend: str | None = None,
-    program: str | None = None,
+    state: str = "",
+    backend: str = "",
+    program: str = "",
+    session: str = "",
 ) -> Response:
     """Fragment polled by the job list: how many matching jobs were created since it loaded."""
     caller = ui_session.session_caller(request)
     st = _state(request)
-    if (state and state not in STATES) or (backend and backend not in st.catalog):
+    q = JobQuery(state, backend, program, session)
+    if q.problems(st.catalog):
         return Response(status_code=204)
-    newer = await run_in_threadpool(_count_newer, st, caller, state, backend, program, after + 1e-6)
-    query = {k: v for k, v in (("state", state), ("backend", backend), ("program", program)) if v}
-    return render(request, "_newer.html", caller, newer=newer, query=urlencode(query))
+    newer = await run_in_threadpool(_count_newer, st, caller, q, after + 1e-6)
+    return render(request, "_newer.html", caller, newer=newer, query=urlencode(q.params()))
 
 
 @router.get("/jobs")
 async def jobs_page(
     request: Request,
-    state: str | None = None,
-    backend: str | None = None,
-    program: str | None = None,
+    state: str = "",
+    backend: str = "",
+    program: str = "",
+    session: str = "",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
-    """The instance's jobs, newest first, filtered by state, backend and program; live states."""
+    """The instance's jobs, newest first, filtered by state, backend, program and session."""
     caller = ui_session.session_caller(request)
     st = _state(request)
-    errors = []
-    if state and state not in STATES:
-        errors.append(f"state: expected one of {', '.join(STATES)}, got {state!r}")
-    if backend and backend not in st.catalog:
-        errors.append(f"backend: no backend {backend!r} on this server")
-    if program and program not in ("sampler", "estimator"):
-        errors.append(f"program: expected sampler or estimator, got {program!r}")
+    q = JobQuery(state, backend, program, session)
+    errors = q.problems(st.catalog)
     rows: list[Job] = []
     count, window_full = 0, False
     if not errors:
-        rows, count, window_full = await run_in_threadpool(
-            _list_jobs, st, caller, state, backend, program, page
-        )
+        rows, count, window_full = await run_in_threadpool(_list_jobs, st, caller, q, page)
     pending = [j.id for j in rows if j.state not in FINAL_STATES][:MAX_STREAM_JOBS]
-    query = {k: v for k, v in (("state", state), ("backend", backend), ("program", program)) if v}
-    pages = max(1, math.ceil(count / PAGE_SIZE))
+    query = q.params()
     return render(
         request,
         "jobs.html",
@@ -294,12 +312,12 @@ async def jobs_page(
         jobs=rows,
         count=count,
         page=page,
-        pages=pages,
+        pages=max(1, math.ceil(count / PAGE_SIZE)),
         errors=errors,
-        filters={"state": state or "", "backend": backend or "", "program": program or ""},
+        filters=q,
         states=STATES,
         backends=st.catalog.names(),
-        programs=("sampler", "estimator"),
+        programs=PROGRAMS,
         stream_ids=",".join(pending),
         newest=max((j.created for j in rows), default=time.time()) if page == 1 else None,
         filter_query=urlencode(query),
