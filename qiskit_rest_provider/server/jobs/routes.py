@@ -35,7 +35,7 @@ from .store import JobFilters, new_id
 logger = logging.getLogger(__name__)
 router = APIRouter(responses=ERROR_RESPONSES)
 
-PROGRAMS = protocol.PRIMITIVE_PROGRAMS
+PROGRAMS = (*protocol.PRIMITIVE_PROGRAMS, protocol.EXECUTOR)
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 256
@@ -108,7 +108,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     if program_id not in PROGRAMS:
         raise ApiError(
             404,
-            f"program_id: program {program_id!r} not found (known: sampler, estimator)",
+            f"program_id: program {program_id!r} not found (known: {', '.join(PROGRAMS)})",
             code="program_not_found",
         )
     backend = body.backend if "backend" in body.model_fields_set else body.backend_name
