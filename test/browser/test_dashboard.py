@@ -252,7 +252,7 @@ def test_new_jobs_are_announced_without_reload(server, api, page):
 
 def test_backend_coupling_map_and_sorting(server, page):
     page.goto(f"{server.url}/ui/backends")
-    page.click("text=rest_hex_27q")
+    page.click("a[href='/ui/backends/rest_hex_27q']")
     page.wait_for_selector("[data-testid=coupling-map]")
     assert page.locator("[data-testid=coupling-map] line.edge").count() == 28
     assert page.locator("[data-testid=coupling-map] g.qubit").count() == 27
