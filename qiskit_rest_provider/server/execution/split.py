@@ -94,9 +94,11 @@ def _units(prepared: PreparedJob, split_shots: bool) -> list[tuple[int, int | No
 
 
 def may_split(prepared: PreparedJob) -> bool:
-    """Whether the job has more than one unit at all (a cheap test before :func:`plan_parts`)."""
+    """Whether a sampler/estimator job has more than one unit (cheap; before :func:`plan_parts`)."""
     from .sampler import SHOT_CHUNK
 
+    if prepared.program_id not in protocol.PRIMITIVE_PROGRAMS:
+        return False  # the executor program (and anything else) runs whole
     if len(prepared.pubs) > 1:
         return True
     return prepared.program_id == protocol.SAMPLER and any(
@@ -122,7 +124,7 @@ def plan_parts(
     Returns:
         ``(part's PreparedJob, JobPart)`` per part, in job order.
     """
-    units = _units(prepared, noisy)
+    units = _units(prepared, noisy) if prepared.program_id in protocol.PRIMITIVE_PROGRAMS else []
     count = min(len(units), max(1, workers) * PARTS_PER_WORKER)
     if workers < 2 or count < 2:
         return [
