@@ -5,8 +5,8 @@ the time is the simulation itself, so the wins are (1) few ``AerSimulator.run`` 
 Aer many circuits at once (one call for all the PUBs sampled from exact probabilities, one per
 run of consecutive PUBs with one shot count otherwise), (2) parameter sets passed as
 ``parameter_binds`` instead of binding in Python (20–30 % faster, and consecutive PUBs that share
-one circuit object are merged into one bound circuit), and (3) Aer's per-shot hex memory turned into packed ``BitArray`` bytes by one
-vectorised pass per PUB, never a Python loop per shot.
+one circuit object are merged into one bound circuit), and (3) Aer's per-shot hex memory turned
+into packed ``BitArray`` bytes by one vectorised pass per PUB, never a Python loop per shot.
 
 Seeds: with ``options.simulator.seed_simulator`` every PUB's samples depend on the seed and the
 PUB's place in the job only, never on how the job was split across workers (:mod:`.split`):
