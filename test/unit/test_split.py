@@ -43,7 +43,7 @@ def _ansatz(width: int, depth: int = 2) -> QuantumCircuit:
 def _whole_and_split(program, params, backend, workers, noisy=False):
     job = prepare_job(program, params, backend)
     whole = execute_job(job, backend)
-    plan = plan_parts(job, workers, noisy=noisy)
+    plan = plan_parts(job, workers, noisy=noisy, min_seconds=0)
     outcomes = [vars(execute_job(sub, backend, part)) for sub, part in plan]
     merged = merge_outcomes(outcomes, plan, qiskit=job.support_qiskit)
     return decode_result(whole.result_body), decode_result(merged.body), plan, merged
@@ -66,15 +66,16 @@ def test_plan_is_contiguous_balanced_and_bounded(catalog):
     backend = catalog.get("rest_simulator")
     params = {"pubs": [[BELL, None, 100]] * 20, "support_qiskit": True}
     job = prepare_job("sampler", params, backend)
-    plan = plan_parts(job, 2)
+    assert len(plan_parts(job, 2)) == 1  # 20 Bell PUBs: too little work to be worth splitting
+    plan = plan_parts(job, 2, min_seconds=0)
     assert len(plan) == 4  # two parts per worker
     indices = [j for _, part in plan for j in part.pub_indices]
     assert indices == list(range(20))
     assert [len(part.pub_indices) for _, part in plan] == [5, 5, 5, 5]
     assert all(len(sub.pubs) == len(part.pub_indices) for sub, part in plan)
-    assert len(plan_parts(job, 1)) == 1
+    assert len(plan_parts(job, 1, min_seconds=0)) == 1
     single = prepare_job("sampler", {"pubs": [[BELL, None, 100]]}, backend)
-    assert len(plan_parts(single, 2)) == 1
+    assert len(plan_parts(single, 2, min_seconds=0)) == 1
 
 
 def test_seeded_ideal_sampler_split_equals_whole(catalog):
@@ -151,7 +152,7 @@ def test_big_shots_ideal_pub_is_not_split_by_shots(catalog):
     backend = catalog.get("rest_simulator")
     params = {"pubs": [[BELL, None, 4 * SHOT_CHUNK]], "support_qiskit": True}
     job = prepare_job("sampler", params, backend)
-    assert len(plan_parts(job, 2)) == 1  # one exact distribution: nothing to share
+    assert len(plan_parts(job, 2, min_seconds=0)) == 1  # one exact distribution: nothing to share
 
 
 def test_plain_encoding_merges_too(catalog):

@@ -25,7 +25,9 @@ Example (two parts, run here one after the other):
     >>> params = encode_sampler_params(pubs, options={"simulator": {"seed_simulator": 7}})
     >>> backend = BackendCatalog.load().get("rest_simulator")
     >>> job = prepare_job("sampler", params, backend)
-    >>> plan = plan_parts(job, 2)
+    >>> len(plan_parts(job, 2))  # three Bell PUBs: too small to be worth splitting
+    1
+    >>> plan = plan_parts(job, 2, min_seconds=0)
     >>> [part.pub_indices for _, part in plan]
     [[0], [1], [2]]
     >>> outcomes = [execute_job(sub, backend, part) for sub, part in plan]
@@ -50,6 +52,7 @@ from .base import JobPart, PreparedJob
 
 __all__ = [
     "PARTS_PER_WORKER",
+    "SPLIT_MIN_SECONDS",
     "MergedResult",
     "may_split",
     "merge_outcomes",
@@ -68,28 +71,51 @@ def _num_sets(pub: Any) -> int:
     return int(np.prod(shape, dtype=np.int64)) if shape else 1
 
 
-def _units(prepared: PreparedJob, split_shots: bool) -> list[tuple[int, int | None, float]]:
-    """The job's splittable units: ``(pub index, chunk index or None, weight)`` in job order."""
+SPLIT_MIN_SECONDS = 0.05
+"""A job whose estimated simulation time (:func:`_units`) is below this runs whole: each part
+costs a few milliseconds of hand-over and encoding, more than a small job would gain (measured:
+a 3-PUB Bell job took 31 ms split over two workers against 16 ms whole)."""
+
+_AMPLITUDE_GATE_SECONDS = 1e-9  # one gate on one amplitude (statevector, measured ~1 ns)
+_SHOT_SECONDS = 1e-6  # fixed cost of one shot Aer samples shot by shot
+
+
+def _units(prepared: PreparedJob, noisy: bool) -> list[tuple[int, int | None, float]]:
+    """The job's splittable units: ``(pub index, chunk index or None, seconds)`` in job order.
+
+    The seconds are a rough estimate (gates x 2^active qubits per parameter set, 4^n under noise
+    for the estimator's density matrix, x shots where Aer samples each shot): good enough to
+    balance parts and to leave small jobs whole, not a promise.
+    """
     from .sampler import final_measurement_map, shot_chunks
+    from .simulators import active_qubits
 
     sampler = prepared.program_id == protocol.SAMPLER
     units: list[tuple[int, int | None, float]] = []
     for j, pub in enumerate(prepared.pubs):
         sets = max(1, _num_sets(pub))
-        size = max(1, len(pub.circuit.data))
+        gates = max(1, len(pub.circuit.data))
+        width = min(len(active_qubits([pub.circuit])), 40)
+        state = 2.0**width * _AMPLITUDE_GATE_SECONDS
         if not sampler:
-            units.append((j, None, float(sets * size)))
+            observables = max(1, int(np.prod(getattr(pub.observables, "shape", ()) or (1,))))
+            exact = 4.0**width if noisy and width <= 10 else 2.0**width * (1000 if noisy else 1)
+            seconds = sets * (gates + observables) * exact * _AMPLITUDE_GATE_SECONDS
+            units.append((j, None, seconds))
             continue
         shots = int(pub.shots)
         chunks = shot_chunks(shots)
-        per_shot = split_shots or final_measurement_map(pub.circuit) is None
+        per_shot = noisy or final_measurement_map(pub.circuit) is None
         if per_shot and len(chunks) > 1:
             # Aer samples shot by shot here: the chunks can run on different workers
             units.extend(
-                (j, c, float(sets * size * (hi - lo))) for c, (lo, hi) in enumerate(chunks)
+                (j, c, sets * (hi - lo) * (gates * state + _SHOT_SECONDS))
+                for c, (lo, hi) in enumerate(chunks)
             )
+        elif per_shot:
+            units.append((j, None, sets * shots * (gates * state + _SHOT_SECONDS)))
         else:
-            units.append((j, None, float(sets * size * (shots if per_shot else 1))))
+            units.append((j, None, sets * gates * state))
     return units
 
 
@@ -107,12 +133,16 @@ def may_split(prepared: PreparedJob) -> bool:
 
 
 def plan_parts(
-    prepared: PreparedJob, workers: int, *, noisy: bool = False
+    prepared: PreparedJob,
+    workers: int,
+    *,
+    noisy: bool = False,
+    min_seconds: float = SPLIT_MIN_SECONDS,
 ) -> list[tuple[PreparedJob, JobPart]]:
     """Cut a job into parts for up to ``workers`` workers (one part: not worth splitting).
 
-    Parts are runs of consecutive units of about equal weight (PUB parameter sets x circuit
-    size, x shots where Aer samples each shot), at most :data:`PARTS_PER_WORKER` per worker.
+    Parts are runs of consecutive units of about equal estimated time, at most
+    :data:`PARTS_PER_WORKER` per worker; a job estimated under ``min_seconds`` runs whole.
 
     Args:
         prepared: the validated job.
@@ -120,13 +150,15 @@ def plan_parts(
         noisy: whether the job simulates noise (then every sampler PUB is sampled shot by shot
             and a PUB of many shots may be split by shots; ideal final-measurement PUBs are
             sampled from one exact distribution and are never split by shots).
+        min_seconds: the least estimated simulation time worth splitting.
 
     Returns:
         ``(part's PreparedJob, JobPart)`` per part, in job order.
     """
     units = _units(prepared, noisy) if prepared.program_id in protocol.PRIMITIVE_PROGRAMS else []
     count = min(len(units), max(1, workers) * PARTS_PER_WORKER)
-    if workers < 2 or count < 2:
+    total = sum(weight for _, _, weight in units)
+    if workers < 2 or count < 2 or total < min_seconds:
         return [
             (
                 prepared,
@@ -138,7 +170,6 @@ def plan_parts(
                 ),
             )
         ]
-    total = sum(weight for _, _, weight in units)
     groups: list[list[tuple[int, int | None, float]]] = [[]]
     done = 0.0
     for k, unit in enumerate(units):
