@@ -10,7 +10,7 @@ Usage::
 
     python benchmarks/engine_split.py [--quick] [--out results.json] [--repeats N]
 
-``--quick``: 6 PUBs of 16 qubits, one repetition. Both servers run side by side and
+``--quick``: 6 PUBs of 18 qubits, one repetition. Both servers run side by side and
 the three runs alternate in each repetition (medians reported), so load changes hit every row
 alike. Prints a Markdown table; ``--out`` writes JSON.
 """
@@ -94,11 +94,11 @@ class _Client:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="6 PUBs x 16 qubits, one repetition")
+    parser.add_argument("--quick", action="store_true", help="6 PUBs x 18 qubits, one repetition")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per row (median)")
     parser.add_argument("--out", help="write the numbers as JSON to this path")
     args = parser.parse_args(argv)
-    num_pubs, num_qubits, shots = (6, 16, 4096) if args.quick else (20, 20, 4096)
+    num_pubs, num_qubits, shots = (6, 18, 4096) if args.quick else (20, 20, 4096)
     repeats = args.repeats or (1 if args.quick else 3)
 
     from qiskit_aer.primitives import SamplerV2 as AerSampler
