@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,6 +43,20 @@ def _ansatz(seed: int, n: int = 16, layers: int = 6) -> str:
         lines += [f"cx q[{i}], q[{i + 1}];" for i in range(n - 1)]
     lines.append("c = measure q;")
     return " ".join(lines)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +125,8 @@ def test_lone_sampler_job_is_spread_over_both_workers_with_the_unsplit_bits(serv
 
 def test_lone_estimator_job_split_gives_the_unsplit_values(servers):
     two, one, _ = servers
-    circuits = [_ansatz(j).replace("c = measure q;", "") for j in range(8)]
-    pubs = [[circuit, ["Z" * 16, "X" * 16], None, 0.01] for circuit in circuits]
+    circuits = [_ansatz(j, n=17).replace("c = measure q;", "") for j in range(4)]
+    pubs = [[circuit, ["Z" * 17, "X" * 17], None, 0.01] for circuit in circuits]
     params = {"pubs": pubs, "options": {"seed_estimator": 17}}
     split, metrics = _run(two, "estimator", "rest_simulator", params)
     whole, _ = _run(one, "estimator", "rest_simulator", params)
@@ -178,8 +193,8 @@ def test_another_instance_is_served_while_a_split_job_runs(servers):
     two, _, other = servers
     base = two.runtime_url
     a, b = _headers(two.token), _headers(other)
-    # four parts of ~1.5 s each (three PUBs of 3000 slow shots), two per worker
-    big = _submit(two, "sampler", "rest_simulator", {"pubs": [[slow_qasm(), None, 3000]] * 12})
+    # four parts of ~1 s each (two PUBs of 3000 slow shots), two per worker
+    big = _submit(two, "sampler", "rest_simulator", {"pubs": [[slow_qasm(), None, 3000]] * 8})
     deadline = time.monotonic() + 30
     while (
         requests.get(f"{base}/jobs/{big}", headers=a, timeout=30).json()["state"]["status"]
@@ -223,21 +238,16 @@ def test_a_part_whose_worker_dies_requeues_the_whole_job(servers):
 
     two, _, _ = servers
     base, headers = two.runtime_url, _headers(two.token)
-    params = {"pubs": [[_ansatz(j, n=17), None, 100] for j in range(4)]}
-    pids: set[int] = set()
-    deadline = time.monotonic() + 60
-    while len(pids) < 2:  # learn the two live workers' pids
-        assert time.monotonic() < deadline, pids
-        _, metrics = _run(two, "sampler", "rest_simulator", params)
-        pids = set(metrics.get("split", {}).get("worker_pids", []))
     job_id = _submit(two, "sampler", "rest_simulator", {"pubs": [[slow_qasm(), None, 6000]] * 4})
     while (
         requests.get(f"{base}/jobs/{job_id}", headers=headers, timeout=30).json()["state"]["status"]
         != "Running"
     ):
         time.sleep(0.05)
-    time.sleep(0.3)
-    os.kill(min(pids), signal.SIGTERM)  # a crash, not the OOM killer's SIGKILL
+    time.sleep(0.3)  # both workers run a part now
+    workers = [w for child in _children(two.process.pid) for w in _children(child)]
+    assert workers, "no worker processes found"  # the forkserver's children
+    os.kill(workers[0], signal.SIGTERM)  # a crash, not the OOM killer's SIGKILL
     done = two.wait_job(base, job_id, headers, timeout=120)
     assert done["state"]["status"] == "Completed", done
     logs = requests.get(f"{base}/jobs/{job_id}/logs", headers=headers, timeout=30).text
