@@ -214,3 +214,26 @@ def test_edge_pubs_split_like_whole(catalog):
     _same_bits(whole, split)
     assert split[1].data.c.array.shape == (0, 30, 1)
     assert list(split[0].data.keys()) == []
+
+
+def test_parts_mixing_shot_chunks_and_whole_pubs(catalog):
+    backend = catalog.get("rest_line_5q")
+    qc = QuantumCircuit(5, 2)
+    qc.sx(0)
+    qc.cz(0, 1)
+    qc.sx(1)
+    qc.measure([0, 1], [0, 1])
+    blob = encode_qpy(qc)
+    params = {
+        "pubs": [[blob, None, 100], [blob, None, 5 * SHOT_CHUNK + 7], [blob, None, 300]],
+        "support_qiskit": False,
+        "options": {"simulator": {"seed_simulator": 21}},
+    }
+    whole, split, plan, _ = _whole_and_split("sampler", params, backend, 2, noisy=True)
+    assert len(plan) == 4
+    covered = [(j, c) for _, part in plan for j, c in zip(part.pub_indices, part.chunks)]
+    assert [j for j, _ in covered] == sorted(j for j, _ in covered)
+    assert any(c is not None for _, c in covered)  # the big PUB's chunks are shared out
+    for a, b in zip(whole, split):
+        assert a.data.c.get_bitstrings() == b.data.c.get_bitstrings()
+    assert split[1].data.c.num_shots == 5 * SHOT_CHUNK + 7
