@@ -227,9 +227,10 @@ ROWS: tuple[Row, ...] = (
             "server.backends",
             "=server.execution.base",
             "=server.execution.cost",
+            "=server.execution.method",
         ),
         forbidden=SERVER_FORBIDDEN,
-        why="execution: only its interface and its (Aer-free) cost model",
+        why="execution: only its interface and its (Aer-free) cost model and method choice",
     ),
     Row(
         "server/sessions/",

@@ -27,6 +27,8 @@ from qiskit.circuit import Gate, QuantumCircuit
 from qiskit.primitives.containers import BitArray, DataBin, PrimitiveResult, SamplerPubResult
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
+from .simulators import simulator_metadata
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -299,8 +301,9 @@ def run_sampler_pubs(
             the end are sampled from their exact probabilities (:func:`final_measurement_map`).
 
     Returns:
-        ``(result, simulate_seconds, spans)``: the result (metadata ``{"version": 2}``), the time
-        spent inside Aer, and per run ``(start, stop, data_slices)`` for execution spans.
+        ``(result, simulate_seconds, spans)``: the result (metadata ``{"version": 2,
+        "simulator": {"method", "noisy", "noise_approximation"}}``), the time spent inside Aer,
+        and per run ``(start, stop, data_slices)`` for execution spans.
     """
     by_shots: dict[int, list[int]] = {}
     for i, pub in enumerate(pubs):
@@ -360,4 +363,5 @@ def run_sampler_pubs(
                 metadata={"circuit_metadata": dict(pub.circuit.metadata or {}), "shots": shots},
             )
         )
-    return PrimitiveResult(pub_results, metadata={"version": 2}), simulate, spans
+    metadata = {"version": 2, "simulator": simulator_metadata(simulator, noisy)}
+    return PrimitiveResult(pub_results, metadata=metadata), simulate, spans
