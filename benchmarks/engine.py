@@ -103,6 +103,7 @@ def ghz_for(target: Any, n: int) -> Any:
     from qiskit import QuantumCircuit, transpile
 
     coupling = target.build_coupling_map()
+    coupling.make_symmetric()  # directed (ECR) devices: BFS both ways
     qc = QuantumCircuit(target.num_qubits, n)
     qc.h(0)
     order, seen, queue = [0], {0}, collections.deque([0])

@@ -26,6 +26,7 @@ def _device_ghz(backend, n: int) -> QuantumCircuit:
     """A GHZ state over ``n`` connected qubits (BFS over the coupling map), measured, ISA."""
     target = backend.target
     coupling = target.build_coupling_map()
+    coupling.make_symmetric()  # directed (ECR) devices: BFS both ways
     qc = QuantumCircuit(target.num_qubits, n)
     qc.h(0)
     order, seen, queue = [0], {0}, collections.deque([0])

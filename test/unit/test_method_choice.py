@@ -54,6 +54,7 @@ def _ghz(n: int, width: int | None = None) -> QuantumCircuit:
 def _device_ghz(backend, n: int) -> QuantumCircuit:
     """A GHZ state over ``n`` connected qubits of ``backend`` (BFS over its coupling map), ISA."""
     coupling = backend.target.build_coupling_map()
+    coupling.make_symmetric()  # directed (ECR) devices: BFS both ways
     qc = QuantumCircuit(backend.num_qubits)
     qc.h(0)
     seen, queue = {0}, collections.deque([0])
