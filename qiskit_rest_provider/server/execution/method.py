@@ -137,7 +137,6 @@ def choose_job_method(
     noisy: bool,
     forced: str | None = None,
     max_memory: int | None = None,
-    pauli_noise: bool = True,
 ) -> tuple[MethodChoice, JobEstimate]:
     """Choose the job's method and estimate the job with it.
 
@@ -147,15 +146,12 @@ def choose_job_method(
         noisy: whether a noise model applies.
         forced: ``options.simulator.method`` (``None``/``"automatic"``: choose).
         max_memory: the per-job limit (bytes); default :func:`..cost.max_job_memory`.
-        pauli_noise: whether the noise model has a Pauli approximation (an Aer model with
-            non-local errors has none: no stabilizer with noise then).
 
     Returns:
         ``(choice, estimate)``; the estimate assumes the chosen method.
 
     Raises:
-        MethodError: a forced ``stabilizer`` on a non-Clifford PUB, or on noise without a
-            Pauli approximation; an unknown method.
+        MethodError: a forced ``stabilizer`` on a non-Clifford PUB; an unknown method.
     """
     items = list(pubs)
     shapes = items if all(isinstance(p, PubShape) for p in items) else pub_shapes(program_id, items)
@@ -174,11 +170,6 @@ def choose_job_method(
                     f"params.pubs[{bad}] has a non-Clifford (or parameterized) operation. Use "
                     "'automatic' or another method."
                 )
-            if noisy and not pauli_noise:
-                raise MethodError(
-                    f"{METHOD_FIELD}: 'stabilizer' needs a Pauli approximation of the noise "
-                    "model, and this one has non-local errors."
-                )
         approx = PAULI_TWIRLED if forced == "stabilizer" and noisy else None
         choice = MethodChoice(forced, approx, True, "forced by options.simulator.method")
         return choice, estimate_shapes(program_id, shapes, noisy=noisy, method=forced)
@@ -189,7 +180,7 @@ def choose_job_method(
     if exact_fits and (exact_estimate.seconds <= EXACT_SECONDS or (exact == "stabilizer")):
         return MethodChoice(exact, None, False, "exact method fits"), exact_estimate
     alternatives: list[tuple[str, JobEstimate]] = []
-    if clifford and exact != "stabilizer" and (pauli_noise or not noisy):
+    if clifford and exact != "stabilizer":
         alternatives.append(
             ("stabilizer", estimate_shapes(program_id, shapes, noisy=noisy, method="stabilizer"))
         )

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "PROBABILITY_PATH_MAX_QUBITS",
+    "SMALL_PROBABILITY_QUBITS",
     "final_measurement_map",
     "hex_to_bits",
     "run_sampler_pubs",
@@ -148,6 +149,8 @@ def _experiment_memory(result: Any, offset: int, count: int) -> list[str]:
 
 PROBABILITY_PATH_MAX_QUBITS = 26
 """Most measured qubits for the probability fast path (2**26 float64 = 512 MiB)."""
+SMALL_PROBABILITY_QUBITS = 12
+"""Most measured qubits for that path on the stabilizer and MPS methods (4,096 probabilities)."""
 
 
 def final_measurement_map(circuit: QuantumCircuit) -> list[tuple[int, int]] | None:
@@ -311,6 +314,12 @@ def run_sampler_pubs(
 
     bits_per_pub: dict[int, np.ndarray] = {}
     spans: list[tuple[datetime, datetime, dict]] = []
+    # The probability path holds 2**measured probabilities: free next to a statevector, but not
+    # next to a stabilizer tableau or a matrix product state (chosen for wide circuits), which
+    # sample their measurements themselves.
+    method = str(getattr(simulator.options, "method", "automatic"))
+    exact_state = method in ("automatic", "statevector")
+    most_measured = PROBABILITY_PATH_MAX_QUBITS if exact_state else SMALL_PROBABILITY_QUBITS
     simulate = 0.0
     rng = np.random.default_rng(seed)
     for run_index, (shots, group) in enumerate(by_shots.items()):
@@ -318,7 +327,7 @@ def run_sampler_pubs(
         if not noisy:
             for i in group:
                 mapping = final_measurement_map(pubs[i].circuit)
-                if mapping is not None:
+                if mapping is not None and len(mapping) <= most_measured:
                     maps[i] = mapping
         for i in group:
             if _num_sets(pubs[i]) == 0:

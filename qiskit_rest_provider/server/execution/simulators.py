@@ -36,7 +36,6 @@ __all__ = [
     "restrict_noise_model",
     "simulator_for",
     "simulator_metadata",
-    "has_pauli_approximation",
 ]
 
 AER_THREADS_ENV = "QISKIT_REST_AER_THREADS"
@@ -167,11 +166,6 @@ def pauli_noise_model(model: Any) -> Any:
     for qargs, error in model._local_readout_errors.items():
         out.add_readout_error(error, qargs, warnings=False)
     return out
-
-
-def has_pauli_approximation(model: Any) -> bool:
-    """Whether :func:`pauli_noise_model` can approximate ``model``."""
-    return model is None or not getattr(model, "_nonlocal_quantum_errors", None)
 
 
 def _cached(key: tuple, build: Any) -> Any:
