@@ -150,6 +150,15 @@ def child(kind: str, shots: int) -> dict[str, Any]:
 
         fake = _fake("FakeSherbrooke" if kind == "ltm-ghz127" else "FakeKolkataV2")
         circuit = ghz_for(fake.target, 127) if kind == "ltm-ghz127" else su2_for(fake.target)
+        import logging
+
+        aer_errors: list[str] = []  # Aer logs why a simulation failed; the primitive may not say
+
+        class _Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                aer_errors.append(" ".join(record.getMessage().split())[-160:])
+
+        logging.getLogger("qiskit_aer").addHandler(_Keep(logging.WARNING))
         t0 = time.perf_counter()
         try:
             result = SamplerV2(mode=fake).run([circuit], shots=shots).result()
@@ -158,7 +167,9 @@ def child(kind: str, shots: int) -> dict[str, Any]:
                 f"{result[0].data.c.num_shots if kind == 'ltm-ghz127' else shots} shots",
             )
         except Exception as exc:  # noqa: BLE001 - the baseline's failure is its result
-            ok, note = False, f"{type(exc).__name__}: {str(exc)[:160]}"
+            ok, note = False, f"{type(exc).__name__}: {str(exc)[:120]}"
+            if aer_errors:
+                note += f" (Aer: {aer_errors[-1]})"
     else:  # the in-process floor: the server's own method and noise model, no REST, no worker
         from qiskit_aer import AerSimulator
 

@@ -54,8 +54,12 @@ def test_noisy_clifford_ghz_on_the_127_qubit_device_runs_on_the_stabilizer(servi
     bits = result[0].data.c
     weights = np.unpackbits(bits.array, axis=-1).sum(axis=-1)
     low, high = int((weights <= n // 10).sum()), int((weights >= n - n // 10).sum())
-    # a noisy GHZ: nearly every shot is all-0 or all-1 up to a few flips, about half each
-    assert low + high >= 0.9 * shots, (low, high)
+    middle = int(((weights > n // 4) & (weights < n - n // 4)).sum())
+    # a noisy GHZ: most shots are all-0 or all-1 up to a few flips (gate and readout errors,
+    # ~1 % each per qubit here; an early error flips a whole branch of the BFS tree), about
+    # half each; a uniformly mixed state would put nearly every shot in the middle
+    assert low + high >= 0.75 * shots, (low, high)
+    assert middle <= 0.1 * shots, middle
     sigma = np.sqrt(0.25 / (low + high))
     assert abs(low / (low + high) - 0.5) <= 5 * sigma + 0.05, (low, high)
     assert bits.get_counts().get("0" * n, 0) < shots // 2  # and the noise is there
