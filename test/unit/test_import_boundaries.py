@@ -228,10 +228,11 @@ ROWS: tuple[Row, ...] = (
             "=server.execution.base",
             "=server.execution.cost",
             "=server.execution.split",
+            "=server.execution.method",
         ),
         forbidden=SERVER_FORBIDDEN,
-        why="execution: only its interface, its (Aer-free) cost model and the (Aer-free) "
-        "splitting of a job into parts and merging of their results",
+        why="execution: only its interface, its (Aer-free) cost model and method choice, and the "
+        "(Aer-free) splitting of a job into parts and merging of their results",
     ),
     Row(
         "server/sessions/",

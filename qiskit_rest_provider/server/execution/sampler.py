@@ -34,10 +34,13 @@ from qiskit.circuit import Gate, QuantumCircuit
 from qiskit.primitives.containers import BitArray, DataBin, PrimitiveResult, SamplerPubResult
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
+from .simulators import simulator_metadata
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "PROBABILITY_PATH_MAX_QUBITS",
+    "SMALL_PROBABILITY_QUBITS",
     "final_measurement_map",
     "hex_to_bits",
     "run_sampler_pubs",
@@ -158,6 +161,8 @@ def _experiment_memory(result: Any, offset: int, count: int) -> list[str]:
 
 PROBABILITY_PATH_MAX_QUBITS = 26
 """Most measured qubits for the probability fast path (2**26 float64 = 512 MiB)."""
+SMALL_PROBABILITY_QUBITS = 12
+"""Most measured qubits for that path on the stabilizer and MPS methods (4,096 probabilities)."""
 
 
 def final_measurement_map(circuit: QuantumCircuit) -> list[tuple[int, int]] | None:
@@ -411,9 +416,10 @@ def run_sampler_pubs(
             then holds those chunks' shots, in order.
 
     Returns:
-        ``(result, simulate_seconds, spans)``: the result (metadata ``{"version": 2}``), the time
-        spent inside Aer, and per run ``(start, stop, data_slices)`` for execution spans
-        (``data_slices`` keyed by job PUB index).
+        ``(result, simulate_seconds, spans)``: the result (metadata ``{"version": 2,
+        "simulator": {"method", "noisy", "noise_approximation"}}``), the time spent inside Aer,
+        and per run ``(start, stop, data_slices)`` for execution spans (``data_slices`` keyed by
+        job PUB index).
     """
     n = len(pubs)
     pub_indices = list(range(n)) if pub_indices is None else list(pub_indices)
@@ -428,6 +434,12 @@ def run_sampler_pubs(
 
     pieces: dict[int, list[np.ndarray]] = {}  # per PUB, per chunk: (sets, shots, clbits)
     spans: list[tuple[datetime, datetime, dict]] = []
+    # The probability path holds 2**measured probabilities: free next to a statevector, but not
+    # next to a stabilizer tableau or a matrix product state (chosen for wide circuits), which
+    # sample their measurements themselves.
+    method = str(getattr(simulator.options, "method", "automatic"))
+    exact_state = method in ("automatic", "statevector")
+    most_measured = PROBABILITY_PATH_MAX_QUBITS if exact_state else SMALL_PROBABILITY_QUBITS
     simulate = 0.0
 
     def span(start: datetime, indices: list[int], shot_range: Any = None) -> None:
@@ -451,7 +463,7 @@ def run_sampler_pubs(
             pieces[i] = [np.zeros((0, shots, pub.circuit.num_clbits), dtype=np.uint8)]
         elif not noisy:
             mapping = final_measurement_map(pub.circuit)
-            if mapping is not None:
+            if mapping is not None and len(mapping) <= most_measured:
                 maps[i] = mapping
     if maps:
         start = datetime.now(timezone.utc)
@@ -509,4 +521,5 @@ def run_sampler_pubs(
             )
         )
     spans.sort(key=lambda item: item[0])
-    return PrimitiveResult(pub_results, metadata={"version": 2}), simulate, spans
+    metadata = {"version": 2, "simulator": simulator_metadata(simulator, noisy)}
+    return PrimitiveResult(pub_results, metadata=metadata), simulate, spans
