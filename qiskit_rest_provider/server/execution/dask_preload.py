@@ -1,0 +1,67 @@
+"""Dask worker preload: warm Qiskit and Aer once per worker process.
+
+``dask worker SCHEDULER --nthreads 1 --preload qiskit_rest_provider.server.execution.dask_preload``
+(or ``qiskit-rest-provider worker SCHEDULER``, which runs exactly that) calls :func:`dask_setup`
+in the worker's main thread when it starts: qiskit, Aer, OpenQASM 3 and QPY are imported and
+exercised there (perf-notes: a first import in a short-lived thread later crashes QPY loading), a
+tiny simulator runs once, and the backend catalog is loaded (``QISKIT_REST_BACKENDS_DIR`` names
+the server's ``--backends-dir``, if it has one). The first job on the worker then pays nothing of
+this.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+__all__ = ["BACKENDS_DIR_ENV", "aer_has_gpu", "dask_setup"]
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable naming the extra backends directory workers load (the server's
+#: ``--backends-dir``).
+BACKENDS_DIR_ENV = "QISKIT_REST_BACKENDS_DIR"
+
+
+def aer_has_gpu() -> bool:
+    """Whether this process' Qiskit Aer lists a GPU device (the GPU build on a GPU host)."""
+    try:
+        from qiskit_aer import AerSimulator
+
+        return "GPU" in AerSimulator().available_devices()
+    except Exception:  # noqa: BLE001 - no Aer, no GPU
+        return False
+
+
+def warm() -> float:
+    """Import and exercise everything a job needs; returns the seconds it took."""
+    t0 = time.perf_counter()
+    os.environ.setdefault(
+        "QISKIT_REST_AER_THREADS", "1"
+    )  # one thread per worker: no oversubscription
+    from .workers import init_worker
+
+    init_worker(os.environ.get(BACKENDS_DIR_ENV) or None)
+    from qiskit import QuantumCircuit, transpile
+    from qiskit_aer import AerSimulator
+
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.measure_all()
+    simulator = AerSimulator()
+    simulator.run(transpile(circuit, simulator), shots=8).result()
+    return time.perf_counter() - t0
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask's preload hook: warm this worker (runs once, in its main thread)."""
+    seconds = warm()
+    logger.info(
+        "qiskit-rest-provider preload: worker %s warm in %.2f s (Aer GPU: %s)",
+        getattr(worker, "address", "?"),
+        seconds,
+        aer_has_gpu(),
+    )
