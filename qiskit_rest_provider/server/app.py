@@ -82,7 +82,7 @@ def _make_executor(config: ServerConfig) -> JobExecutor:
     if config.executor.startswith("dask://"):
         from .execution.dask import DaskExecutor
 
-        return DaskExecutor(config.executor)
+        return DaskExecutor(config.executor, longest_task=config.max_execution_time)
     return LocalProcessExecutor(
         config.workers, str(config.backends_dir) if config.backends_dir else None
     )

@@ -26,10 +26,13 @@ Failure rules, the same as the local pool's:
 * Dask cannot stop a running task, so :meth:`DaskExecutor.kill` restarts the one worker running
   it (through its nanny; the worker comes back warmed by the preload) and fails the future with
   :class:`~.base.TaskKilled`. A task still waiting is simply cancelled.
-* Long tasks: Aer releases the GIL while it simulates, so a worker keeps answering the
-  scheduler's heartbeats during a long job; keep ``distributed.scheduler.worker-ttl`` (default
-  5 minutes) well above the longest stretch of pure-Python work (parsing a huge circuit), and do
-  not start workers with ``--lifetime`` (it would retire a worker in the middle of a job).
+* Long tasks: Qiskit Aer holds the GIL while it simulates, so a worker inside a long job sends
+  the scheduler no heartbeats (and answers no ``Client.run``). The scheduler drops a silent
+  worker after ``distributed.scheduler.worker-ttl`` (default 5 minutes), which would fail every
+  job longer than that; so on connecting the executor raises the scheduler's ``worker_ttl`` above
+  the server's ``--max-execution-time`` (plus a minute). A worker process that dies is still
+  noticed at once (its connection closes); only a hung host waits out the TTL. Do not start
+  workers with ``--lifetime`` (it would retire a worker in the middle of a job).
 
 ``distributed`` is an optional dependency: ``pip install "qiskit-rest-provider[dask]"``.
 """
@@ -105,6 +108,9 @@ class DaskExecutor(JobExecutor):
         address: the scheduler, ``tcp://HOST:PORT`` or ``dask://HOST:PORT``.
         connect_timeout: seconds to wait for the scheduler at start.
         refresh_seconds: how often the worker list (capacity, GPU workers) is re-read.
+        longest_task: the longest a task may run (seconds, the server's max execution time):
+            the scheduler's ``worker_ttl`` is raised above it, since a worker inside an Aer run
+            sends no heartbeats (Aer holds the GIL) and would otherwise be dropped mid-job.
 
     Example (needs a running scheduler, so not run here)::
 
@@ -114,7 +120,12 @@ class DaskExecutor(JobExecutor):
     """
 
     def __init__(
-        self, address: str, *, connect_timeout: float = 30.0, refresh_seconds: float = 1.0
+        self,
+        address: str,
+        *,
+        connect_timeout: float = 30.0,
+        refresh_seconds: float = 1.0,
+        longest_task: float | None = None,
     ) -> None:
         distributed = import_distributed()
         if address.startswith("dask://"):
@@ -147,6 +158,19 @@ class DaskExecutor(JobExecutor):
                 "re-run by Dask itself",
                 exc,
             )
+        if longest_task:
+            try:
+                old_ttl = self._client.run_on_scheduler(
+                    _set_worker_ttl, seconds=float(longest_task) + 60.0
+                )
+                if old_ttl is not None and old_ttl < float(longest_task) + 60.0:
+                    logger.info(
+                        "Dask scheduler worker_ttl %gs -> %gs (above the longest job)",
+                        old_ttl,
+                        float(longest_task) + 60.0,
+                    )
+            except Exception as exc:
+                logger.warning("could not raise the Dask scheduler's worker_ttl: %s", exc)
         self._refresh()
         self._thread = threading.Thread(target=self._watch, name="dask-workers", daemon=True)
         self._thread.start()
@@ -308,8 +332,18 @@ class DaskExecutor(JobExecutor):
         return None
 
     def _restart_worker(self, worker: str) -> None:
+        """Kill the worker process now; its nanny starts a fresh one (warmed by the preload).
+
+        Not ``Client.restart_workers`` first: it asks the worker to close gracefully and waits,
+        and a worker inside an Aer run cannot answer (Aer holds the GIL while it simulates).
+        """
         try:
-            self._client.restart_workers([worker], timeout=120, raise_for_error=True)
+            self._client.run(_kill_worker_process, workers=[worker], nanny=True)
+            return
+        except Exception as exc:
+            logger.warning("could not kill Dask worker %s through its nanny: %s", worker, exc)
+        try:
+            self._client.restart_workers([worker], timeout=10, raise_for_error=True)
         except Exception as exc:
             logger.error(
                 "could not restart Dask worker %s (%s); retiring it instead (is it running "
@@ -361,6 +395,24 @@ class DaskExecutor(JobExecutor):
             except Exception:
                 if not self._stop.is_set():
                     logger.debug("could not read the Dask worker list", exc_info=True)
+
+
+def _kill_worker_process(dask_worker: Any = None) -> int:
+    """Run on a nanny (``dask_worker`` is the Nanny): SIGKILL its worker process."""
+    import os
+    import signal
+
+    pid = int(dask_worker.process.pid)
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def _set_worker_ttl(dask_scheduler: Any = None, seconds: float = 0.0) -> float | None:
+    """Run on the scheduler: raise ``worker_ttl`` to at least ``seconds`` (returns the old)."""
+    old = dask_scheduler.worker_ttl
+    if old is not None and old < seconds:
+        dask_scheduler.worker_ttl = seconds
+    return old
 
 
 def _worker_has_aer_gpu() -> bool:
