@@ -189,6 +189,31 @@ def test_200_jobs_over_two_replicas_each_complete_exactly_once(pg_url, cluster, 
     owners = {rows[i][2] for i in ids}
     assert owners == {_replica_id(a), _replica_id(b)}  # both replicas' dispatchers did work
 
+    # idempotency keys and sessions live in the database: they hold across replicas
+    with requests.Session() as http:
+        key = uuid.uuid4().hex
+        assert _submit(a, _bell(1), http, key) == _submit(b, _bell(1), http, key)
+        r = http.post(
+            f"{a.runtime_url}/sessions",
+            headers=_headers(),
+            json={"mode": "dedicated", "backend": "rest_simulator"},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        session_id = r.json()["id"]
+        body = {
+            "program_id": "sampler",
+            "backend": "rest_simulator",
+            "params": _bell(2),
+            "session_id": session_id,
+        }
+        r = http.post(f"{b.runtime_url}/jobs", headers=_headers(), json=body, timeout=30)
+        assert r.status_code == 200, r.text
+        job = b.wait_job(b.runtime_url, r.json()["id"], _headers(), timeout=60)
+        assert job["state"]["status"] == "Completed" and job["session_id"] == session_id
+        r = http.get(f"{b.runtime_url}/sessions/{session_id}", headers=_headers(), timeout=30)
+        assert r.status_code == 200 and r.json()["id"] == session_id
+
 
 def test_sigkill_of_one_replica_under_load_every_job_still_completes_once(pg_url, cluster, factory):
     a = _replica(factory, pg_url, cluster, "--lease-seconds", "2")
