@@ -59,6 +59,9 @@ def warm() -> float:
 def dask_setup(worker: Any) -> None:
     """Dask's preload hook: warm this worker (runs once, in its main thread)."""
     seconds = warm()
+    from .dask import _shorten_batching
+
+    _shorten_batching(worker)  # answers go back at once: our tasks are whole jobs
     logger.info(
         "qiskit-rest-provider preload: worker %s warm in %.2f s (Aer GPU: %s)",
         getattr(worker, "address", "?"),
