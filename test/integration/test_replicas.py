@@ -78,7 +78,9 @@ def factory(tmp_path):
 
 
 def _replica(factory, pg_url, executor, *extra):
+    """A ``serve`` replica; all share one data dir (signing key, large results), as deployed."""
     return factory.start(
+        factory.base_dir / "shared-data",
         token=TOKEN,
         db=pg_url,
         args=["--executor", executor, "--rate-limit", "100000", *extra],
@@ -213,6 +215,11 @@ def test_200_jobs_over_two_replicas_each_complete_exactly_once(pg_url, cluster, 
         assert job["state"]["status"] == "Completed" and job["session_id"] == session_id
         r = http.get(f"{b.runtime_url}/sessions/{session_id}", headers=_headers(), timeout=30)
         assert r.status_code == 200 and r.json()["id"] == session_id
+        # a JWT issued by one replica is good on the other (the signing key is in the data dir)
+        r = http.get(
+            f"{b.runtime_url}/jobs", headers=a.platform_headers(), params={"limit": 1}, timeout=30
+        )
+        assert r.status_code == 200 and r.json()["count"] == len(ids) + 2, r.text
 
 
 def test_sigkill_of_one_replica_under_load_every_job_still_completes_once(pg_url, cluster, factory):
@@ -220,9 +227,9 @@ def test_sigkill_of_one_replica_under_load_every_job_still_completes_once(pg_url
     b = _replica(factory, pg_url, cluster, "--lease-seconds", "2")
     a_id, b_id = _replica_id(a), _replica_id(b)
     with requests.Session() as session:  # ~2 s jobs: A surely still runs one when killed
-        long_ids = [_submit((a, b)[k % 2], _long_params(), session) for k in range(6)]
+        long_ids = [_submit((a, b)[k % 2], _long_params(), session) for k in range(4)]
     with cf.ThreadPoolExecutor(1) as pool:
-        loading = pool.submit(_load, [a, b], 120)
+        loading = pool.submit(_load, [a, b], 80)
         deadline = time.monotonic() + 60
         held: list[str] = []
         while not held and time.monotonic() < deadline:
