@@ -82,7 +82,14 @@ def _make_executor(config: ServerConfig) -> JobExecutor:
     if config.executor.startswith("dask://"):
         from .execution.dask import DaskExecutor
 
-        return DaskExecutor(config.executor, longest_task=config.max_execution_time)
+        try:
+            return DaskExecutor(config.executor, longest_task=config.max_execution_time)
+        except ImportError:
+            raise
+        except Exception as exc:  # OSError, TimeoutError: nothing answers there
+            raise RuntimeError(
+                f"cannot connect to the Dask scheduler of --executor {config.executor}: {exc}"
+            ) from None
     return LocalProcessExecutor(
         config.workers, str(config.backends_dir) if config.backends_dir else None
     )
