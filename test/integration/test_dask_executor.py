@@ -274,3 +274,26 @@ def test_sigkill_of_a_dask_worker_mid_job_requeues_it_never_loses_it(dask_server
         assert job["state"].get("reason"), job
     else:
         assert job["state"]["status"] == "Completed", job
+
+
+def test_remote_transpile_runs_on_the_cluster(dask_server):
+    auth = {"Authorization": f"Bearer {dask_server.token}", "Accept": "application/json"}
+    bell = 'OPENQASM 3.0; include "stdgates.inc"; qubit[2] q; h q[0]; cx q[0], q[1];'
+    r = requests.post(
+        f"{dask_server.url}/transpile",
+        params={"backend": "rest_line_5q", "optimization_level": 1},
+        json={"qasm_circuits": [bell]},
+        headers=auth,
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    task_id = r.json()["task_id"]
+    deadline = time.monotonic() + 60
+    while True:
+        body = requests.get(
+            f"{dask_server.url}/transpile/{task_id}", params={"wait": 10}, headers=auth, timeout=60
+        ).json()
+        if body["state"] in ("SUCCESS", "FAILURE"):
+            break
+        assert time.monotonic() < deadline, body
+    assert body["state"] == "SUCCESS", body

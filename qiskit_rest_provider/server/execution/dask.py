@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import ExecutionTask, JobExecutor, TaskKilled, WorkerDied
+from .dask_preload import aer_has_gpu, shorten_batching
 from .workers import run_task
 
 __all__ = ["DaskExecutor", "import_distributed", "parse_dask_address"]
@@ -84,21 +85,6 @@ def parse_dask_address(executor: str) -> str:
     if not sep or not host or not port.isdigit():
         raise ValueError(f"executor must look like dask://HOST:PORT, got {executor!r}")
     return f"tcp://{rest}"
-
-
-#: Seconds a Dask batched stream may hold a message to send it with the next ones. Dask batches
-#: for throughput of many tiny tasks (10 ms client → scheduler, 2 ms worker → scheduler); our
-#: tasks are whole jobs, so latency matters more: 1 ms, set on our client and (by the preload)
-#: on each worker. Measured on 2 cores: a no-op task's round trip 10.4 → ~8 ms (client alone).
-BATCH_INTERVAL = 0.001
-
-
-def _shorten_batching(client_or_worker: Any) -> None:
-    """Lower the batching interval of a Dask client's or worker's stream (best effort)."""
-    for name in ("scheduler_comm", "batched_stream"):
-        stream = getattr(client_or_worker, name, None)
-        if stream is not None and hasattr(stream, "interval"):
-            stream.interval = min(float(stream.interval), BATCH_INTERVAL)
 
 
 def _set_allowed_failures(dask_scheduler: Any = None, value: int = 0) -> int:
@@ -154,7 +140,7 @@ class DaskExecutor(JobExecutor):
             name="qiskit-rest-provider",
             direct_to_workers=True,  # results come straight from the worker: one hop less
         )
-        _shorten_batching(self._client)
+        shorten_batching(self._client)
         self._lock = threading.Lock()
         self._entries: dict[int, _Entry] = {}  # id(our future) -> entry
         self._closed = False
@@ -437,6 +423,4 @@ def _set_worker_ttl(dask_scheduler: Any = None, seconds: float = 0.0) -> float |
 
 def _worker_has_aer_gpu() -> bool:
     """Run on a worker: whether its Qiskit Aer lists a GPU device."""
-    from .dask_preload import aer_has_gpu
-
     return aer_has_gpu()

@@ -103,6 +103,7 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self.owner = self.config.replica_id
         self._next_heartbeat = 0.0
+        self._last_heartbeat = 0.0
         self._check_leases = False
         self._handoff_seq = 0
 
@@ -198,9 +199,11 @@ class Dispatcher:
     def _heartbeat(self) -> None:
         """Renew our leases; stop the jobs we no longer hold; re-queue expired ones."""
         now = time.monotonic()
-        if now < self._next_heartbeat and not self._check_leases:
+        forced = self._check_leases and now - self._last_heartbeat >= 0.2  # at most 5/s
+        if now < self._next_heartbeat and not forced:
             return
         self._check_leases = False
+        self._last_heartbeat = now
         self._next_heartbeat = now + max(0.2, min(self.config.lease_seconds / 3.0, 5.0))
         live = [j for j, e in self._inflight.items() if e.abandoned_since is None]
         held = self.store.renew_leases(self.owner, live, self.config.lease_seconds)
@@ -478,7 +481,7 @@ class Dispatcher:
             metrics["stage_seconds"] = stages
         values = self.store.save_result(job_id, out["result_body"])
         usage = float(out.get("quantum_seconds") or 0.0)
-        self.store.transition(
+        recorded = self.store.transition(
             job_id,
             (protocol.RUNNING,),
             protocol.COMPLETED,
@@ -489,6 +492,11 @@ class Dispatcher:
             owner=self.owner,
             **values,
         )
+        if not recorded and values.get("result_file"):  # our claim was lost: drop our copy
+            try:
+                os.unlink(values["result_file"])
+            except OSError:
+                pass
 
     def _fail(self, job_id: str, reason: str, code: int, detail: str) -> None:
         body = f"Job {job_id} failed: {reason}\n{detail if detail != reason else ''}".rstrip()

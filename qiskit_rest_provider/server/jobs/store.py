@@ -479,7 +479,9 @@ class Store:
         """Column values that store ``body`` (inline, or a file for large bodies)."""
         if len(body) <= self.config.result_inline_bytes:
             return {"result": body, "result_file": None}
-        path = Path(self.config.results_dir) / f"{job_id}.json"
+        # a name of its own per write: a replica whose claim was taken over must never
+        # overwrite the file of the one that recorded the outcome
+        path = Path(self.config.results_dir) / f"{job_id}-{secrets.token_hex(4)}.json"
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as fh:
             fh.write(body)
