@@ -297,3 +297,40 @@ def test_remote_transpile_runs_on_the_cluster(dask_server):
             break
         assert time.monotonic() < deadline, body
     assert body["state"] == "SUCCESS", body
+
+
+def test_a_worker_advertising_a_gpu_its_aer_lacks_gets_no_gpu_work():
+    """GPU routing needs both the ``GPU`` resource and Aer's GPU build on the worker."""
+    from qiskit_rest_provider.server.execution.base import ExecutionTask
+    from qiskit_rest_provider.server.execution.dask import DaskExecutor
+    from qiskit_rest_provider.server.execution.dask_preload import aer_has_gpu
+    from qiskit_rest_provider.server.jobs.admission import prepare_job
+
+    if aer_has_gpu():
+        pytest.skip("this host's Aer has a GPU device: the refusal cannot be shown here")
+    with distributed.LocalCluster(
+        n_workers=1,
+        processes=True,
+        threads_per_worker=1,
+        dashboard_address=None,
+        resources={"GPU": 1},
+    ) as local:
+        executor = DaskExecutor(local.scheduler_address)
+        try:
+            executor.warm_up(wait=True, timeout=120)
+            assert executor.capacity == 1
+            assert executor._gpu_workers == set()  # advertised, but Aer has no GPU device
+            from qiskit_rest_provider.server.backends.catalog import BackendCatalog
+
+            backend = BackendCatalog.load().get("rest_simulator")
+            task = ExecutionTask(
+                job_id="gpu-check",
+                program_id="sampler",
+                backend="rest_simulator",
+                prepared=prepare_job("sampler", _sampler_params(), backend),
+            )
+            assert not executor._wants_gpu(task)
+            out = executor.run_job(task).result(timeout=120)
+            assert out["ok"] and _shots(out["result_body"]) == 500
+        finally:
+            executor.shutdown()

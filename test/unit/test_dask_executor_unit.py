@@ -68,3 +68,14 @@ def test_worker_command_is_dask_worker_with_one_thread_and_the_preload():
 def test_execution_task_defaults_keep_old_callers_working():
     task = ExecutionTask(job_id="j", program_id="sampler", backend="b")
     assert (task.attempt, task.priority) == (0, 0)
+
+
+def test_aer_device_comes_from_the_environment(monkeypatch):
+    from qiskit_rest_provider.server.execution.simulators import AER_DEVICE_ENV, aer_settings
+
+    monkeypatch.delenv(AER_DEVICE_ENV, raising=False)
+    assert "device" not in aer_settings()
+    monkeypatch.setenv(AER_DEVICE_ENV, "gpu")
+    assert aer_settings()["device"] == "GPU"
+    monkeypatch.setenv(AER_DEVICE_ENV, "tpu")  # not an Aer device: ignored
+    assert "device" not in aer_settings()

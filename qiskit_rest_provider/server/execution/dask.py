@@ -9,7 +9,8 @@ the local pool, submitted with
 * the fair queue's priority (:attr:`~.base.ExecutionTask.priority`), should tasks wait on the
   scheduler;
 * ``resources={"GPU": 1}`` for statevector-class jobs when some worker advertises a ``GPU``
-  resource *and* has Aer's GPU build (the preload reports it); otherwise no resources at all.
+  resource *and* has Aer's GPU build (asked once per worker); such a task runs with Aer's
+  ``device="GPU"`` (:func:`.dask_preload.run_task_on_gpu`). Otherwise no resources at all.
 
 Workers are plain ``dask worker`` processes with ``--nthreads 1`` and the preload
 :mod:`.dask_preload` (``qiskit-rest-provider worker SCHEDULER`` runs exactly that).
@@ -48,15 +49,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import ExecutionTask, JobExecutor, TaskKilled, WorkerDied
-from .dask_preload import aer_has_gpu, shorten_batching
+from .dask_preload import aer_has_gpu, run_task_on_gpu, shorten_batching
 from .workers import run_task
 
 __all__ = ["DaskExecutor", "import_distributed", "parse_dask_address"]
 
 logger = logging.getLogger(__name__)
 
-#: Programs whose simulation is statevector-class (dense state in memory: what a GPU speeds up).
+#: Programs that may run on a GPU worker (Aer's ``device="GPU"``).
 GPU_PROGRAMS = ("sampler", "estimator")
+#: Simulation methods with a dense state in memory: what a GPU speeds up.
+DENSE_METHODS = ("statevector", "density_matrix")
+SPARSE_METHODS = ("stabilizer", "matrix_product_state")
 
 
 def import_distributed() -> Any:
@@ -195,9 +199,14 @@ class DaskExecutor(JobExecutor):
     def run_job(self, task: ExecutionTask) -> cf.Future[dict[str, Any]]:
         """Submit one job as one Dask task (see the module docstring for key and resources)."""
         key = f"job-{task.job_id}-{task.attempt}-{secrets.token_hex(3)}"
-        resources = {"GPU": 1} if self._wants_gpu(task) else None
+        gpu = self._wants_gpu(task)
         return self._submit(
-            run_task, (task,), {}, key=key, priority=task.priority, resources=resources
+            run_task_on_gpu if gpu else run_task,
+            (task,),
+            {},
+            key=key,
+            priority=task.priority,
+            resources={"GPU": 1} if gpu else None,
         )
 
     def kill(self, future: cf.Future[Any]) -> bool:
@@ -363,8 +372,31 @@ class DaskExecutor(JobExecutor):
                 logger.exception("could not retire Dask worker %s", worker)
 
     def _wants_gpu(self, task: ExecutionTask) -> bool:
-        """Statevector-class work goes to GPU workers, where there are any with Aer on GPU."""
-        return bool(self._gpu_workers) and task.program_id in GPU_PROGRAMS
+        """Statevector-class work goes to GPU workers, where there are any with Aer on GPU.
+
+        Statevector-class: every PUB simulated with a dense state (``statevector`` or
+        ``density_matrix``), as the method estimate of :mod:`.cost` says. A job known only by
+        its stored params (after a restart) is not parsed here and runs on any worker.
+        """
+        if not self._gpu_workers or task.program_id not in GPU_PROGRAMS:
+            return False
+        prepared = task.prepared
+        if prepared is None:
+            return False
+        try:
+            from .cost import estimate_job
+
+            forced = (prepared.options.get("simulator") or {}).get("method")
+            estimate = estimate_job(
+                task.program_id,
+                prepared.pubs,
+                noisy=False,
+                method=forced if forced in DENSE_METHODS + SPARSE_METHODS else None,
+            )
+            return all(pub.method in DENSE_METHODS for pub in estimate.pubs)
+        except Exception:  # an estimate we cannot make: no GPU routing, never a failure
+            logger.debug("no method estimate for job %s", task.job_id, exc_info=True)
+            return False
 
     def _refresh(self) -> None:
         info = self._client.scheduler_info(n_workers=-1)

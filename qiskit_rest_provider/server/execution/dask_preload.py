@@ -16,7 +16,14 @@ import os
 import time
 from typing import Any
 
-__all__ = ["BACKENDS_DIR_ENV", "BATCH_INTERVAL", "aer_has_gpu", "dask_setup", "shorten_batching"]
+__all__ = [
+    "BACKENDS_DIR_ENV",
+    "BATCH_INTERVAL",
+    "aer_has_gpu",
+    "dask_setup",
+    "run_task_on_gpu",
+    "shorten_batching",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +55,22 @@ def aer_has_gpu() -> bool:
         return "GPU" in AerSimulator().available_devices()
     except Exception:  # noqa: BLE001 - no Aer, no GPU
         return False
+
+
+def run_task_on_gpu(task: Any) -> dict[str, Any]:
+    """Run one job with Aer's ``device="GPU"`` (a worker runs one task at a time: nthreads 1)."""
+    from .simulators import AER_DEVICE_ENV
+    from .workers import run_task
+
+    before = os.environ.get(AER_DEVICE_ENV)
+    os.environ[AER_DEVICE_ENV] = "GPU"
+    try:
+        return run_task(task)
+    finally:
+        if before is None:
+            os.environ.pop(AER_DEVICE_ENV, None)
+        else:
+            os.environ[AER_DEVICE_ENV] = before
 
 
 def warm() -> float:
