@@ -382,6 +382,15 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if config.executor.startswith("dask://"):
+        try:
+            from .server.execution.dask import import_distributed, parse_dask_address
+
+            parse_dask_address(config.executor)
+            import_distributed()
+        except (ImportError, ValueError) as exc:
+            print(f"error: --executor: {exc}", file=sys.stderr)
+            return 2
     tls = _tls_files(args)
     if isinstance(tls, str):
         print(f"error: {tls}", file=sys.stderr)

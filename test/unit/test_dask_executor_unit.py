@@ -45,6 +45,13 @@ def test_serve_refuses_an_unknown_executor_with_a_clear_error(tmp_path):
     )  # fmt: skip
     assert done.returncode == 2
     assert "executor must be 'local' or 'dask://HOST:PORT'" in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "qiskit_rest_provider", "serve", "--data-dir", str(tmp_path),
+         "--executor", "dask://no-port"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "error: --executor: executor must look like dask://HOST:PORT" in done.stderr
 
 
 def test_worker_command_is_dask_worker_with_one_thread_and_the_preload():
