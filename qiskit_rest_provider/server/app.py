@@ -140,6 +140,8 @@ def create_app(
         version=__version__,
         description="Qiskit Runtime REST API on Qiskit Aer (see the protocol notes in the docs).",
         lifespan=lifespan,
+        docs_url=None,  # served by the dashboard with vendored assets (ui.install_ui)
+        redoc_url=None,  # ReDoc loads from a CDN; /docs covers the same
     )
     app.state.catalog = catalog
     app.state.auth = auth
@@ -167,6 +169,9 @@ def create_app(
                 generate_unique_id_function=functools.partial(_operation_id, tag),
             )
     app.include_router(transpile_router)
+    from .ui import install_ui
+
+    install_ui(app)
     _describe_request_bodies(app)
 
     if config.cors_origins:

@@ -34,6 +34,7 @@ class PreparedJob:
     support_qiskit: bool
     resilience_level: int | None = None
     pub_shots: list = field(default_factory=list)  # estimator: shots behind each precision
+    payload: dict | None = None  # executor: the validated params, decoded again in the worker
 
 
 @dataclass

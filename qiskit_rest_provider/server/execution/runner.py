@@ -77,6 +77,10 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
     """
     from ...wire.results import encode_result
 
+    if prepared.program_id == protocol.EXECUTOR:
+        from .executor_program import run_executor_job
+
+        return run_executor_job(prepared, backend)
     t0 = time.perf_counter()
     simulator, noisy = simulator_for(
         backend, prepared.options, (pub.circuit for pub in prepared.pubs)

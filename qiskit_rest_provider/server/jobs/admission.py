@@ -21,20 +21,24 @@ estimated memory (:mod:`..execution.cost`) <= the per-job limit (:func:`check_jo
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import numpy as np
-from qiskit.circuit import QuantumCircuit
 
 from ...exceptions import WireFormatError
 from ...wire import protocol
 from ...wire.contract import validate_params
-from ...wire.isa import unsupported_instructions
 from ...wire.options import OptionsError, check_options, resolved_twirling
 from ..backends.noise import noise_model_from_dict
 from ..execution.base import PreparedJob
-from ..execution.cost import JobEstimate, estimate_job, format_bytes, max_job_memory
+from .checks import (
+    JobInputError,
+    _from_wire_error,
+    _max_shots,
+    check_circuits,
+    check_job_size,
+    check_rep_delay,
+)
 
 __all__ = [
     "PROGRAMS",
@@ -51,7 +55,7 @@ __all__ = [
     "validate_options",
 ]
 
-PROGRAMS = protocol.PRIMITIVE_PROGRAMS
+PROGRAMS = (*protocol.PRIMITIVE_PROGRAMS, protocol.EXECUTOR)
 """The programs this server admits jobs for."""
 
 MAX_TOTAL_SHOTS = 10_000_000
@@ -62,89 +66,6 @@ MAX_ESTIMATOR_SETS = 100_000
 
 MAX_ESTIMATOR_ELEMENTS = 10_000_000
 """Estimator: at most this many expectation values (broadcast elements), summed over PUBs."""
-
-_DEFAULT_MAX_SHOTS = 100_000
-
-
-class JobInputError(ValueError):
-    """The job's ``params`` are invalid for this program/backend (HTTP 400).
-
-    Attributes:
-        field: the offending field, e.g. ``"params.pubs[0].circuit"`` or
-            ``"params.options.twirling.foo"``.
-        code: short error code for the D10 error body.
-    """
-
-    def __init__(self, message: str, *, field: str | None = None, code: str = "invalid_params"):
-        super().__init__(message)
-        self.field = field
-        self.code = code
-
-
-def _check_isa(circuit: QuantumCircuit, target: Any, pub_index: int, backend_name: str) -> None:
-    """Raise :class:`JobInputError` for the first instruction the Target does not accept.
-
-    The rule is the contract's (:func:`qiskit_rest_provider.wire.isa.unsupported_instructions`),
-    the one the client checks before it submits, so both halves reject the same circuits.
-    """
-    rejected = unsupported_instructions(circuit, target, first_only=True)
-    if not rejected:
-        return
-    issue = rejected[0]
-    field = f"params.pubs[{pub_index}].circuit"
-    if issue.reason == "angle_out_of_bounds":
-        raise JobInputError(
-            f"{field}: PUB {pub_index}: instruction '{issue.name}' on {list(issue.qargs)} "
-            f"{issue.detail}",
-            field=field,
-            code="angle_out_of_bounds",
-        )
-    where = f" on {issue.where}" if issue.qargs else ""
-    raise JobInputError(
-        f"{field}: PUB {pub_index} is not ISA for backend {backend_name!r}: "
-        f"instruction '{issue.name}'{where} {issue.detail}. Transpile the circuit for the "
-        "backend's Target first.",
-        field=field,
-        code="non_isa_circuit",
-    )
-
-
-def _max_shots(backend: Any) -> int:
-    value = backend.configuration.get("max_shots")
-    try:
-        return int(value) if value else _DEFAULT_MAX_SHOTS
-    except (TypeError, ValueError):
-        return _DEFAULT_MAX_SHOTS
-
-
-def check_circuits(pubs: list, backend: Any) -> None:
-    """Every PUB's circuit fits the backend and is ISA for its Target."""
-    width = backend.num_qubits
-    for i, pub in enumerate(pubs):
-        if pub.circuit.num_qubits > width:
-            raise JobInputError(
-                f"params.pubs[{i}].circuit: the circuit has {pub.circuit.num_qubits} qubits but "
-                f"backend {backend.name!r} has {width}",
-                field=f"params.pubs[{i}].circuit",
-                code="too_many_qubits",
-            )
-        _check_isa(pub.circuit, backend.target, i, backend.name)
-
-
-def check_rep_delay(options: dict, backend: Any) -> None:
-    """``options.execution.rep_delay`` (seconds) must lie in the backend's range (microseconds)."""
-    rep_delay = options["execution"].get("rep_delay")
-    bounds = backend.configuration.get("rep_delay_range")
-    if rep_delay is None or not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
-        return
-    low, high = (float(b) * 1e-6 for b in bounds)
-    if not low - 1e-15 <= rep_delay <= high + 1e-15:
-        key = "params.options.execution.rep_delay"
-        raise JobInputError(
-            f"{key}: {rep_delay} s is outside the backend's rep_delay_range [{low:g}, {high:g}] s",
-            field=key,
-            code="invalid_option",
-        )
 
 
 def _pub_sizes(pub: Any) -> int:
@@ -199,78 +120,6 @@ def check_estimator_limits(pubs: list) -> None:
 # ------------------------------------------------------------------------------ sizing
 
 
-def _max_experiments(backend: Any) -> int | None:
-    value = backend.configuration.get("max_experiments")
-    try:
-        return int(value) if value else None
-    except (TypeError, ValueError):
-        return None
-
-
-def check_job_size(
-    program_id: str,
-    pubs: list,
-    backend: Any,
-    options: dict,
-    *,
-    max_memory: int | None = None,
-) -> JobEstimate:
-    """Refuse a job that cannot fit: more PUBs than ``max_experiments``, or over the memory limit.
-
-    Estimates memory with :mod:`..execution.cost` (active qubits, Aer's method, results,
-    observables) and compares it with the per-job limit (``serve --max-job-memory``), so an
-    oversized job is a 400 naming both numbers instead of a worker killed for memory.
-
-    Args:
-        program_id: ``"sampler"`` or ``"estimator"``.
-        pubs: the decoded PUBs.
-        backend: the BackendSpec.
-        options: the job's validated options (``simulator.noise_model`` makes it noisy).
-        max_memory: the limit in bytes; default :func:`..execution.cost.max_job_memory`.
-
-    Returns:
-        The estimate (method and seconds per PUB), for the caller to keep.
-
-    Raises:
-        JobInputError: code ``job_too_large`` (D13), naming the field, the estimate and the limit.
-    """
-    most = _max_experiments(backend)
-    if most is not None and len(pubs) > most:
-        raise JobInputError(
-            f"params.pubs: the job has {len(pubs)} PUBs; backend {backend.name!r} accepts at "
-            f"most {most} per job (max_experiments). Split the job.",
-            field="params.pubs",
-            code="job_too_large",
-        )
-    noisy = backend.properties is not None or (
-        (options.get("simulator") or {}).get("noise_model") is not None
-    )
-    estimate = estimate_job(program_id, pubs, noisy=noisy)
-    limit = max_job_memory() if max_memory is None else int(max_memory)
-    need = estimate.memory_bytes
-    if need <= limit:
-        return estimate
-    allows = f"this server allows {format_bytes(limit)} per job (--max-job-memory)"
-    i = estimate.largest
-    pub = estimate.pubs[i]
-    if pub.state_bytes > limit:
-        raise JobInputError(
-            f"params.pubs[{i}]: {pub.what} needs ~{format_bytes(pub.state_bytes)}; {allows}. "
-            "Use fewer active qubits.",
-            field=f"params.pubs[{i}]",
-            code="job_too_large",
-        )
-    results = sum(p.result_bytes for p in estimate.pubs)
-    what = "observables" if program_id == "estimator" else "samples (shots x classical bits)"
-    raise JobInputError(
-        f"params.pubs: the job needs ~{format_bytes(need)} (its {what} ~"
-        f"{format_bytes(results)}, largest state {pub.what} ~{format_bytes(pub.state_bytes)}); "
-        f"{allows}. Split the job or ask for fewer shots.",
-        field="params.pubs",
-        code="job_too_large",
-    )
-
-
 # ----------------------------------------------------------------------------- preparation
 def validate_options(program_id: str, options: Any, *, path: str = "options") -> dict[str, Any]:
     """The server's view of a sampler/estimator ``options`` object, with its defaults filled in.
@@ -287,20 +136,6 @@ def validate_options(program_id: str, options: Any, *, path: str = "options") ->
         'active-accum'
     """
     return check_options(program_id, options, path, noise_model_reader=noise_model_from_dict)
-
-
-_FIELD_RE = re.compile(r"^((?:params\.)?[A-Za-z_][\w.\[\]'\"]*):\s")
-
-
-def _from_wire_error(exc: Exception) -> JobInputError:
-    # QiskitError.__str__ quotes the message (repr); ``.message`` is the plain text.
-    message = getattr(exc, "message", None) or str(exc)
-    if not message.startswith("params"):
-        message = f"params.{message}"
-    match = _FIELD_RE.match(message)
-    field_name = match.group(1) if match else "params"
-    code = "invalid_option" if field_name.startswith("params.options.") else "invalid_params"
-    return JobInputError(message, field=field_name, code=code)
 
 
 def _shots_for(precision: float) -> int:
@@ -378,7 +213,8 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
     """Decode and validate ``params`` for ``program_id`` on ``backend``.
 
     Args:
-        program_id: ``"sampler"`` or ``"estimator"``.
+        program_id: ``"sampler"``, ``"estimator"`` or ``"executor"``
+            (:mod:`.executor_admission`).
         params: the job's ``params`` object (protocol §4).
         backend: the :class:`~qiskit_rest_provider.server.backends.catalog.BackendSpec` to run on.
 
@@ -403,6 +239,10 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
         raise JobInputError(
             f"{too_deep}: nested deeper than {MAX_PARAMS_DEPTH} levels", field=too_deep
         )
+    if program_id == protocol.EXECUTOR:
+        from .executor_admission import prepare_executor_job
+
+        return prepare_executor_job(params, backend)
     try:
         # The contract first: unknown keys (top level, options tree) and model-form PUBs.
         validate_params(program_id, params, accept_plain=True)

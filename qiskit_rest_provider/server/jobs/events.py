@@ -62,6 +62,10 @@ def pubs_count(program_id: str, params: Any) -> int | None:
         pubs = params.get("pubs")
         if isinstance(pubs, list):
             return len(pubs)
+    if program_id == protocol.EXECUTOR and isinstance(params, dict):
+        items = (params.get("quantum_program") or {}).get("items")
+        if isinstance(items, list):
+            return len(items)  # a program item is the executor's unit of work
     return None
 
 

@@ -35,7 +35,7 @@ from .store import JobFilters, new_id
 logger = logging.getLogger(__name__)
 router = APIRouter(responses=ERROR_RESPONSES)
 
-PROGRAMS = protocol.PRIMITIVE_PROGRAMS
+PROGRAMS = (*protocol.PRIMITIVE_PROGRAMS, protocol.EXECUTOR)
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 256
@@ -108,7 +108,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     if program_id not in PROGRAMS:
         raise ApiError(
             404,
-            f"program_id: program {program_id!r} not found (known: sampler, estimator)",
+            f"program_id: program {program_id!r} not found (known: {', '.join(PROGRAMS)})",
             code="program_not_found",
         )
     backend = body.backend if "backend" in body.model_fields_set else body.backend_name
@@ -134,6 +134,13 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     if session_id is not None and not session_id:
         raise ApiError(400, "session_id: expected a string")
     spec = st.catalog.get(backend)
+    if spec.dry_run_of and program_id != protocol.EXECUTOR:
+        raise ApiError(
+            400,
+            f"backend: {backend!r} is the dry-run twin of {spec.dry_run_of!r}; it runs dry runs of "
+            "the executor program only (Executor.run(..., dry_run=True))",
+            code="invalid_request",
+        )
     if body.calibration_id is not None and body.calibration_id != current_calibration_id(spec):
         raise ApiError(
             400,
