@@ -76,6 +76,8 @@ class ExecutionTask:
     prepare: Callable[[str, dict, Any], PreparedJob] | None = None
     """Admission's ``prepare_job`` (a module-level function: it pickles by reference), for a
     job that only has its stored ``params`` (after a restart)."""
+    attempt: int = 0  # earlier attempts that ended with a dead worker
+    priority: int = 0  # higher runs first where tasks wait (a cluster's scheduler)
     part: JobPart | None = None
     """Set when the task runs one part of a split job: the worker then answers with per-PUB
     result pieces (``pieces``) instead of a whole result body."""
@@ -105,3 +107,6 @@ class JobExecutor(cf.Executor):
     def kill(self, future: cf.Future[Any]) -> bool:  # pragma: no cover - interface
         """Stop the task behind ``future`` (running or pending); True if it was found."""
         raise NotImplementedError
+
+    def warm_up(self, *, wait: bool = False, timeout: float = 300.0) -> None:
+        """Get workers ready (with ``wait``: block until one is, at most ``timeout`` s)."""

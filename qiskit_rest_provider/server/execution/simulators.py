@@ -51,6 +51,9 @@ AER_MAX_MEMORY_ENV = "QISKIT_REST_AER_MAX_MEMORY_MB"
 A circuit needing more fails with a clear reason instead of exhausting the server's memory.
 """
 
+AER_DEVICE_ENV = "QISKIT_REST_AER_DEVICE"
+"""Environment variable: Aer ``device`` (``GPU`` or ``CPU``; unset = Aer's default, CPU)."""
+
 _CACHE_LIMIT = 64
 _SIMULATORS: dict[tuple, Any] = {}
 
@@ -75,6 +78,9 @@ def aer_settings() -> dict[str, Any]:
                 continue
             if value > 0:
                 settings[key] = value
+    device = os.environ.get(AER_DEVICE_ENV, "").strip().upper()
+    if device in ("CPU", "GPU"):  # set per task on Dask GPU workers (execution.dask_preload)
+        settings["device"] = device
     return settings
 
 

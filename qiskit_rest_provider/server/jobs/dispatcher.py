@@ -8,6 +8,14 @@ handed out once (even with several dispatchers on one database).
 On start, jobs left Running by a crash go back to Queued and run again (the store guarantees
 a job reaches a final state once: every final transition is guarded on the previous state).
 
+Replicas: several servers may share one PostgreSQL database. A claim records this replica
+(``config.replica_id``) and a lease (``config.lease_seconds``) that the loop renews while the job
+runs; every outcome is recorded only while the claim is still this replica's. On start a replica
+re-queues only what is its own (or a dead replica's on this host, or expired), never the jobs of
+replicas still alive; any replica re-queues jobs whose lease expired (their replica died). A
+renewal that finds a job no longer held (cancelled on another replica, or taken over) stops its
+worker at once.
+
 Limits: a job with ``cost`` (``max_execution_time``, seconds) or the server default is Cancelled
 with ``reason_code`` 1305 when its *wall-clock* time since it was handed to a worker exceeds it.
 A job cancelled while running, or over its time, has its worker killed at once (the executor
@@ -39,6 +47,8 @@ import concurrent.futures as cf
 import dataclasses
 import functools
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -139,11 +149,20 @@ class Dispatcher:
         self._last_served = ""  # instance id that got the last worker (round-robin)
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self.owner = self.config.replica_id
+        self._next_heartbeat = 0.0
+        self._last_heartbeat = 0.0
+        self._check_leases = False
+        self._handoff_seq = 0
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
-        """Re-queue what a crash left Running, then start the dispatcher thread."""
-        n = self.store.requeue_running()
+        """Re-queue what a crash left Running, then start the dispatcher thread.
+
+        Only jobs no live replica holds: this replica's own (an earlier process with the same
+        ``replica_id``), those of dead replicas on this host, and those whose lease expired.
+        """
+        n = self.store.requeue_expired(self._gone_owners())
         if n:
             logger.info("re-queued %d job(s) left running by a previous process", n)
         self._thread = threading.Thread(target=self._loop, name="job-dispatcher", daemon=True)
@@ -219,6 +238,44 @@ class Dispatcher:
         """Workers held by jobs in flight (a split job holds one per running part)."""
         return sum(entry.workers for entry in list(self._inflight.values()))
 
+    def job_changed(self, job_id: str) -> None:
+        """A job changed state somewhere (another replica): recheck our claims if it is ours."""
+        if job_id in self._inflight:
+            with self._cond:
+                self._check_leases = True
+                self._cond.notify_all()
+
+    def _gone_owners(self) -> set[str]:
+        """Replica ids whose Running jobs no live process holds: ours, and dead ones here."""
+        gone = {self.owner}
+        host = socket.gethostname()
+        for owner in self.store.running_owners():
+            name, _, pid = owner.rpartition("-")
+            if name == host and pid.isdigit() and not _pid_alive(int(pid)):
+                gone.add(owner)
+        return gone
+
+    def _heartbeat(self) -> None:
+        """Renew our leases; stop the jobs we no longer hold; re-queue expired ones."""
+        now = time.monotonic()
+        forced = self._check_leases and now - self._last_heartbeat >= 0.2  # at most 5/s
+        if now < self._next_heartbeat and not forced:
+            return
+        self._check_leases = False
+        self._last_heartbeat = now
+        self._next_heartbeat = now + max(0.2, min(self.config.lease_seconds / 3.0, 5.0))
+        live = [j for j, e in self._inflight.items() if e.abandoned_since is None]
+        held = self.store.renew_leases(self.owner, live, self.config.lease_seconds)
+        for job_id in live:
+            if job_id not in held and job_id in self._inflight:
+                logger.info("job %s is no longer held by this replica; stopping it", job_id)
+                self.abandon(job_id)
+                self.watchers.notify(job_id)
+        n = self.store.requeue_expired()
+        if n:
+            logger.warning("re-queued %d job(s) whose replica's lease expired", n)
+            self.wake()
+
     @property
     def in_flight(self) -> int:
         """Jobs currently held by workers."""
@@ -233,6 +290,7 @@ class Dispatcher:
             try:
                 self._handle_completions()
                 self._enforce_limits()
+                self._heartbeat()
                 self._fill()
             except Exception:  # keep dispatching whatever happens
                 logger.exception("dispatcher iteration failed")
@@ -422,9 +480,10 @@ class Dispatcher:
 
     def _hand_off(self, job: QueuedJob, width: int = 1) -> None:
         job_id = job.id
-        if not self.store.transition(job_id, (protocol.QUEUED,), protocol.RUNNING, log="running"):
+        if not self.store.claim(job_id, self.owner, self.config.lease_seconds):
             return
         prepared, parse_seconds = self.prepared.pop(job_id, (None, None))
+        self._handoff_seq += 1
         task = ExecutionTask(
             job_id=job_id,
             program_id=job.program_id,
@@ -432,6 +491,8 @@ class Dispatcher:
             params=None if prepared is not None else self.store.job_params(job_id),
             prepared=prepared,
             prepare=None if prepared is not None else prepare_job,
+            attempt=job.attempts,
+            priority=-self._handoff_seq,  # the fair queue's order, should tasks wait there
         )
         limit = float(job.cost) if job.cost else self.config.default_max_execution_time
         now = time.monotonic()
@@ -451,7 +512,12 @@ class Dispatcher:
             if split is not None:
                 split.stop(self.executor)
             self.store.transition(
-                job_id, (protocol.RUNNING,), protocol.QUEUED, log="re-queued", running_at=None
+                job_id,
+                (protocol.RUNNING,),
+                protocol.QUEUED,
+                log="re-queued",
+                owner=self.owner,
+                running_at=None,
             )
             return
         if self.handoff_hook is not None:
@@ -495,6 +561,7 @@ class Dispatcher:
                     reason=f"Job ran longer than the maximum execution time of {limit:g} s",
                     reason_code=REASON_TOO_LONG,
                     usage_seconds=limit,
+                    owner=self.owner,
                 ):
                     self.watchers.notify(job_id)
                 entry.abandoned_since = now
@@ -598,6 +665,7 @@ class Dispatcher:
                     (protocol.RUNNING,),
                     protocol.QUEUED,
                     log=f"worker process died (attempt {attempts}); re-queued",
+                    owner=self.owner,
                     running_at=None,
                     attempts=attempts,
                 )
@@ -651,7 +719,7 @@ class Dispatcher:
             metrics["stage_seconds"] = stages
         values = self.store.save_result(job_id, out["result_body"])
         usage = float(out.get("quantum_seconds") or 0.0)
-        self.store.transition(
+        recorded = self.store.transition(
             job_id,
             (protocol.RUNNING,),
             protocol.COMPLETED,
@@ -659,8 +727,14 @@ class Dispatcher:
             metrics=orjson.dumps(metrics, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
             quantum_seconds=usage,
             usage_seconds=usage,
+            owner=self.owner,
             **values,
         )
+        if not recorded and values.get("result_file"):  # our claim was lost: drop our copy
+            try:
+                os.unlink(values["result_file"])
+            except OSError:
+                pass
 
     def _fail(self, job_id: str, reason: str, code: int, detail: str) -> None:
         body = f"Job {job_id} failed: {reason}\n{detail if detail != reason else ''}".rstrip()
@@ -673,6 +747,7 @@ class Dispatcher:
             reason_code=code,
             result=body.encode(),
             result_file=None,
+            owner=self.owner,
         )
 
     def _touch_session(self, session_id: str, *, started: bool) -> None:
@@ -697,6 +772,17 @@ def _killed_by_the_system(exc: BaseException | None) -> bool:
     if not isinstance(exc, WorkerDied) or isinstance(exc, TaskKilled):
         return False
     return "exit code -9)" in str(exc)
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def is_final(state: str) -> bool:
