@@ -39,6 +39,7 @@ from .checks import (
     check_job_size,
     check_rep_delay,
 )
+from .mitigation_checks import check_suppression
 
 __all__ = [
     "PROGRAMS",
@@ -266,6 +267,7 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
     except WireFormatError as exc:
         raise _from_wire_error(exc) from None
     pubs = list(decoded.pubs)
+    check_suppression(program_id, options, pubs)  # [mitigation] 400 for what is not performed
     check_rep_delay(options, backend)
     check_circuits(pubs, backend)
     pub_shots: list = []

@@ -1,0 +1,200 @@
+"""Error mitigation for the legacy ``estimator`` program: TREX, ZNE, twirling, decoupling.
+
+The legacy program's options are performed with the official implementations, the same code
+qiskit-ibm-runtime's client-side ``executor_estimator.Estimator`` runs:
+
+1. the job's options tree becomes qiskit-ibm-runtime's ``EstimatorOptions`` and is finalized by
+   its ``finalize_estimator_options`` (IBM's defaults per resilience level: 0 nothing; 1
+   measurement twirling + TREX; 2 gate and measurement twirling + TREX + ZNE by gate folding
+   with noise factors ``(1, 3, 5)`` and extrapolators ``("exponential", "linear")``);
+2. its ``prepare`` builds a ``QuantumProgram`` with qiskit-mitigation's tasks
+   (``MitigationTask``, ``GateFolding`` for ZNE, ``TREX`` calibration circuits sharing the
+   twirled circuits' randomizations and shots) and samplomatic samplexes;
+3. dynamical decoupling (:mod:`.suppression`) is applied to every item on the backend's durations;
+4. qiskit-ibm-runtime's local ``run_quantum_program`` samples each randomization on the
+   backend's noise model (readout errors included: TREX removes them from real calibration data,
+   not by leaving them out of the model);
+5. its ``estimator_v2_post_processor_v0_1`` computes ``evs``, ``stds``,
+   ``ensemble_standard_error`` and, with ZNE, ``evs_noise_factors``, ``stds_noise_factors``,
+   ``ensemble_stds_noise_factors``, ``evs_extrapolated``, ``stds_extrapolated``.
+
+What the server cannot perform is refused at admission
+(:func:`qiskit_rest_provider.server.jobs.mitigation_checks.check_estimator_options`) with a 400
+naming the option: PEC and PEA need a layer noise model learned on the device, which this
+server does not learn (and it does not apply a given one).
+
+Ideal backends: the resilience level's *implicit* techniques have no noise to act on there,
+so the exact path of :mod:`.estimator` runs; options set explicitly are still performed.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
+
+from .suppression import TargetBackend, count_pulses, dd_options, program_seed, run_program
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "estimator_mitigation_applies",
+    "finalized_options",
+    "run_mitigated_estimator_pubs",
+]
+
+
+def finalized_options(options: dict, level: int, *, noisy: bool, shots: int | None) -> Any:
+    """qiskit-ibm-runtime's finalized ``EstimatorOptions`` for one PUB of the job.
+
+    On an ideal backend the level's implicit defaults are those of level 0 (nothing to mitigate);
+    explicitly set options are kept.
+    """
+    from qiskit_ibm_runtime.executor_estimator.finalize_options import (
+        finalize_estimator_options,
+    )
+    from qiskit_ibm_runtime.options_models.estimator import EstimatorOptions
+
+    resilience = options["resilience"]
+    zne = dict(resilience["zne"])
+    given: dict[str, Any] = {
+        "resilience_level": level if noisy else 0,
+        "default_shots": shots,
+        "twirling": {k: v for k, v in options["twirling"].items() if v is not None},
+        "dynamical_decoupling": {"enable": False},  # applied afterwards, to count pulses
+        "resilience": {
+            "measure_mitigation": resilience.get("measure_mitigation"),
+            "zne_mitigation": resilience.get("zne_mitigation"),
+            "zne": zne,
+            "measure_noise_learning": {
+                "num_randomizations": resilience["measure_noise_learning"]["num_randomizations"]
+            },
+        },
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return finalize_estimator_options(EstimatorOptions(**given))
+
+
+def estimator_mitigation_applies(options: dict, level: int, *, noisy: bool) -> bool:
+    """Whether the job runs as a mitigated/suppressed program (else the exact path runs)."""
+    final = finalized_options(options, level, noisy=noisy, shots=None)
+    return bool(
+        final.twirling.enable_gates
+        or final.twirling.enable_measure
+        or final.resilience.measure_mitigation
+        or final.resilience.zne_mitigation
+        or options["dynamical_decoupling"]["enable"]
+    )
+
+
+def _legacy_pub_metadata(raw: Any, pub: Any, shots: int, randomizations: int) -> dict:
+    meta: dict[str, Any] = {
+        "target_precision": float(pub.precision),
+        "shots": int(shots),
+        "num_randomizations": int(randomizations),
+        "circuit_metadata": dict(pub.circuit.metadata or {}),
+        "simulation": {"method": "sampled", "readout_error": True},
+    }
+    zne = (raw.metadata.get("resilience") or {}).get("zne")
+    if zne is not None:
+        extrapolators = np.asarray(zne["extrapolators"]).ravel().tolist()
+        meta["resilience"] = {"zne": {"extrapolator": extrapolators}}
+    return meta
+
+
+def run_mitigated_estimator_pubs(
+    pubs: Sequence[Any],
+    backend: Any,
+    options: dict,
+    level: int,
+    *,
+    noisy: bool,
+    shots: Sequence[int],
+    seed: int | None,
+) -> tuple[PrimitiveResult, float, dict]:
+    """Estimate every PUB as a mitigated program (one program per PUB).
+
+    Args:
+        pubs: validated PUBs (precision filled in).
+        backend: the BackendSpec (its Target gives DD durations, its noise model the noise).
+        options: the job's validated options tree.
+        level: the job's resilience level.
+        noisy: whether the backend (or ``simulator.noise_model``) has noise.
+        shots: per PUB, the shots its precision stands for (admission's rule); twirling splits
+            them by qiskit-ibm-runtime's shot rule, so metadata ``shots`` may round up.
+        seed: ``simulator.seed_simulator`` or ``seed_estimator`` (per-PUB seeds derive from it).
+
+    Returns:
+        ``(result, simulate_seconds, applied)``: ``applied`` is the job-level ``resilience``
+        metadata (which techniques ran).
+    """
+    from qiskit_ibm_runtime.decoders.executor_estimator.post_processor_v0_1 import (
+        estimator_v2_post_processor_v0_1,
+    )
+    from qiskit_ibm_runtime.executor.dynamical_decoupling import apply_dynamical_decoupling
+    from qiskit_ibm_runtime.executor_estimator.prepare import prepare
+
+    dd_on = bool(options["dynamical_decoupling"]["enable"])
+    target_backend = TargetBackend(backend.target) if dd_on else None
+    results = []
+    simulate = 0.0
+    total_pulses = 0
+    final = finalized_options(options, level, noisy=noisy, shots=None)
+    for index, pub in enumerate(pubs):
+        final = finalized_options(options, level, noisy=noisy, shots=int(shots[index]))
+        bare = type(pub)(pub.circuit, pub.observables, pub.parameter_values, None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            program, _ = prepare([bare], final, None, backend=None)
+        before = count_pulses(program)
+        if dd_on:
+            program = apply_dynamical_decoupling(target_backend, dd_options(options), program)
+        pulses = count_pulses(program) - before
+        total_pulses += pulses
+        randomizations = int(program.items[0].shape[0]) if program.items[0].shape else 1
+        t0 = time.perf_counter()
+        raw_result = run_program(program, backend, options, program_seed(seed, index))
+        simulate += time.perf_counter() - t0
+        raw = estimator_v2_post_processor_v0_1(raw_result)[0]
+        pub_meta = _legacy_pub_metadata(raw, pub, randomizations * program.shots, randomizations)
+        if dd_on:
+            pub_meta["dynamical_decoupling"] = {"num_pulses": pulses}
+        data = {name: np.asarray(raw.data[name], dtype=float) for name in raw.data.keys()}
+        results.append(PubResult(DataBin(**data, shape=raw.data.shape), metadata=pub_meta))
+    resilience: dict[str, Any] = {
+        "measure_mitigation": bool(final.resilience.measure_mitigation),
+        "zne_mitigation": bool(final.resilience.zne_mitigation),
+        "pec_mitigation": False,
+    }
+    if final.resilience.zne_mitigation:
+        from qiskit_ibm_runtime.executor_estimator.utils import resolve_noise_factors
+
+        factors, extrapolated = resolve_noise_factors(final.resilience.zne)
+        extrapolator = final.resilience.zne.extrapolator
+        resilience["zne"] = {
+            "noise_factors": factors.tolist(),
+            "extrapolator": [extrapolator] if isinstance(extrapolator, str) else list(extrapolator),
+            "extrapolated_noise_factors": extrapolated.tolist(),
+        }
+    metadata: dict[str, Any] = {
+        "version": 2,
+        "twirling": {
+            **copy.deepcopy(options["twirling"]),
+            "enable_gates": bool(final.twirling.enable_gates),
+            "enable_measure": bool(final.twirling.enable_measure),
+        },
+        "resilience": resilience,
+    }
+    if dd_on:
+        metadata["dynamical_decoupling"] = {
+            **options["dynamical_decoupling"],
+            "num_pulses": total_pulses,
+        }
+    return PrimitiveResult(results, metadata=metadata), simulate, resilience

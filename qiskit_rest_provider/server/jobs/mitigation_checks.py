@@ -1,0 +1,94 @@
+"""Admission's refusals of error suppression/mitigation options the server cannot perform.
+
+An option accepted is an option performed: what :mod:`..execution.mitigation` and
+:mod:`..execution.suppression` cannot do is refused here, before a job is stored, with a 400
+naming the option.
+"""
+
+from __future__ import annotations
+
+from ...wire import protocol
+from ...wire.options import OptionsError
+from .checks import JobInputError
+
+__all__ = ["check_estimator_options", "check_suppression"]
+
+_LAYER_LEARNING_DEFAULTS = {
+    "max_layers_to_learn": 4,
+    "shots_per_randomization": 128,
+    "num_randomizations": 32,
+    "layer_pair_depths": [0, 1, 2, 4, 16, 32],
+}
+
+
+def check_estimator_options(options: dict, path: str = "params.options") -> None:
+    """Refuse the estimator options this server cannot perform (before a job is stored).
+
+    Raises:
+        OptionsError: naming the option (``params.options.resilience.pec_mitigation``, ...).
+    """
+    resilience = options["resilience"]
+    base = f"{path}.resilience"
+    if resilience.get("pec_mitigation"):
+        raise OptionsError(
+            f"{base}.pec_mitigation=true is not performed by this server: PEC needs a layer "
+            "noise model learned on the device, and this server does not learn one",
+            f"{base}.pec_mitigation",
+        )
+    if resilience.get("zne_mitigation") is not False and resilience["zne"]["amplifier"] == "pea":
+        raise OptionsError(
+            f"{base}.zne.amplifier='pea' is not performed by this server (PEA needs a learned "
+            "layer noise model); use 'gate_folding', 'gate_folding_front' or 'gate_folding_back'",
+            f"{base}.zne.amplifier",
+        )
+    if resilience.get("layer_noise_model") is not None:
+        raise OptionsError(
+            f"{base}.layer_noise_model is not used by this server (it performs neither PEC nor "
+            "PEA); leave it unset",
+            f"{base}.layer_noise_model",
+        )
+    learning = resilience.get("layer_noise_learning") or {}
+    for key, default in _LAYER_LEARNING_DEFAULTS.items():
+        if key in learning and learning[key] != default:
+            raise OptionsError(
+                f"{base}.layer_noise_learning.{key} is not used by this server (it learns no "
+                "layer noise: PEC/PEA are not performed); leave it unset",
+                f"{base}.layer_noise_learning.{key}",
+            )
+    spr = (resilience.get("measure_noise_learning") or {}).get("shots_per_randomization")
+    if spr not in (None, "auto"):
+        raise OptionsError(
+            f"{base}.measure_noise_learning.shots_per_randomization={spr!r}: this server's TREX "
+            "calibration uses the twirled circuits' shots per randomization; only 'auto'",
+            f"{base}.measure_noise_learning.shots_per_randomization",
+        )
+
+
+def check_suppression(program_id: str, options: dict, pubs: list) -> None:
+    """Refuse suppression/mitigation options that cannot be performed for these PUBs.
+
+    Raises:
+        JobInputError: ``invalid_option``, naming ``params.options.<option>``.
+    """
+    try:
+        if program_id == protocol.ESTIMATOR:
+            check_estimator_options(options)
+    except OptionsError as exc:
+        raise JobInputError(str(exc), field=exc.path, code="invalid_option") from None
+    twirling = options["twirling"]
+    for name, on in (
+        ("dynamical_decoupling.enable", options["dynamical_decoupling"]["enable"]),
+        ("twirling.enable_gates", twirling.get("enable_gates")),
+        ("twirling.enable_measure", twirling.get("enable_measure")),
+    ):
+        if not on:
+            continue
+        for i, pub in enumerate(pubs):
+            if pub.circuit.has_control_flow_op():
+                field = f"params.options.{name}"
+                raise JobInputError(
+                    f"{field}: not performed on dynamic circuits (params.pubs[{i}] has control "
+                    "flow); turn it off for this job",
+                    field=field,
+                    code="invalid_option",
+                )
