@@ -66,6 +66,7 @@ from pydantic_core import ErrorDetails, to_jsonable_python
 from .protocol import DEFAULT_PRECISION, DEFAULT_RESILIENCE_LEVEL, DEFAULT_SHOTS
 
 __all__ = [
+    "resolved_mitigation",
     "resolved_twirling",
     "DEFAULT_PRECISION",
     "DEFAULT_SHOTS",
@@ -719,6 +720,7 @@ _LEVEL_DEFAULTS = {
     1: {"enable_gates": False, "enable_measure": True, "measure_mitigation": True},
     2: {"enable_gates": True, "enable_measure": True, "measure_mitigation": True},
 }
+_ZNE_BY_LEVEL = {0: False, 1: False, 2: True}
 
 
 def resolved_twirling(options: dict, level: int | None) -> dict:
@@ -740,3 +742,32 @@ def resolved_twirling(options: dict, level: int | None) -> dict:
     if mitigation:
         twirling["enable_measure"] = True
     return twirling
+
+
+def resolved_mitigation(options: dict, level: int | None) -> dict:
+    """Which estimator techniques a job asks for once the level's defaults fill the unset ones.
+
+    Returns ``{"twirling": bool, "measure_mitigation": bool, "zne_mitigation": bool,
+    "dynamical_decoupling": bool}`` (qiskit-ibm-runtime's per-level defaults: level 1 TREX with
+    measurement twirling, level 2 adds gate twirling and ZNE). The server's admission sizes the
+    sampled (mitigated) path with it; the runner decides the path with it.
+
+    Example:
+        >>> resolved_mitigation({"twirling": {}, "resilience": {}}, 2)["zne_mitigation"]
+        True
+    """
+    level = DEFAULT_RESILIENCE_LEVEL if level is None else level
+    twirling = resolved_twirling(options, level)
+    resilience = options.get("resilience") or {}
+    measure = resilience.get("measure_mitigation")
+    zne = resilience.get("zne_mitigation")
+    return {
+        "twirling": bool(twirling["enable_gates"] or twirling["enable_measure"]),
+        "measure_mitigation": bool(
+            _LEVEL_DEFAULTS.get(level, _LEVEL_DEFAULTS[1])["measure_mitigation"]
+            if measure is None
+            else measure
+        ),
+        "zne_mitigation": bool(_ZNE_BY_LEVEL.get(level, False) if zne is None else zne),
+        "dynamical_decoupling": bool((options.get("dynamical_decoupling") or {}).get("enable")),
+    }

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
 
+from ...wire.options import resolved_mitigation
 from .suppression import TargetBackend, count_pulses, dd_options, program_seed, run_program
 
 logger = logging.getLogger(__name__)
@@ -83,15 +84,12 @@ def finalized_options(options: dict, level: int, *, noisy: bool, shots: int | No
 
 
 def estimator_mitigation_applies(options: dict, level: int, *, noisy: bool) -> bool:
-    """Whether the job runs as a mitigated/suppressed program (else the exact path runs)."""
-    final = finalized_options(options, level, noisy=noisy, shots=None)
-    return bool(
-        final.twirling.enable_gates
-        or final.twirling.enable_measure
-        or final.resilience.measure_mitigation
-        or final.resilience.zne_mitigation
-        or options["dynamical_decoupling"]["enable"]
-    )
+    """Whether the job runs as a mitigated/suppressed program (else the exact path runs).
+
+    On an ideal backend only explicitly set techniques count (the level's defaults have nothing
+    to act on there).
+    """
+    return any(resolved_mitigation(options, level if noisy else 0).values())
 
 
 def _legacy_pub_metadata(raw: Any, pub: Any, shots: int, randomizations: int) -> dict:

@@ -267,7 +267,6 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
     except WireFormatError as exc:
         raise _from_wire_error(exc) from None
     pubs = list(decoded.pubs)
-    check_suppression(program_id, options, pubs)  # [mitigation] 400 for what is not performed
     check_rep_delay(options, backend)
     check_circuits(pubs, backend)
     pub_shots: list = []
@@ -282,6 +281,9 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
         )
         pub_shots = _estimator_shots(params, pubs, options, resilience_level)
         check_estimator_limits(pubs)
+    noisy = backend.is_noisy or options.get("simulator", {}).get("noise_model") is not None
+    # [mitigation] 400 for what is not performed; sampled precisions within reach
+    check_suppression(program_id, options, pubs, level=resilience_level, noisy=noisy)
     check_job_size(program_id, pubs, backend, options)
     return PreparedJob(
         program_id=program_id,

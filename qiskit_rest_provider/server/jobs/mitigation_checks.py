@@ -7,11 +7,18 @@ naming the option.
 
 from __future__ import annotations
 
+import math
+
 from ...wire import protocol
-from ...wire.options import OptionsError
+from ...wire.options import OptionsError, resolved_mitigation
 from .checks import JobInputError
 
-__all__ = ["check_estimator_options", "check_suppression"]
+__all__ = [
+    "MAX_SAMPLED_SHOTS",
+    "check_estimator_options",
+    "check_sampled_precision",
+    "check_suppression",
+]
 
 _LAYER_LEARNING_DEFAULTS = {
     "max_layers_to_learn": 4,
@@ -64,17 +71,43 @@ def check_estimator_options(options: dict, path: str = "params.options") -> None
         )
 
 
-def check_suppression(program_id: str, options: dict, pubs: list) -> None:
+MAX_SAMPLED_SHOTS = 1_000_000
+"""Most shots one PUB of a sampled (mitigated) estimator job may stand for: its precision must
+be at least ``1/sqrt(MAX_SAMPLED_SHOTS)`` = 0.001 (ZNE multiplies the work by its noise factors)."""
+
+
+def check_sampled_precision(pubs: list, options: dict, level: int | None, noisy: bool) -> None:
+    """A mitigated estimator PUB is sampled: refuse precisions that would need too many shots."""
+    if not any(resolved_mitigation(options, level if noisy else 0).values()):
+        return  # the exact path: any precision costs the same
+    for i, pub in enumerate(pubs):
+        shots = math.ceil(1.0 / float(pub.precision) ** 2 - 1e-9)
+        if shots > MAX_SAMPLED_SHOTS:
+            field = f"params.pubs[{i}]"
+            raise JobInputError(
+                f"{field}: precision {float(pub.precision):g} needs {shots} shots with error "
+                f"mitigation or suppression on (they are sampled); at most {MAX_SAMPLED_SHOTS} "
+                "(precision >= 0.001), or use resilience_level 0 for the exact path",
+                field=field,
+            )
+
+
+def check_suppression(
+    program_id: str, options: dict, pubs: list, *, level: int | None = None, noisy: bool = True
+) -> None:
     """Refuse suppression/mitigation options that cannot be performed for these PUBs.
 
     Raises:
-        JobInputError: ``invalid_option``, naming ``params.options.<option>``.
+        JobInputError: ``invalid_option``, naming ``params.options.<option>``; or naming the PUB
+            whose precision is out of the sampled path's reach.
     """
     try:
         if program_id == protocol.ESTIMATOR:
             check_estimator_options(options)
     except OptionsError as exc:
         raise JobInputError(str(exc), field=exc.path, code="invalid_option") from None
+    if program_id == protocol.ESTIMATOR:
+        check_sampled_precision(pubs, options, level, noisy)
     twirling = options["twirling"]
     for name, on in (
         ("dynamical_decoupling.enable", options["dynamical_decoupling"]["enable"]),
