@@ -747,9 +747,9 @@ def resolved_twirling(options: dict, level: int | None) -> dict:
 def resolved_mitigation(options: dict, level: int | None) -> dict:
     """Which estimator techniques a job asks for once the level's defaults fill the unset ones.
 
-    Returns ``{"twirling": bool, "measure_mitigation": bool, "zne_mitigation": bool,
-    "dynamical_decoupling": bool}`` (qiskit-ibm-runtime's per-level defaults: level 1 TREX with
-    measurement twirling, level 2 adds gate twirling and ZNE). The server's admission sizes the
+    Returns ``{"twirling", "measure_mitigation", "zne_mitigation", "pec_mitigation",
+    "dynamical_decoupling"}`` as booleans (qiskit-ibm-runtime's per-level defaults: level 1 TREX
+    with measurement twirling, level 2 adds gate twirling and ZNE). The server's admission sizes the
     sampled (mitigated) path with it; the runner decides the path with it.
 
     Example:
@@ -769,5 +769,6 @@ def resolved_mitigation(options: dict, level: int | None) -> dict:
             else measure
         ),
         "zne_mitigation": bool(_ZNE_BY_LEVEL.get(level, False) if zne is None else zne),
+        "pec_mitigation": bool(resilience.get("pec_mitigation")),
         "dynamical_decoupling": bool((options.get("dynamical_decoupling") or {}).get("enable")),
     }

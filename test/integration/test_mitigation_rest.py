@@ -195,11 +195,6 @@ def test_twirled_sampler_reports_the_shots_it_ran(noisy, twirling, expected):
 @pytest.mark.parametrize(
     ("options", "field"),
     [
-        ({"resilience": {"pec_mitigation": True}}, "resilience.pec_mitigation"),
-        (
-            {"resilience": {"zne_mitigation": True, "zne": {"amplifier": "pea"}}},
-            "resilience.zne.amplifier",
-        ),
         (
             {"resilience": {"layer_noise_learning": {"max_layers_to_learn": 2}}},
             "resilience.layer_noise_learning.max_layers_to_learn",
@@ -217,3 +212,89 @@ def test_what_is_not_performed_is_a_400_naming_the_option(noisy, options, field)
     with pytest.raises(QiskitRestProviderError) as info:
         estimator.run([(circuit, _z_each(5)[:1])]).result()
     assert field in str(info.value)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_official_client_reads_every_mitigation_field(official_service):
+    """qiskit-ibm-runtime's own legacy EstimatorV2/SamplerV2 decode the ZNE fields and metadata."""
+    runtime = pytest.importorskip("qiskit_ibm_runtime")
+    backend = official_service.backend("rest_line_5q")
+    circuit = QuantumCircuit(5)
+    circuit.x(range(2))
+    circuit.cz(0, 1)
+    observables = _z_each(5)[:2]
+    estimator = runtime.EstimatorV2(mode=backend)
+    estimator.options.resilience_level = 2
+    estimator.options.seed_estimator = 4
+    result = estimator.run([(circuit, observables)]).result()
+    data = result[0].data
+    assert data.evs.shape == (2,)
+    assert data.evs_noise_factors.shape == (2, 3)
+    assert data.stds_noise_factors.shape == (2, 3)
+    assert data.ensemble_stds_noise_factors.shape == (2, 3)
+    assert data.evs_extrapolated.shape == (2, 2, 4)
+    assert data.stds_extrapolated.shape == (2, 2, 4)
+    assert np.all(np.abs(data.evs + 1) < 0.1)
+    assert result.metadata["resilience"]["zne_mitigation"] is True
+    assert result[0].metadata["num_randomizations"] == 32
+
+    measured = circuit.measure_all(inplace=False)
+    sampler = runtime.SamplerV2(mode=backend)
+    sampler.options.twirling.enable_gates = True
+    sampler.options.twirling.num_randomizations = 4
+    sampler.options.twirling.shots_per_randomization = 25
+    sampled = sampler.run([measured]).result()[0]
+    assert sampled.data.meas.num_shots == 100
+    assert sampled.metadata["shots"] == 100
+
+
+def _cz_mirror(pairs: int = 10) -> QuantumCircuit:
+    """|00> through CZ/SX layers and back: ideally <Z> = +1, the error mostly from the CZs."""
+    half = QuantumCircuit(2)
+    for _ in range(pairs):
+        half.cz(0, 1)
+        half.sx([0, 1])
+    return half.compose(half.inverse())
+
+
+def test_pec_removes_the_bias_within_its_reported_error(noisy):
+    """PEC with the device's twirled layer noise: the bias of level 1 goes, within PEC's stds."""
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    logical = _cz_mirror()
+    isa = generate_preset_pass_manager(
+        optimization_level=0, backend=noisy, initial_layout=[1, 2], seed_transpiler=1
+    ).run(logical)
+    observables = [o.apply_layout(isa.layout) for o in _z_each(2)]
+    exact = _reference(logical, _z_each(2))
+    level1 = _estimate(noisy, isa, observables, 1)
+    pec = _estimate(noisy, isa, observables, 1, resilience={"pec_mitigation": True})
+    bias1 = level1[0].data.evs - exact
+    bias_pec = pec[0].data.evs - exact
+    stds = pec[0].data.stds
+    assert np.all(bias1 < -0.05), bias1  # the CZ error is visible without PEC
+    assert np.all(np.abs(bias_pec) < 3 * stds), (bias_pec, stds)
+    assert np.mean(np.abs(bias_pec)) < 0.5 * np.mean(np.abs(bias1))
+    assert pec.metadata["resilience"]["pec_mitigation"] is True
+    assert pec[0].metadata["resilience"]["layer_noise"]["unique_mitigated_layers"] >= 1
+    # PEC samples more randomizations than plain twirling (its sampling overhead)
+    assert pec[0].metadata["shots"] > level1[0].metadata["shots"]
+
+
+def test_pea_amplifies_with_the_device_layer_noise(noisy):
+    """ZNE by probabilistic error amplification: runs, reports its fields, honest stds."""
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    logical = _cz_mirror(6)
+    isa = generate_preset_pass_manager(
+        optimization_level=0, backend=noisy, initial_layout=[1, 2], seed_transpiler=1
+    ).run(logical)
+    observables = [o.apply_layout(isa.layout) for o in _z_each(2)]
+    exact = _reference(logical, _z_each(2))
+    result = _estimate(noisy, isa, observables, 2, resilience={"zne": {"amplifier": "pea"}})
+    data = result[0].data
+    assert data.evs_noise_factors.shape == (2, 3)
+    assert data.evs_extrapolated.shape == (2, 2, 4)
+    assert np.all(np.abs(data.evs - exact) < 4 * data.stds + 0.02)
+    assert result.metadata["resilience"]["zne"]["amplifier"] == "pea"
+    assert result[0].metadata["num_randomizations"] == 32

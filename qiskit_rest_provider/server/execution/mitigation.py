@@ -18,10 +18,13 @@ qiskit-ibm-runtime's client-side ``executor_estimator.Estimator`` runs:
    ``ensemble_standard_error`` and, with ZNE, ``evs_noise_factors``, ``stds_noise_factors``,
    ``ensemble_stds_noise_factors``, ``evs_extrapolated``, ``stds_extrapolated``.
 
-What the server cannot perform is refused at admission
+PEC (``pec_mitigation``, ``pec.max_overhead``, ``pec.noise_gain``) and PEA (``zne.amplifier =
+"pea"``) run qiskit-mitigation's ``PEC``/``PEA`` tasks with a layer noise model computed from the
+device's noise model (:mod:`.layer_noise`: the Pauli-twirled noise of each boxed layer, what a
+perfect noise learner converges to). What the server cannot perform is refused at admission
 (:func:`qiskit_rest_provider.server.jobs.mitigation_checks.check_estimator_options`) with a 400
-naming the option: PEC and PEA need a layer noise model learned on the device, which this
-server does not learn (and it does not apply a given one).
+naming the option: a user-given ``layer_noise_model`` and non-default ``layer_noise_learning``
+options (no learning experiment runs).
 
 Ideal backends: the resilience level's *implicit* techniques have no noise to act on there,
 so the exact path of :mod:`.estimator` runs; options set explicitly are still performed.
@@ -40,6 +43,8 @@ import numpy as np
 from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
 
 from ...wire.options import resolved_mitigation
+from .layer_noise import layer_noise_model
+from .simulators import job_noise_model
 from .suppression import TargetBackend, count_pulses, dd_options, program_seed, run_program
 
 logger = logging.getLogger(__name__)
@@ -76,6 +81,8 @@ def finalized_options(options: dict, level: int, *, noisy: bool, shots: int | No
             "measure_noise_learning": {
                 "num_randomizations": resilience["measure_noise_learning"]["num_randomizations"]
             },
+            "pec_mitigation": bool(resilience.get("pec_mitigation")),
+            "pec": dict(resilience["pec"]),
         },
     }
     with warnings.catch_warnings():
@@ -90,6 +97,14 @@ def estimator_mitigation_applies(options: dict, level: int, *, noisy: bool) -> b
     to act on there).
     """
     return any(resolved_mitigation(options, level if noisy else 0).values())
+
+
+def _needs_layer_noise(final: Any) -> bool:
+    resilience = final.resilience
+    return bool(
+        resilience.pec_mitigation
+        or (resilience.zne_mitigation and resilience.zne.amplifier == "pea")
+    )
 
 
 def _legacy_pub_metadata(raw: Any, pub: Any, shots: int, randomizations: int) -> dict:
@@ -148,6 +163,12 @@ def run_mitigated_estimator_pubs(
     for index, pub in enumerate(pubs):
         final = finalized_options(options, level, noisy=noisy, shots=int(shots[index]))
         bare = type(pub)(pub.circuit, pub.observables, pub.parameter_values, None)
+        layers = 0
+        if _needs_layer_noise(final):
+            final.resilience.layer_noise_model = layer_noise_model(
+                pub.circuit, final, job_noise_model(backend, options)
+            )
+            layers = len(final.resilience.layer_noise_model)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             program, _ = prepare([bare], final, None, backend=None)
@@ -156,7 +177,10 @@ def run_mitigated_estimator_pubs(
             program = apply_dynamical_decoupling(target_backend, dd_options(options), program)
         pulses = count_pulses(program) - before
         total_pulses += pulses
-        randomizations = int(program.items[0].shape[0]) if program.items[0].shape else 1
+        # item shapes: (randomizations, *params), PEA (noise factors, randomizations, *params)
+        shape = tuple(program.items[0].shape or (1,))
+        pea = final.resilience.zne_mitigation and final.resilience.zne.amplifier == "pea"
+        randomizations = int(shape[1] if pea and len(shape) > 1 else shape[0])
         t0 = time.perf_counter()
         raw_result = run_program(program, backend, options, program_seed(seed, index))
         simulate += time.perf_counter() - t0
@@ -164,12 +188,17 @@ def run_mitigated_estimator_pubs(
         pub_meta = _legacy_pub_metadata(raw, pub, randomizations * program.shots, randomizations)
         if dd_on:
             pub_meta["dynamical_decoupling"] = {"num_pulses": pulses}
+        if layers:
+            pub_meta.setdefault("resilience", {})["layer_noise"] = {
+                "unique_mitigated_layers": layers,
+                "source": "device noise model, Pauli-twirled (see layer_noise)",
+            }
         data = {name: np.asarray(raw.data[name], dtype=float) for name in raw.data.keys()}
         results.append(PubResult(DataBin(**data, shape=raw.data.shape), metadata=pub_meta))
     resilience: dict[str, Any] = {
         "measure_mitigation": bool(final.resilience.measure_mitigation),
         "zne_mitigation": bool(final.resilience.zne_mitigation),
-        "pec_mitigation": False,
+        "pec_mitigation": bool(final.resilience.pec_mitigation),
     }
     if final.resilience.zne_mitigation:
         from qiskit_ibm_runtime.executor_estimator.utils import resolve_noise_factors
@@ -180,6 +209,12 @@ def run_mitigated_estimator_pubs(
             "noise_factors": factors.tolist(),
             "extrapolator": [extrapolator] if isinstance(extrapolator, str) else list(extrapolator),
             "extrapolated_noise_factors": extrapolated.tolist(),
+            "amplifier": final.resilience.zne.amplifier,
+        }
+    if final.resilience.pec_mitigation:
+        resilience["pec"] = {
+            "max_overhead": final.resilience.pec.max_overhead,
+            "noise_gain": final.resilience.pec.noise_gain,
         }
     metadata: dict[str, Any] = {
         "version": 2,

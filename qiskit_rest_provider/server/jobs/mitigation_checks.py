@@ -36,30 +36,19 @@ def check_estimator_options(options: dict, path: str = "params.options") -> None
     """
     resilience = options["resilience"]
     base = f"{path}.resilience"
-    if resilience.get("pec_mitigation"):
-        raise OptionsError(
-            f"{base}.pec_mitigation=true is not performed by this server: PEC needs a layer "
-            "noise model learned on the device, and this server does not learn one",
-            f"{base}.pec_mitigation",
-        )
-    if resilience.get("zne_mitigation") is not False and resilience["zne"]["amplifier"] == "pea":
-        raise OptionsError(
-            f"{base}.zne.amplifier='pea' is not performed by this server (PEA needs a learned "
-            "layer noise model); use 'gate_folding', 'gate_folding_front' or 'gate_folding_back'",
-            f"{base}.zne.amplifier",
-        )
     if resilience.get("layer_noise_model") is not None:
         raise OptionsError(
-            f"{base}.layer_noise_model is not used by this server (it performs neither PEC nor "
-            "PEA); leave it unset",
+            f"{base}.layer_noise_model is not used by this server: PEC and PEA use the layer "
+            "noise computed from the device's own noise model; leave it unset",
             f"{base}.layer_noise_model",
         )
     learning = resilience.get("layer_noise_learning") or {}
     for key, default in _LAYER_LEARNING_DEFAULTS.items():
         if key in learning and learning[key] != default:
             raise OptionsError(
-                f"{base}.layer_noise_learning.{key} is not used by this server (it learns no "
-                "layer noise: PEC/PEA are not performed); leave it unset",
+                f"{base}.layer_noise_learning.{key} is not used by this server (no learning "
+                "experiment runs: the layer noise is computed from the device's noise model); "
+                "leave it unset",
                 f"{base}.layer_noise_learning.{key}",
             )
     spr = (resilience.get("measure_noise_learning") or {}).get("shots_per_randomization")
