@@ -162,6 +162,12 @@ def run_mitigated_estimator_pubs(
     final = finalized_options(options, level, noisy=noisy, shots=None)
     for index, pub in enumerate(pubs):
         final = finalized_options(options, level, noisy=noisy, shots=int(shots[index]))
+        if 0 in tuple(pub.shape):  # nothing to estimate (Qiskit's reference: empty arrays)
+            empty = np.zeros(tuple(pub.shape))
+            data = {"evs": empty, "stds": empty, "ensemble_standard_error": empty}
+            meta = {"target_precision": float(pub.precision), "shots": int(shots[index])}
+            results.append(PubResult(DataBin(**data, shape=tuple(pub.shape)), metadata=meta))
+            continue
         bare = type(pub)(pub.circuit, pub.observables, pub.parameter_values, None)
         layers = 0
         if _needs_layer_noise(final):

@@ -130,6 +130,18 @@ def _sampler_options(options: dict, shots: int) -> Any:
     )
 
 
+def _empty_result(pub: Any) -> SamplerPubResult:
+    from qiskit.primitives.containers import BitArray, DataBin
+
+    shape, shots = tuple(pub.shape), int(pub.shots)
+    fields = {
+        creg.name: BitArray(np.zeros((*shape, shots, (creg.size + 7) // 8), np.uint8), creg.size)
+        for creg in pub.circuit.cregs
+    }
+    metadata = {"circuit_metadata": dict(pub.circuit.metadata or {}), "shots": shots}
+    return SamplerPubResult(DataBin(**fields, shape=shape), metadata=metadata)
+
+
 def run_suppressed_sampler_pubs(
     pubs: Sequence[Any], backend: Any, options: dict, *, seed: int | None
 ) -> tuple[PrimitiveResult, float, list[tuple[datetime, datetime, dict]]]:
@@ -151,6 +163,9 @@ def run_suppressed_sampler_pubs(
     total_pulses = 0
     for index, pub in enumerate(pubs):
         shots = int(pub.shots)
+        if 0 in tuple(pub.shape):  # no parameter sets: empty BitArrays of shape (*shape, shots)
+            results.append(_empty_result(pub))
+            continue
         plain = type(pub)(pub.circuit, pub.parameter_values, shots)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)

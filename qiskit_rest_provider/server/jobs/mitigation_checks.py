@@ -81,10 +81,54 @@ def check_sampled_precision(pubs: list, options: dict, level: int | None, noisy:
             )
 
 
+def _gate_after_measurement(circuit) -> bool:
+    """Whether an instruction touches a qubit after that qubit was measured (non-final)."""
+    measured: set = set()
+    for inst in circuit.data:
+        name = inst.operation.name
+        if name == "barrier":
+            continue
+        if measured.intersection(inst.qubits):
+            return True
+        if name == "measure":
+            measured.update(inst.qubits)
+    return False
+
+
+def _has_durations(target, names: tuple[str, ...] = ("x", "rz")) -> bool:
+    """Whether the Target gives a duration for every qargs of the DD pulse instructions."""
+    for name in names:
+        if name not in target.operation_names:
+            return False
+        for props in target[name].values():
+            if props is None or props.duration is None:
+                return False
+    return target.dt is not None
+
+
+def _refuse(name: str, message: str) -> JobInputError:
+    field = f"params.options.{name}"
+    return JobInputError(f"{field}: {message}", field=field, code="invalid_option")
+
+
 def check_suppression(
-    program_id: str, options: dict, pubs: list, *, level: int | None = None, noisy: bool = True
+    program_id: str,
+    options: dict,
+    pubs: list,
+    *,
+    level: int | None = None,
+    noisy: bool = True,
+    target=None,
 ) -> None:
     """Refuse suppression/mitigation options that cannot be performed for these PUBs.
+
+    Args:
+        program_id: ``"sampler"`` or ``"estimator"``.
+        options: the validated options tree.
+        pubs: the decoded PUBs.
+        level: the estimator's resilience level.
+        noisy: whether the job simulates noise.
+        target: the backend's Target (dynamical decoupling needs its durations).
 
     Raises:
         JobInputError: ``invalid_option``, naming ``params.options.<option>``; or naming the PUB
@@ -97,9 +141,16 @@ def check_suppression(
         raise JobInputError(str(exc), field=exc.path, code="invalid_option") from None
     if program_id == protocol.ESTIMATOR:
         check_sampled_precision(pubs, options, level, noisy)
+    dd_on = bool(options["dynamical_decoupling"]["enable"])
+    if dd_on and target is not None and not _has_durations(target):
+        raise _refuse(
+            "dynamical_decoupling.enable",
+            "this backend has no gate durations to schedule decoupling pulses on (an ideal "
+            "simulator); use a device backend or turn it off",
+        )
     twirling = options["twirling"]
     for name, on in (
-        ("dynamical_decoupling.enable", options["dynamical_decoupling"]["enable"]),
+        ("dynamical_decoupling.enable", dd_on),
         ("twirling.enable_gates", twirling.get("enable_gates")),
         ("twirling.enable_measure", twirling.get("enable_measure")),
     ):
@@ -107,10 +158,15 @@ def check_suppression(
             continue
         for i, pub in enumerate(pubs):
             if pub.circuit.has_control_flow_op():
-                field = f"params.options.{name}"
-                raise JobInputError(
-                    f"{field}: not performed on dynamic circuits (params.pubs[{i}] has control "
-                    "flow); turn it off for this job",
-                    field=field,
-                    code="invalid_option",
+                raise _refuse(
+                    name,
+                    f"not performed on dynamic circuits (params.pubs[{i}] has control flow); "
+                    "turn it off for this job",
                 )
+            if program_id == protocol.SAMPLER and name != "dynamical_decoupling.enable":
+                if _gate_after_measurement(pub.circuit):
+                    raise _refuse(
+                        name,
+                        f"not performed on circuits that act on a qubit after measuring it "
+                        f"(params.pubs[{i}]); turn it off for this job",
+                    )

@@ -1,0 +1,127 @@
+"""Unit checks of the mitigation pieces: layer noise maps, the per-level decisions, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+from qiskit.quantum_info import Pauli, SparsePauliOp
+
+from qiskit_rest_provider.server.backends.catalog import BackendCatalog
+from qiskit_rest_provider.server.execution.layer_noise import pauli_lindblad_rates
+from qiskit_rest_provider.server.jobs.checks import JobInputError
+from qiskit_rest_provider.server.jobs.mitigation_checks import check_suppression
+from qiskit_rest_provider.wire.options import check_options, resolved_mitigation
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return BackendCatalog.load()
+
+
+def test_twirled_rates_reproduce_the_pauli_fidelities_of_the_device_cz(catalog):
+    """exp(-2 * sum of anticommuting rates) gives back each Pauli fidelity of the CZ's error."""
+    from qiskit.quantum_info import Kraus
+
+    model = catalog.get("rest_line_5q").noise_model
+    error = model._local_quantum_errors["cz"][(1, 2)]
+    rates = pauli_lindblad_rates(error, 2)
+    assert len(rates) == 15 and all(r >= 0 for r in rates.values())
+    kraus = Kraus(error.to_quantumchannel()).data
+    for label in rates:
+        pauli = Pauli(label)
+        matrix = pauli.to_matrix()
+        fidelity = np.trace(matrix @ sum(k @ matrix @ k.conj().T for k in kraus)).real / 4
+        exponent = sum(r for q, r in rates.items() if not pauli.commutes(Pauli(q)))
+        assert np.exp(-2 * exponent) == pytest.approx(fidelity, abs=1e-9)
+    # a 0.5 % CZ error: total rate of the order of the error
+    assert 1e-3 < sum(rates.values()) < 2e-2
+
+
+@pytest.mark.parametrize(
+    ("level", "set_", "expected"),
+    [
+        (0, {}, dict(twirling=False, measure_mitigation=False, zne_mitigation=False)),
+        (1, {}, dict(twirling=True, measure_mitigation=True, zne_mitigation=False)),
+        (2, {}, dict(twirling=True, measure_mitigation=True, zne_mitigation=True)),
+        (2, {"resilience": {"zne_mitigation": False}}, dict(zne_mitigation=False)),
+        (0, {"resilience": {"pec_mitigation": True}}, dict(pec_mitigation=True)),
+        (0, {"dynamical_decoupling": {"enable": True}}, dict(dynamical_decoupling=True)),
+    ],
+)
+def test_ibm_defaults_per_resilience_level(level, set_, expected):
+    decided = resolved_mitigation(check_options("estimator", set_), level)
+    for key, value in expected.items():
+        assert decided[key] is value, key
+
+
+def _estimator_pub(circuit, precision=0.015625):
+    observable = SparsePauliOp.from_sparse_list([("Z", [0], 1.0)], circuit.num_qubits)
+    return EstimatorPub.coerce((circuit, observable), precision)
+
+
+@pytest.mark.parametrize(
+    ("program", "options", "pub", "field"),
+    [
+        (
+            "estimator",
+            {"resilience": {"layer_noise_model": []}},
+            None,
+            "params.options.resilience.layer_noise_model",
+        ),
+        (
+            "estimator",
+            {"resilience": {"layer_noise_learning": {"num_randomizations": 8}}},
+            None,
+            "params.options.resilience.layer_noise_learning.num_randomizations",
+        ),
+        ("estimator", {}, "tiny_precision", "params.pubs[0]"),
+        (
+            "sampler",
+            {"twirling": {"enable_measure": True}},
+            "gate_after_measure",
+            "params.options.twirling.enable_measure",
+        ),
+        (
+            "sampler",
+            {"dynamical_decoupling": {"enable": True}},
+            "control_flow",
+            "params.options.dynamical_decoupling.enable",
+        ),
+    ],
+)
+def test_what_cannot_be_performed_is_refused_naming_it(program, options, pub, field, catalog):
+    circuit = QuantumCircuit(2, 1)
+    circuit.x(0)
+    if pub == "gate_after_measure":
+        circuit.measure(0, 0)
+        circuit.x(0)
+    if pub == "control_flow":
+        circuit.measure(0, 0)
+        with circuit.if_test((circuit.clbits[0], 1)):
+            circuit.x(1)
+    if program == "sampler":
+        pubs = [SamplerPub.coerce(circuit, 100)]
+    else:
+        pubs = [_estimator_pub(circuit, 1e-4 if pub == "tiny_precision" else 0.015625)]
+    tree = check_options(program, options)
+    with pytest.raises(JobInputError) as info:
+        check_suppression(
+            program, tree, pubs, level=1, noisy=True, target=catalog.get("rest_line_5q").target
+        )
+    assert info.value.field == field
+    assert field in str(info.value)
+
+
+def test_decoupling_needs_durations(catalog):
+    circuit = QuantumCircuit(2)
+    circuit.x(0)
+    tree = check_options("estimator", {"dynamical_decoupling": {"enable": True}})
+    pubs = [_estimator_pub(circuit)]
+    check_suppression("estimator", tree, pubs, level=1, target=catalog.get("rest_line_5q").target)
+    with pytest.raises(JobInputError, match="no gate durations"):
+        check_suppression(
+            "estimator", tree, pubs, level=1, target=catalog.get("rest_simulator").target
+        )
