@@ -45,7 +45,7 @@ from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
 from ...wire.options import resolved_mitigation
 from .layer_noise import layer_noise_model
 from .simulators import job_noise_model
-from .suppression import TargetBackend, count_pulses, dd_options, program_seed, run_program
+from .suppression import apply_decoupling, program_seed, run_program
 
 logger = logging.getLogger(__name__)
 
@@ -151,11 +151,9 @@ def run_mitigated_estimator_pubs(
     from qiskit_ibm_runtime.decoders.executor_estimator.post_processor_v0_1 import (
         estimator_v2_post_processor_v0_1,
     )
-    from qiskit_ibm_runtime.executor.dynamical_decoupling import apply_dynamical_decoupling
     from qiskit_ibm_runtime.executor_estimator.prepare import prepare
 
     dd_on = bool(options["dynamical_decoupling"]["enable"])
-    target_backend = TargetBackend(backend.target) if dd_on else None
     results = []
     simulate = 0.0
     total_pulses = 0
@@ -178,10 +176,9 @@ def run_mitigated_estimator_pubs(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             program, _ = prepare([bare], final, None, backend=None)
-        before = count_pulses(program)
+        pulses = 0
         if dd_on:
-            program = apply_dynamical_decoupling(target_backend, dd_options(options), program)
-        pulses = count_pulses(program) - before
+            program, pulses = apply_decoupling(program, backend, options)
         total_pulses += pulses
         # item shapes: (randomizations, *params), PEA (noise factors, randomizations, *params)
         shape = tuple(program.items[0].shape or (1,))

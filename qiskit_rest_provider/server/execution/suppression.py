@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "TargetBackend",
+    "apply_decoupling",
     "count_pulses",
     "dd_options",
     "program_seed",
@@ -81,6 +82,44 @@ def twirling_shots(shots: int, twirling: dict) -> tuple[int, int]:
 def count_pulses(program: Any) -> int:
     """X gates in the program's item circuits (compare before/after decoupling)."""
     return sum(int(item.circuit.count_ops().get("x", 0)) for item in program.items)
+
+
+def _physical(circuit: Any) -> Any:
+    """The circuit on one register named ``q`` (what Qiskit's scheduling passes require).
+
+    Circuits decoded from OpenQASM 3 hardware qubits may carry another register name.
+    """
+    from qiskit.circuit import QuantumCircuit, QuantumRegister
+
+    if len(circuit.qregs) == 1 and circuit.qregs[0].name == "q" and not circuit.ancillas:
+        if len(circuit.qregs[0]) == circuit.num_qubits:
+            return circuit
+    out = QuantumCircuit(
+        QuantumRegister(circuit.num_qubits, "q"),
+        name=circuit.name,
+        global_phase=circuit.global_phase,
+        metadata=circuit.metadata,
+    )
+    loose = [bit for bit in circuit.clbits if not circuit.find_bit(bit).registers]
+    if loose:
+        out.add_bits(loose)
+    for creg in circuit.cregs:
+        out.add_register(creg)
+    out.compose(circuit, qubits=out.qubits, clbits=circuit.clbits, inplace=True)
+    return out
+
+
+def apply_decoupling(program: Any, backend: Any, options: dict) -> tuple[Any, int]:
+    """Dynamical decoupling on every item of ``program``; returns it and the pulses inserted."""
+    from qiskit_ibm_runtime.executor.dynamical_decoupling import apply_dynamical_decoupling
+
+    before = count_pulses(program)
+    for item in program.items:
+        item.circuit = _physical(item.circuit)
+    program = apply_dynamical_decoupling(
+        TargetBackend(backend.target), dd_options(options), program
+    )
+    return program, count_pulses(program) - before
 
 
 def program_seed(seed: int | None, index: int) -> int:
@@ -156,7 +195,6 @@ def run_suppressed_sampler_pubs(
     from qiskit_ibm_runtime.executor_sampler.prepare import prepare
 
     dd_on = bool(options["dynamical_decoupling"]["enable"])
-    target_backend = TargetBackend(backend.target) if dd_on else None
     results: list[SamplerPubResult] = []
     spans: list[tuple[datetime, datetime, dict]] = []
     simulate = 0.0
@@ -170,14 +208,9 @@ def run_suppressed_sampler_pubs(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             program, _ = prepare([plain], _sampler_options(options, shots), backend=None)
-            before = count_pulses(program)
-            if dd_on:
-                from qiskit_ibm_runtime.executor.dynamical_decoupling import (
-                    apply_dynamical_decoupling,
-                )
-
-                program = apply_dynamical_decoupling(target_backend, dd_options(options), program)
-        pulses = count_pulses(program) - before
+        pulses = 0
+        if dd_on:
+            program, pulses = apply_decoupling(program, backend, options)
         total_pulses += pulses
         start = datetime.now(timezone.utc)
         t0 = time.perf_counter()
