@@ -32,6 +32,11 @@ these rules are part of the contract, documented here and applied in both halves
 * **Layer pair depths** (``resilience.layer_noise_learning.layer_pair_depths``) are ``>= 0`` (the
   rule of qiskit-ibm-runtime's own options; the model leaves it out).
 * **Sampler ``execution.meas_type``** must be ``"classified"``: a simulator has no kerneled IQ data.
+* **Options not performed** (:data:`NOT_PERFORMED`): the layer-learning experiment's
+  ``resilience.layer_noise_learning.num_randomizations``, ``shots_per_randomization`` and
+  ``layer_pair_depths``, ``resilience.measure_noise_learning.shots_per_randomization`` and a given
+  ``resilience.layer_noise_model`` accept only their defaults: the server computes the layer noise
+  PEC and PEA need from its device model instead of learning it.
 * The ``simulator`` group, ``None`` by default in the models, is filled with its group defaults in
   the server's tree, so the runner never asks "was this set?".
 
@@ -66,6 +71,8 @@ from pydantic_core import ErrorDetails, to_jsonable_python
 from .protocol import DEFAULT_PRECISION, DEFAULT_RESILIENCE_LEVEL, DEFAULT_SHOTS
 
 __all__ = [
+    "NOT_PERFORMED",
+    "not_performed_default",
     "resolved_mitigation",
     "resolved_twirling",
     "DEFAULT_PRECISION",
@@ -475,12 +482,51 @@ def _rule_meas_type(value: Any, path: str) -> None:
         )
 
 
+NOT_PERFORMED: dict[str, str] = {
+    "resilience.layer_noise_learning.num_randomizations": "no layer-learning experiment runs",
+    "resilience.layer_noise_learning.shots_per_randomization": "no layer-learning experiment runs",
+    "resilience.layer_noise_learning.layer_pair_depths": "no layer-learning experiment runs",
+    "resilience.measure_noise_learning.shots_per_randomization": (
+        "the TREX calibration uses the twirled circuits' shots per randomization"
+    ),
+    "resilience.layer_noise_model": (
+        "PEC and PEA use the layer noise computed from the device's own noise model"
+    ),
+}
+"""Estimator options the reference server cannot perform, and why: only their defaults are
+accepted (the layer noise PEC/PEA need is computed from the device model, not learned)."""
+
+
+def not_performed_default(dotted: str) -> Any:
+    """The only value of a :data:`NOT_PERFORMED` option that is accepted (the model's default)."""
+    model, leaf = _resolve("estimator", dotted)
+    return _default(model.model_fields[leaf])
+
+
+def _rule_not_performed(dotted: str, before: Callable[[Any, str], None] | None = None):
+    def rule(value: Any, path: str) -> None:
+        if before is not None:
+            before(value, path)
+        default = not_performed_default(dotted)
+        if value != default:
+            raise OptionsError(
+                f"{path}={_short(value)} is not performed by this server "
+                f"({NOT_PERFORMED[dotted]}); leave it unset (default {default!r})",
+                path,
+            )
+
+    return rule
+
+
 _Rule = Callable[[Any, str], None]
 _EXTRA_RULES: dict[tuple[str | None, str], _Rule] = {
     (None, "simulator.seed_simulator"): _rule_seed,
     ("estimator", "seed_estimator"): _rule_seed,
     (None, "simulator.coupling_map"): _rule_coupling_map,
-    ("estimator", "resilience.layer_noise_learning.layer_pair_depths"): _rule_layer_pair_depths,
+    **{("estimator", dotted): _rule_not_performed(dotted) for dotted in NOT_PERFORMED},
+    ("estimator", "resilience.layer_noise_learning.layer_pair_depths"): _rule_not_performed(
+        "resilience.layer_noise_learning.layer_pair_depths", _rule_layer_pair_depths
+    ),
     ("sampler", "execution.meas_type"): _rule_meas_type,
 }
 

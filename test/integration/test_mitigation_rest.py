@@ -16,7 +16,6 @@ from qiskit.primitives import StatevectorEstimator
 from qiskit.quantum_info import SparsePauliOp, random_clifford
 
 from qiskit_rest_provider import EstimatorV2, SamplerV2
-from qiskit_rest_provider.exceptions import QiskitRestProviderError
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -192,26 +191,58 @@ def test_twirled_sampler_reports_the_shots_it_ran(noisy, twirling, expected):
     assert bits.get_counts().get("11111", 0) > 0.85 * shots
 
 
+def _measured_then_touched() -> QuantumCircuit:
+    circuit = QuantumCircuit(5, 1)
+    circuit.x(0)
+    circuit.measure(0, 0)
+    circuit.x(0)
+    return circuit
+
+
 @pytest.mark.parametrize(
-    ("options", "field"),
+    ("program", "options", "field"),
     [
         (
-            {"resilience": {"layer_noise_learning": {"max_layers_to_learn": 2}}},
-            "resilience.layer_noise_learning.max_layers_to_learn",
+            "estimator",
+            {"resilience": {"layer_noise_learning": {"layer_pair_depths": [0, 2]}}},
+            "params.options.resilience.layer_noise_learning.layer_pair_depths",
         ),
         (
+            "estimator",
             {"resilience": {"measure_noise_learning": {"shots_per_randomization": 64}}},
-            "resilience.measure_noise_learning.shots_per_randomization",
+            "params.options.resilience.measure_noise_learning.shots_per_randomization",
+        ),
+        (
+            "sampler",
+            {"twirling": {"enable_measure": True}},
+            "params.options.twirling.enable_measure",
         ),
     ],
 )
-def test_what_is_not_performed_is_a_400_naming_the_option(noisy, options, field):
-    circuit = QuantumCircuit(5)
-    circuit.x(0)
-    estimator = EstimatorV2(mode=noisy, options=options)
-    with pytest.raises(QiskitRestProviderError) as info:
-        estimator.run([(circuit, _z_each(5)[:1])]).result()
-    assert field in str(info.value)
+def test_what_is_not_performed_is_a_400_naming_the_option(
+    reference_server, program, options, field
+):
+    """Sent as a careless client would (ours refuses the first two before sending)."""
+    import requests
+    from qiskit.primitives.containers.estimator_pub import EstimatorPub
+    from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+    from qiskit_rest_provider.wire.pubs import encode_estimator_params, encode_sampler_params
+
+    circuit = _measured_then_touched()
+    if program == "sampler":
+        params = encode_sampler_params([SamplerPub.coerce(circuit, 100)])
+    else:
+        params = encode_estimator_params([EstimatorPub.coerce((circuit, _z_each(5)[0]))])
+    params["options"] = options
+    response = requests.post(
+        f"{reference_server.runtime_url}/jobs",
+        headers={"Authorization": f"apikey {reference_server.token}"},
+        json={"program_id": program, "backend": "rest_line_5q", "params": params},
+        timeout=60,
+    )
+    assert response.status_code == 400, response.text[:300]
+    assert field in response.json()["errors"][0]["message"]
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -13,7 +13,7 @@ from qiskit_rest_provider.server.backends.catalog import BackendCatalog
 from qiskit_rest_provider.server.execution.layer_noise import pauli_lindblad_rates
 from qiskit_rest_provider.server.jobs.checks import JobInputError
 from qiskit_rest_provider.server.jobs.mitigation_checks import check_suppression
-from qiskit_rest_provider.wire.options import check_options, resolved_mitigation
+from qiskit_rest_provider.wire.options import OptionsError, check_options, resolved_mitigation
 
 
 @pytest.fixture(scope="module")
@@ -63,20 +63,38 @@ def _estimator_pub(circuit, precision=0.015625):
 
 
 @pytest.mark.parametrize(
+    ("options", "path"),
+    [
+        ({"resilience": {"layer_noise_model": []}}, "options.resilience.layer_noise_model"),
+        (
+            {"resilience": {"layer_noise_learning": {"num_randomizations": 8}}},
+            "options.resilience.layer_noise_learning.num_randomizations",
+        ),
+        (
+            {"resilience": {"layer_noise_learning": {"layer_pair_depths": [0, 2]}}},
+            "options.resilience.layer_noise_learning.layer_pair_depths",
+        ),
+        (
+            {"resilience": {"measure_noise_learning": {"shots_per_randomization": 64}}},
+            "options.resilience.measure_noise_learning.shots_per_randomization",
+        ),
+    ],
+)
+def test_options_never_performed_are_refused_by_the_shared_checker(options, path):
+    with pytest.raises(OptionsError) as info:
+        check_options("estimator", options)
+    assert info.value.path == path
+    assert "not performed" in str(info.value)
+    # their defaults, set explicitly, are fine
+    check_options(
+        "estimator",
+        {"resilience": {"layer_noise_learning": {"num_randomizations": 32.0}}},
+    )
+
+
+@pytest.mark.parametrize(
     ("program", "options", "pub", "field"),
     [
-        (
-            "estimator",
-            {"resilience": {"layer_noise_model": []}},
-            None,
-            "params.options.resilience.layer_noise_model",
-        ),
-        (
-            "estimator",
-            {"resilience": {"layer_noise_learning": {"num_randomizations": 8}}},
-            None,
-            "params.options.resilience.layer_noise_learning.num_randomizations",
-        ),
         ("estimator", {}, "tiny_precision", "params.pubs[0]"),
         (
             "sampler",
@@ -92,7 +110,7 @@ def _estimator_pub(circuit, precision=0.015625):
         ),
     ],
 )
-def test_what_cannot_be_performed_is_refused_naming_it(program, options, pub, field, catalog):
+def test_what_cannot_be_performed_for_the_pubs_is_refused_naming_it(program, options, pub, field):
     circuit = QuantumCircuit(2, 1)
     circuit.x(0)
     if pub == "gate_after_measure":
@@ -108,20 +126,21 @@ def test_what_cannot_be_performed_is_refused_naming_it(program, options, pub, fi
         pubs = [_estimator_pub(circuit, 1e-4 if pub == "tiny_precision" else 0.015625)]
     tree = check_options(program, options)
     with pytest.raises(JobInputError) as info:
-        check_suppression(
-            program, tree, pubs, level=1, noisy=True, target=catalog.get("rest_line_5q").target
-        )
+        check_suppression(program, tree, pubs, level=1, noisy=True)
     assert info.value.field == field
     assert field in str(info.value)
 
 
-def test_decoupling_needs_durations(catalog):
-    circuit = QuantumCircuit(2)
-    circuit.x(0)
-    tree = check_options("estimator", {"dynamical_decoupling": {"enable": True}})
-    pubs = [_estimator_pub(circuit)]
-    check_suppression("estimator", tree, pubs, level=1, target=catalog.get("rest_line_5q").target)
-    with pytest.raises(JobInputError, match="no gate durations"):
-        check_suppression(
-            "estimator", tree, pubs, level=1, target=catalog.get("rest_simulator").target
-        )
+def test_decoupling_on_a_backend_without_durations_inserts_nothing_and_says_why(catalog):
+    from qiskit_rest_provider.server.execution.suppression import (
+        NO_DURATIONS,
+        dd_metadata,
+        has_durations,
+    )
+
+    assert has_durations(catalog.get("rest_line_5q").target)
+    ideal = catalog.get("rest_simulator")
+    assert not has_durations(ideal.target)
+    tree = check_options("sampler", {"dynamical_decoupling": {"enable": True}})
+    assert dd_metadata(tree, ideal, 0) == {**tree["dynamical_decoupling"], "num_pulses": 0,
+                                           "note": NO_DURATIONS}  # fmt: skip

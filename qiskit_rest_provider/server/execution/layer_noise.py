@@ -93,12 +93,18 @@ def box_noise_map(instruction: Any, circuit: Any, model: Any) -> Any:
     return PauliLindbladMap.from_sparse_list(terms, len(body.qubits))
 
 
-def layer_noise_model(circuit: Any, final_options: Any, model: Any) -> list[tuple[Any, Any]]:
+def layer_noise_model(
+    circuit: Any, final_options: Any, model: Any, max_layers: int | None = None
+) -> list[tuple[Any, Any]]:
     """``[(boxed layer, PauliLindbladMap), ...]`` for ``circuit`` under finalized options.
 
     ``final_options`` are qiskit-ibm-runtime's finalized ``EstimatorOptions`` (PEC or PEA on);
-    the result is what ``resilience.layer_noise_model`` holds in qiskit-ibm-runtime.
+    the result is what ``resilience.layer_noise_model`` holds in qiskit-ibm-runtime. With
+    ``max_layers`` (``layer_noise_learning.max_layers_to_learn``) only the first that many unique
+    layers get their noise; the others get an empty map, so they are neither amplified nor
+    mitigated (IBM's meaning of the option).
     """
+    from qiskit.quantum_info import PauliLindbladMap
     from qiskit_ibm_runtime.executor_estimator.prepare import choose_task_class
     from qiskit_ibm_runtime.executor_estimator.utils import estimator_options_to_boxing_options
     from qiskit_mitigation import find_combined_unique_layers
@@ -111,4 +117,11 @@ def layer_noise_model(circuit: Any, final_options: Any, model: Any) -> list[tupl
         add_tags=False,
     )
     layers = find_combined_unique_layers([circuit], [task_class()], boxing, box_types="gates")
-    return [(layer, box_noise_map(layer, circuit, model)) for layer in layers]
+    out = []
+    for index, layer in enumerate(layers):
+        if max_layers is not None and index >= max_layers:
+            width = len(layer.operation.body.qubits)
+            out.append((layer, PauliLindbladMap.from_sparse_list([], width)))
+        else:
+            out.append((layer, box_noise_map(layer, circuit, model)))
+    return out

@@ -23,8 +23,9 @@ PEC (``pec_mitigation``, ``pec.max_overhead``, ``pec.noise_gain``) and PEA (``zn
 device's noise model (:mod:`.layer_noise`: the Pauli-twirled noise of each boxed layer, what a
 perfect noise learner converges to). What the server cannot perform is refused at admission
 (:func:`qiskit_rest_provider.server.jobs.mitigation_checks.check_estimator_options`) with a 400
-naming the option: a user-given ``layer_noise_model`` and non-default ``layer_noise_learning``
-options (no learning experiment runs).
+naming the option; options never performed (the learning experiment's, a given
+``layer_noise_model``) are refused by the shared options checker
+(:data:`qiskit_rest_provider.wire.options.NOT_PERFORMED`).
 
 Ideal backends: the resilience level's *implicit* techniques have no noise to act on there,
 so the exact path of :mod:`.estimator` runs; options set explicitly are still performed.
@@ -45,7 +46,7 @@ from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
 from ...wire.options import resolved_mitigation
 from .layer_noise import layer_noise_model
 from .simulators import job_noise_model
-from .suppression import apply_decoupling, program_seed, run_program
+from .suppression import apply_decoupling, dd_metadata, program_seed, run_program
 
 logger = logging.getLogger(__name__)
 
@@ -169,10 +170,13 @@ def run_mitigated_estimator_pubs(
         bare = type(pub)(pub.circuit, pub.observables, pub.parameter_values, None)
         layers = 0
         if _needs_layer_noise(final):
+            max_layers = options["resilience"]["layer_noise_learning"]["max_layers_to_learn"]
             final.resilience.layer_noise_model = layer_noise_model(
-                pub.circuit, final, job_noise_model(backend, options)
+                pub.circuit, final, job_noise_model(backend, options), max_layers
             )
             layers = len(final.resilience.layer_noise_model)
+            if max_layers is not None:
+                layers = min(layers, max_layers)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             program, _ = prepare([bare], final, None, backend=None)
@@ -229,8 +233,5 @@ def run_mitigated_estimator_pubs(
         "resilience": resilience,
     }
     if dd_on:
-        metadata["dynamical_decoupling"] = {
-            **options["dynamical_decoupling"],
-            "num_pulses": total_pulses,
-        }
+        metadata["dynamical_decoupling"] = dd_metadata(options, backend, total_pulses)
     return PrimitiveResult(results, metadata=metadata), simulate, resilience

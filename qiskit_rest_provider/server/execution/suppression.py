@@ -42,8 +42,11 @@ from qiskit.primitives.containers import PrimitiveResult, SamplerPubResult
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "NO_DURATIONS",
     "TargetBackend",
     "apply_decoupling",
+    "dd_metadata",
+    "has_durations",
     "count_pulses",
     "dd_options",
     "program_seed",
@@ -109,10 +112,32 @@ def _physical(circuit: Any) -> Any:
     return out
 
 
+NO_DURATIONS = (
+    "the backend has no gate durations (an ideal simulator): no idle windows to schedule, "
+    "no pulses inserted; there is no noise there for decoupling to act on"
+)
+
+
+def has_durations(target: Any, names: tuple[str, ...] = ("x", "rz")) -> bool:
+    """Whether the Target times every qargs of the pulses' instructions (and has a ``dt``)."""
+    for name in names:
+        if name not in target.operation_names:
+            return False
+        for props in target[name].values():
+            if props is None or props.duration is None:
+                return False
+    return target.dt is not None
+
+
 def apply_decoupling(program: Any, backend: Any, options: dict) -> tuple[Any, int]:
-    """Dynamical decoupling on every item of ``program``; returns it and the pulses inserted."""
+    """Dynamical decoupling on every item of ``program``; returns it and the pulses inserted.
+
+    A backend without durations (the ideal simulator) gets no pulses (see :data:`NO_DURATIONS`).
+    """
     from qiskit_ibm_runtime.executor.dynamical_decoupling import apply_dynamical_decoupling
 
+    if not has_durations(backend.target):
+        return program, 0
     before = count_pulses(program)
     for item in program.items:
         item.circuit = _physical(item.circuit)
@@ -120,6 +145,14 @@ def apply_decoupling(program: Any, backend: Any, options: dict) -> tuple[Any, in
         TargetBackend(backend.target), dd_options(options), program
     )
     return program, count_pulses(program) - before
+
+
+def dd_metadata(options: dict, backend: Any, pulses: int) -> dict:
+    """Job-level ``dynamical_decoupling`` metadata: the options, the pulses, why none if none."""
+    out = {**options["dynamical_decoupling"], "num_pulses": int(pulses)}
+    if not has_durations(backend.target):
+        out["note"] = NO_DURATIONS
+    return out
 
 
 def program_seed(seed: int | None, index: int) -> int:
@@ -239,10 +272,7 @@ def run_suppressed_sampler_pubs(
         )  # fmt: skip
     metadata = {"version": 2}
     if dd_on:
-        metadata["dynamical_decoupling"] = {
-            **options["dynamical_decoupling"],
-            "num_pulses": total_pulses,
-        }
+        metadata["dynamical_decoupling"] = dd_metadata(options, backend, total_pulses)
     if _twirling_on(options):
         metadata["twirling"] = dict(options["twirling"])
     return PrimitiveResult(results, metadata=metadata), simulate, spans

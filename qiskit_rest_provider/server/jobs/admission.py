@@ -283,9 +283,7 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
         check_estimator_limits(pubs)
     noisy = backend.is_noisy or options.get("simulator", {}).get("noise_model") is not None
     # [mitigation] 400 for what is not performed; sampled precisions within reach
-    check_suppression(
-        program_id, options, pubs, level=resilience_level, noisy=noisy, target=backend.target
-    )
+    check_suppression(program_id, options, pubs, level=resilience_level, noisy=noisy)
     check_job_size(program_id, pubs, backend, options)
     return PreparedJob(
         program_id=program_id,
