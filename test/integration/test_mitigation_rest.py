@@ -329,3 +329,18 @@ def test_pea_amplifies_with_the_device_layer_noise(noisy):
     assert np.all(np.abs(data.evs - exact) < 4 * data.stds + 0.02)
     assert result.metadata["resilience"]["zne"]["amplifier"] == "pea"
     assert result[0].metadata["num_randomizations"] == 32
+
+
+def test_a_small_job_on_a_wide_device_simulates_only_its_qubits(service):
+    """Level 2 on the 127-qubit device takes seconds: only the 2 relevant qubits are simulated."""
+    import time
+
+    backend = service.backend("rest_hex_127q")
+    circuit = QuantumCircuit(backend.num_qubits)
+    circuit.x(0)
+    circuit.cz(0, 1)
+    observables = _z_each(backend.num_qubits)[:2]
+    start = time.perf_counter()
+    result = _estimate(backend, circuit, observables, 2)
+    assert time.perf_counter() - start < 60
+    assert np.all(np.abs(result[0].data.evs - np.array([-1.0, 1.0])) < 0.05)

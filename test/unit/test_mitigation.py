@@ -144,3 +144,53 @@ def test_decoupling_on_a_backend_without_durations_inserts_nothing_and_says_why(
     tree = check_options("sampler", {"dynamical_decoupling": {"enable": True}})
     assert dd_metadata(tree, ideal, 0) == {**tree["dynamical_decoupling"], "num_pulses": 0,
                                            "note": NO_DURATIONS}  # fmt: skip
+
+
+def test_compaction_keeps_the_relevant_qubits_and_embeds_back():
+    from qiskit.primitives.containers.observables_array import ObservablesArray
+
+    from qiskit_rest_provider.server.execution.compaction import (
+        compact_circuit,
+        compact_observables,
+        drop_idle_wires,
+        embed,
+        relevant_qubits,
+    )
+
+    circuit = QuantumCircuit(6, 1)
+    circuit.x(4)
+    circuit.cz(4, 1)
+    circuit.barrier()
+    circuit.measure(1, 0)
+    observables = ObservablesArray.coerce(["IIIIIZ", "IZIIII"])  # Z on qubit 0, Z on qubit 4
+    qubits = relevant_qubits(circuit, observables)
+    assert qubits == [0, 1, 4]
+    small = compact_circuit(circuit, qubits)
+    assert small.num_qubits == 3 and small.count_ops()["cz"] == 1
+    compact = compact_observables(observables, 6, qubits)
+    assert [compact.ravel()[k] for k in range(2)] == [{"IIZ": 1.0}, {"ZII": 1.0}]
+    back = embed(small, qubits, 6)
+    assert back.num_qubits == 6
+    cz = next(i for i in back.data if i.operation.name == "cz")
+    assert [back.find_bit(q).index for q in cz.qubits] == [4, 1]
+    padded = back.copy()
+    padded.x(5)  # e.g. a DD pulse on a never-used wire
+    assert "x" in drop_idle_wires(padded, qubits).count_ops()
+    assert drop_idle_wires(padded, qubits).count_ops()["x"] == 1
+
+
+def test_pec_layers_beyond_max_layers_to_learn_are_not_mitigated(catalog):
+    from qiskit_rest_provider.server.execution.layer_noise import layer_noise_model
+    from qiskit_rest_provider.server.execution.mitigation import finalized_options
+
+    circuit = QuantumCircuit(3)
+    circuit.cz(0, 1)
+    circuit.sx(1)
+    circuit.cz(1, 2)
+    tree = check_options("estimator", {"resilience": {"pec_mitigation": True}})
+    final = finalized_options(tree, 1, noisy=True, shots=1024)
+    model = catalog.get("rest_line_5q").noise_model
+    every = layer_noise_model(circuit, final, model)
+    assert len(every) == 2 and all(m.num_terms > 0 for _, m in every)
+    first = layer_noise_model(circuit, final, model, max_layers=1)
+    assert first[0][1].num_terms > 0 and first[1][1].num_terms == 0

@@ -24,6 +24,7 @@ the boxes and of idle qubits (they stay in the mitigated values as a small resid
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -69,11 +70,16 @@ def pauli_lindblad_rates(error: Any, num_qubits: int) -> dict[str, float]:
     return {label: float(rate) for label, rate in zip(labels, np.clip(rates, 0.0, None))}
 
 
-def box_noise_map(instruction: Any, circuit: Any, model: Any) -> Any:
-    """The ``PauliLindbladMap`` (box-local qubits) of one boxed layer of ``circuit``."""
+def box_noise_map(
+    instruction: Any, circuit: Any, model: Any, physical: Sequence[int] | None = None
+) -> Any:
+    """The ``PauliLindbladMap`` (box-local qubits) of one boxed layer of ``circuit``.
+
+    ``physical[i]`` is the device qubit of the circuit's qubit ``i`` (identity when ``None``).
+    """
     from qiskit.quantum_info import PauliLindbladMap
 
-    index = {q: i for i, q in enumerate(circuit.qubits)}
+    index = {q: i if physical is None else physical[i] for i, q in enumerate(circuit.qubits)}
     body = instruction.operation.body
     local = {q: j for j, q in enumerate(body.qubits)}
     terms: list[tuple[str, list[int], float]] = []
@@ -94,7 +100,11 @@ def box_noise_map(instruction: Any, circuit: Any, model: Any) -> Any:
 
 
 def layer_noise_model(
-    circuit: Any, final_options: Any, model: Any, max_layers: int | None = None
+    circuit: Any,
+    final_options: Any,
+    model: Any,
+    max_layers: int | None = None,
+    physical: Sequence[int] | None = None,
 ) -> list[tuple[Any, Any]]:
     """``[(boxed layer, PauliLindbladMap), ...]`` for ``circuit`` under finalized options.
 
@@ -123,5 +133,5 @@ def layer_noise_model(
             width = len(layer.operation.body.qubits)
             out.append((layer, PauliLindbladMap.from_sparse_list([], width)))
         else:
-            out.append((layer, box_noise_map(layer, circuit, model)))
+            out.append((layer, box_noise_map(layer, circuit, model, physical)))
     return out

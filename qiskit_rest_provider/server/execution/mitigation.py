@@ -44,6 +44,7 @@ import numpy as np
 from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
 
 from ...wire.options import resolved_mitigation
+from .compaction import compact_circuit, compact_observables, embed, relevant_qubits
 from .layer_noise import layer_noise_model
 from .simulators import job_noise_model
 from .suppression import apply_decoupling, dd_metadata, program_seed, run_program
@@ -167,12 +168,19 @@ def run_mitigated_estimator_pubs(
             meta = {"target_precision": float(pub.precision), "shots": int(shots[index])}
             results.append(PubResult(DataBin(**data, shape=tuple(pub.shape)), metadata=meta))
             continue
-        bare = type(pub)(pub.circuit, pub.observables, pub.parameter_values, None)
+        # only the qubits that matter are prepared and simulated (see compaction)
+        width = pub.circuit.num_qubits
+        qubits = relevant_qubits(pub.circuit, pub.observables)
+        circuit, observables = pub.circuit, pub.observables
+        if width:
+            circuit = compact_circuit(pub.circuit, qubits)
+            observables = compact_observables(pub.observables, width, qubits)
+        bare = type(pub)(circuit, observables, pub.parameter_values, None)
         layers = 0
         if _needs_layer_noise(final):
             max_layers = options["resilience"]["layer_noise_learning"]["max_layers_to_learn"]
             final.resilience.layer_noise_model = layer_noise_model(
-                pub.circuit, final, job_noise_model(backend, options), max_layers
+                circuit, final, job_noise_model(backend, options), max_layers, physical=qubits
             )
             layers = len(final.resilience.layer_noise_model)
             if max_layers is not None:
@@ -180,9 +188,12 @@ def run_mitigated_estimator_pubs(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             program, _ = prepare([bare], final, None, backend=None)
+        if width:
+            for item in program.items:
+                item.circuit = embed(item.circuit, qubits, width)
         pulses = 0
         if dd_on:
-            program, pulses = apply_decoupling(program, backend, options)
+            program, pulses = apply_decoupling(program, backend, options, keep=qubits)
         total_pulses += pulses
         # item shapes: (randomizations, *params), PEA (noise factors, randomizations, *params)
         shape = tuple(program.items[0].shape or (1,))

@@ -129,12 +129,18 @@ def has_durations(target: Any, names: tuple[str, ...] = ("x", "rz")) -> bool:
     return target.dt is not None
 
 
-def apply_decoupling(program: Any, backend: Any, options: dict) -> tuple[Any, int]:
+def apply_decoupling(
+    program: Any, backend: Any, options: dict, keep: Sequence[int] | None = None
+) -> tuple[Any, int]:
     """Dynamical decoupling on every item of ``program``; returns it and the pulses inserted.
 
-    A backend without durations (the ideal simulator) gets no pulses (see :data:`NO_DURATIONS`).
+    With ``keep`` (the relevant qubits, :mod:`.compaction`), what the pass puts on the other,
+    never-used qubits is dropped (and not counted). A backend without durations (the ideal
+    simulator) gets no pulses (see :data:`NO_DURATIONS`).
     """
     from qiskit_ibm_runtime.executor.dynamical_decoupling import apply_dynamical_decoupling
+
+    from .compaction import drop_idle_wires
 
     if not has_durations(backend.target):
         return program, 0
@@ -144,6 +150,9 @@ def apply_decoupling(program: Any, backend: Any, options: dict) -> tuple[Any, in
     program = apply_dynamical_decoupling(
         TargetBackend(backend.target), dd_options(options), program
     )
+    if keep is not None:
+        for item in program.items:
+            item.circuit = drop_idle_wires(item.circuit, keep)
     return program, count_pulses(program) - before
 
 
@@ -227,6 +236,8 @@ def run_suppressed_sampler_pubs(
     )
     from qiskit_ibm_runtime.executor_sampler.prepare import prepare
 
+    from .compaction import compact_circuit, embed, relevant_qubits
+
     dd_on = bool(options["dynamical_decoupling"]["enable"])
     results: list[SamplerPubResult] = []
     spans: list[tuple[datetime, datetime, dict]] = []
@@ -237,13 +248,20 @@ def run_suppressed_sampler_pubs(
         if 0 in tuple(pub.shape):  # no parameter sets: empty BitArrays of shape (*shape, shots)
             results.append(_empty_result(pub))
             continue
-        plain = type(pub)(pub.circuit, pub.parameter_values, shots)
+        # only the qubits that matter are prepared and simulated (see compaction)
+        width = pub.circuit.num_qubits
+        qubits = relevant_qubits(pub.circuit)
+        circuit = compact_circuit(pub.circuit, qubits) if width else pub.circuit
+        plain = type(pub)(circuit, pub.parameter_values, shots)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             program, _ = prepare([plain], _sampler_options(options, shots), backend=None)
+        if width:
+            for item in program.items:
+                item.circuit = embed(item.circuit, qubits, width)
         pulses = 0
         if dd_on:
-            program, pulses = apply_decoupling(program, backend, options)
+            program, pulses = apply_decoupling(program, backend, options, keep=qubits)
         total_pulses += pulses
         start = datetime.now(timezone.utc)
         t0 = time.perf_counter()
