@@ -109,13 +109,13 @@ def _needs_layer_noise(final: Any) -> bool:
     )
 
 
-def _legacy_pub_metadata(raw: Any, pub: Any, shots: int, randomizations: int) -> dict:
+def _legacy_pub_metadata(raw: Any, pub: Any, shots: int, randomizations: int, noisy: bool) -> dict:
     meta: dict[str, Any] = {
         "target_precision": float(pub.precision),
         "shots": int(shots),
         "num_randomizations": int(randomizations),
         "circuit_metadata": dict(pub.circuit.metadata or {}),
-        "simulation": {"method": "sampled", "readout_error": True},
+        "simulation": {"method": "sampled", "readout_error": bool(noisy)},
     }
     zne = (raw.metadata.get("resilience") or {}).get("zne")
     if zne is not None:
@@ -203,7 +203,9 @@ def run_mitigated_estimator_pubs(
         raw_result = run_program(program, backend, options, program_seed(seed, index))
         simulate += time.perf_counter() - t0
         raw = estimator_v2_post_processor_v0_1(raw_result)[0]
-        pub_meta = _legacy_pub_metadata(raw, pub, randomizations * program.shots, randomizations)
+        pub_meta = _legacy_pub_metadata(
+            raw, pub, randomizations * program.shots, randomizations, noisy
+        )
         if dd_on:
             pub_meta["dynamical_decoupling"] = {"num_pulses": pulses}
         if layers:
