@@ -8,6 +8,8 @@ Subcommands:
   for HTTPS);
 * ``tokens list|add|revoke|rotate``: administer the API tokens of a server's data dir
   (``add-token`` is the older spelling of ``tokens add``);
+* ``worker SCHEDULER``: a Dask worker (``dask worker --nthreads 1`` with the preload that warms
+  Qiskit and Aer) for ``serve --executor dask://HOST:PORT``;
 * ``db upgrade`` / ``db current``: bring a data dir's store to this release's schema / show its
   revision (``serve`` upgrades on start anyway; these are for operators who want it done first);
 * ``--version``.
@@ -197,6 +199,43 @@ def _parser() -> argparse.ArgumentParser:
         "--tls-key", default=None, metavar="FILE", help="the certificate's PEM private key"
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--executor",
+        default="local",
+        metavar="local|dask://HOST:PORT",
+        help="where jobs run: this server's worker processes (default) or a Dask scheduler",
+    )
+    serve.add_argument(
+        "--replica-id",
+        default="",
+        help="this server's name among replicas sharing one database (default HOSTNAME-PID)",
+    )
+    serve.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=30.0,
+        help="how long a claim on a running job holds unrenewed; a dead replica's jobs are "
+        "re-queued after it (default 30)",
+    )
+    serve.add_argument(
+        "--notify-fallback",
+        type=float,
+        default=5.0,
+        help="seconds between re-reads of waited-on jobs where PostgreSQL NOTIFY does not wake "
+        "them (default 5)",
+    )
+    worker = sub.add_parser(
+        "worker",
+        help="run a Dask worker for `serve --executor dask://...` (dask worker + our preload)",
+        description="Runs `dask worker SCHEDULER --nthreads 1 --preload "
+        "qiskit_rest_provider.server.execution.dask_preload` (plus the options below).",
+    )
+    worker.add_argument("scheduler", metavar="SCHEDULER", help="HOST:PORT or tcp://HOST:PORT")
+    worker.add_argument("--nworkers", default="1", help="worker processes (default 1)")
+    worker.add_argument("--name", default=None, help="worker name (Dask appends -N)")
+    worker.add_argument("--resources", default=None, help='e.g. "GPU=1" on a GPU host')
+    worker.add_argument("--memory-limit", default=None, help="per worker process, e.g. 8GiB")
+    worker.add_argument("--backends-dir", default=None, help="the server's --backends-dir")
 
     add = sub.add_parser("add-token", help="register an API token in a data dir (= tokens add)")
     add.add_argument("--data-dir", default="./qiskit-rest-data")
@@ -335,10 +374,23 @@ def _serve(args: argparse.Namespace) -> int:
             max_connections_per_client=args.max_connections_per_client,
             max_failed_logins=args.max_failed_logins,
             failed_login_window=args.failed_login_window,
+            executor=args.executor,
+            replica_id=args.replica_id,
+            lease_seconds=args.lease_seconds,
+            notify_fallback=args.notify_fallback,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if config.executor.startswith("dask://"):
+        try:
+            from .server.execution.dask import import_distributed, parse_dask_address
+
+            parse_dask_address(config.executor)
+            import_distributed()
+        except (ImportError, ValueError) as exc:
+            print(f"error: --executor: {exc}", file=sys.stderr)
+            return 2
     tls = _tls_files(args)
     if isinstance(tls, str):
         print(f"error: {tls}", file=sys.stderr)
@@ -425,6 +477,42 @@ def _serve(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: None)
     server.run(sockets=[sock])
     return 0
+
+
+def worker_command(args: argparse.Namespace) -> list[str]:
+    """The ``dask worker`` command line ``qiskit-rest-provider worker`` runs."""
+    scheduler = args.scheduler
+    if scheduler.startswith("dask://"):
+        scheduler = "tcp://" + scheduler[len("dask://") :]
+    cmd = [sys.executable, "-m", "distributed.cli.dask_worker", scheduler, "--nthreads", "1"]
+    cmd += ["--nworkers", str(args.nworkers)]
+    cmd += ["--preload", "qiskit_rest_provider.server.execution.dask_preload"]
+    if args.name:
+        cmd += ["--name", args.name]
+    if args.resources:
+        cmd += ["--resources", args.resources]
+    if args.memory_limit:
+        cmd += ["--memory-limit", args.memory_limit]
+    return cmd
+
+
+def _worker(args: argparse.Namespace) -> int:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        print(
+            "error: the Dask worker needs the 'distributed' package: pip install "
+            '"qiskit-rest-provider[dask]"',
+            file=sys.stderr,
+        )
+        return 2
+    env = dict(os.environ)
+    env.setdefault("QISKIT_REST_AER_THREADS", "1")  # --nthreads 1: one Aer thread per worker
+    if args.backends_dir:
+        env["QISKIT_REST_BACKENDS_DIR"] = str(Path(args.backends_dir).resolve())
+    cmd = worker_command(args)
+    print("running:", " ".join(cmd[2:]), flush=True)
+    os.execvpe(cmd[0], cmd, env)  # replaces this process: signals reach dask directly
 
 
 def _add_token(args: argparse.Namespace) -> int:
@@ -623,6 +711,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_token_command(args)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "worker":
+        return _worker(args)
     if args.command == "add-token":
         return _add_token(args)
     if args.command == "db":

@@ -71,8 +71,12 @@ class RuntimeClient(TranspileEndpoints, JobEventsEndpoints):
 
     # ------------------------------------------------------------------ backends
 
-    def backends(self) -> list[dict]:
+    def backends(self, *, include_mocks: bool = False) -> list[dict]:
         """All backends of the instance, in one request (``GET /backends``).
+
+        Args:
+            include_mocks: also return dry-run twins (entries with ``"class": "mock"``), which
+                a service lists for qiskit-ibm-runtime's ``dry_run`` and no one runs real work on.
 
         Returns:
             One dict per backend with at least ``"name"``; with the current API version also
@@ -88,7 +92,8 @@ class RuntimeClient(TranspileEndpoints, JobEventsEndpoints):
             if isinstance(item, str):
                 out.append({"name": item})
             elif isinstance(item, dict) and "name" in item:
-                out.append(item)
+                if include_mocks or item.get("class") != "mock":
+                    out.append(item)
         return out
 
     def backend_configuration(self, name: str) -> dict:

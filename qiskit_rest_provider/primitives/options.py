@@ -99,12 +99,21 @@ class EstimatorExecutionOptions(OptionsGroup):
 
 @_options_group("simulator.")
 class SimulatorOptions(OptionsGroup):
-    """Simulator settings; ``seed_simulator`` makes runs on simulators reproducible."""
+    """Simulator settings; ``seed_simulator`` makes runs on simulators reproducible.
+
+    ``method`` (an extension of this service): ``"automatic"`` lets the server pick the
+    simulation method from its cost model (stabilizer for Clifford circuits, a matrix product
+    state for wide circuits of little entanglement, statevector or density matrix where they
+    fit); ``"statevector"``, ``"density_matrix"``, ``"stabilizer"`` or
+    ``"matrix_product_state"`` forces one. The result's ``metadata["simulator"]`` says which
+    ran.
+    """
 
     noise_model: Any = _wire()
     seed_simulator: Any = _wire()
     coupling_map: Any = _wire()
     basis_gates: Any = _wire()
+    method: Any = _wire()
 
 
 @_options_group("environment.")

@@ -29,9 +29,11 @@ from fastapi import FastAPI
 from ..version import __version__
 from .auth.tokens import Authenticator, Caller, load_or_create_secret
 from .config import ServerConfig
+from .execution.base import JobExecutor
 from .execution.pool import LocalProcessExecutor
 from .http import RequestGuard, install_error_handlers
 from .jobs.dispatcher import Dispatcher
+from .jobs.notify import JobChangeListener
 from .jobs.store import Store
 from .jobs.watchers import JobWatchers
 from .state import ServerState
@@ -75,6 +77,24 @@ def _describe_request_bodies(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _make_executor(config: ServerConfig) -> JobExecutor:
+    """The local worker pool, or the Dask executor for ``--executor dask://HOST:PORT``."""
+    if config.executor.startswith("dask://"):
+        from .execution.dask import DaskExecutor
+
+        try:
+            return DaskExecutor(config.executor, longest_task=config.max_execution_time)
+        except ImportError:
+            raise
+        except Exception as exc:  # OSError, TimeoutError: nothing answers there
+            raise RuntimeError(
+                f"cannot connect to the Dask scheduler of --executor {config.executor}: {exc}"
+            ) from None
+    return LocalProcessExecutor(
+        config.workers, str(config.backends_dir) if config.backends_dir else None
+    )
+
+
 def create_app(
     config: ServerConfig,
     *,
@@ -93,21 +113,24 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        executor = LocalProcessExecutor(
-            config.workers, str(config.backends_dir) if config.backends_dir else None
+        executor = _make_executor(config)
+        dispatcher = Dispatcher(store, executor, config, watchers, catalog=catalog)
+        listener = JobChangeListener(
+            store, watchers, config.notify_fallback, on_change=dispatcher.job_changed
         )
-        dispatcher = Dispatcher(store, executor, config, watchers)
         app.state.server = ServerState(config, store, auth, catalog, executor, dispatcher, watchers)
         app.state.pool = executor
         holder["dispatcher"] = dispatcher
         executor.warm_up(wait=False)
         dispatcher.start()
+        listener.start()
         if on_ready is not None:
             on_ready(provisioned)
         try:
             yield
         finally:
             logger.info("shutting down: stopping the dispatcher and the workers")
+            listener.stop()
             dispatcher.stop()
             executor.shutdown(wait=False, cancel_futures=True)
             store.close()
@@ -117,6 +140,8 @@ def create_app(
         version=__version__,
         description="Qiskit Runtime REST API on Qiskit Aer (see the protocol notes in the docs).",
         lifespan=lifespan,
+        docs_url=None,  # served by the dashboard with vendored assets (ui.install_ui)
+        redoc_url=None,  # ReDoc loads from a CDN; /docs covers the same
     )
     app.state.catalog = catalog
     app.state.auth = auth
@@ -144,6 +169,9 @@ def create_app(
                 generate_unique_id_function=functools.partial(_operation_id, tag),
             )
     app.include_router(transpile_router)
+    from .ui import install_ui
+
+    install_ui(app)
     _describe_request_bodies(app)
 
     if config.cors_origins:

@@ -85,6 +85,15 @@ class ServerConfig:
         max_failed_logins: failed authentications allowed per client address and per presented
             credential within ``failed_login_window``; more answer 429 (0 = no throttling).
         failed_login_window: the window of ``max_failed_logins`` (seconds).
+        executor: where jobs run: ``"local"`` (this process' worker pool of ``workers``
+            processes) or ``"dask://HOST:PORT"`` (a Dask distributed scheduler; see
+            :mod:`.execution.dask`).
+        replica_id: this server's name among replicas sharing one database (the jobs it claims
+            carry it); default ``<hostname>-<pid>``.
+        lease_seconds: how long a replica's claim on a running job holds without renewal; a
+            replica that dies leaves its jobs Running that long, then another re-queues them.
+        notify_fallback: seconds between re-reads of waited-on jobs where no PostgreSQL
+            ``NOTIFY`` wakes them (SQLite): the latest a change made elsewhere is noticed.
     """
 
     data_dir: Path
@@ -118,6 +127,10 @@ class ServerConfig:
     max_connections_per_client: int = 64
     max_failed_logins: int = 10
     failed_login_window: float = 10.0
+    executor: str = "local"
+    replica_id: str = ""
+    lease_seconds: float = 30.0
+    notify_fallback: float = 5.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -145,6 +158,18 @@ class ServerConfig:
             raise ValueError("max queued jobs must be >= 1 and max running jobs >= 0")
         if not self.event_stream_seconds > 0 or not self.event_heartbeat_seconds > 0:
             raise ValueError("event stream lifetime and heartbeat must be positive seconds")
+        if self.executor != "local" and not self.executor.startswith("dask://"):
+            raise ValueError(
+                f"executor must be 'local' or 'dask://HOST:PORT', got {self.executor!r}"
+            )
+        if not self.replica_id:
+            self.replica_id = default_replica_id()
+        if len(self.replica_id) > 200:
+            raise ValueError("replica_id must be at most 200 characters")
+        if not self.lease_seconds >= 1:
+            raise ValueError("lease_seconds must be at least 1 second")
+        if not self.notify_fallback > 0:
+            raise ValueError("notify_fallback must be a positive number of seconds")
 
     @property
     def job_memory_limit(self) -> int:
@@ -178,6 +203,17 @@ class ServerConfig:
             os.chmod(self.data_dir, 0o700)
         except OSError:  # pragma: no cover - e.g. a directory owned by someone else
             pass
+
+
+def default_replica_id() -> str:
+    """``<hostname>-<pid>``: unique among live replicas, and tells whether one is gone.
+
+    A replica starting on the same host recognises the jobs of a dead one by this name (its
+    process id no longer runs) and re-queues them at once instead of waiting out their lease.
+    """
+    import socket
+
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 def normalize_db_url(url: str) -> str:

@@ -49,6 +49,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ..exceptions import WireFormatError
 from .arrays import b64decode, b64encode
+from .options import EXTENSION_OPTIONS, options_model  # the models' options + our extensions
 from .protocol import ESTIMATOR, PRIMITIVE_PROGRAMS, SAMPLER
 
 __all__ = [
@@ -309,6 +310,20 @@ def _check_pub(program_id: str, pub: Any, path: str) -> None:
 
 
 # ----------------------------------------------------------------------------- entry points
+def _without_extensions(params: dict) -> dict:
+    """``params`` without our option extensions (``options.simulator.method``), for the models."""
+    options = params.get("options")
+    if not isinstance(options, Mapping):
+        return params
+    options = dict(options)
+    for dotted in EXTENSION_OPTIONS:
+        group, leaf = dotted.split(".")
+        sub = options.get(group)
+        if isinstance(sub, Mapping) and leaf in sub:
+            options[group] = {k: v for k, v in sub.items() if k != leaf}
+    return {**params, "options": options}
+
+
 def validate_params(program_id: str, params: Any, *, accept_plain: bool = False) -> None:
     """Check a job's ``params`` against the program's ``ibm_quantum_schemas`` input model.
 
@@ -337,12 +352,12 @@ def validate_params(program_id: str, params: Any, *, accept_plain: bool = False)
         if key not in known and key not in extra:
             names = ", ".join(sorted(set(model.model_fields) | extra))
             raise WireFormatError(f"params.{key}: unknown key (known here: {names})")
-    options_model = _submodels(known["options"])[0][0]
     if "options" in params and params["options"] is not None:
-        _check_keys(options_model, params["options"], "params.options")
+        _check_keys(options_model(program_id), params["options"], "params.options")
     pubs = params.get("pubs")
     if not accept_plain:
         rest = {k: v for k, v in params.items() if k != "pubs"}
+        rest = _without_extensions(rest)
         try:
             model.model_validate({**rest, "pubs": []})
         except ValidationError as exc:

@@ -40,6 +40,13 @@ these rules are part of the contract, documented here and applied in both halves
 * The ``simulator`` group, ``None`` by default in the models, is filled with its group defaults in
   the server's tree, so the runner never asks "was this set?".
 
+Our extension
+-------------
+* **``simulator.method``** (both programs): ``"automatic"`` (default: the server chooses the
+  simulation method from its cost model) or one of :data:`SIMULATOR_METHODS` to force it. The
+  models do not have it; :func:`options_model` returns the models extended with it, and a client
+  sends it only when a user sets it (a service without the extension answers 400 for it).
+
 Example:
     >>> check_option("estimator", "resilience.zne.noise_factors", [1, 3, 5])
     [1, 3, 5]
@@ -71,7 +78,9 @@ from pydantic_core import ErrorDetails, to_jsonable_python
 from .protocol import DEFAULT_PRECISION, DEFAULT_RESILIENCE_LEVEL, DEFAULT_SHOTS
 
 __all__ = [
+    "EXTENSION_OPTIONS",
     "NOT_PERFORMED",
+    "SIMULATOR_METHODS",
     "not_performed_default",
     "resolved_mitigation",
     "resolved_twirling",
@@ -89,9 +98,48 @@ __all__ = [
 ]
 
 
+SIMULATOR_METHODS = (
+    "automatic",
+    "statevector",
+    "density_matrix",
+    "stabilizer",
+    "matrix_product_state",
+)
+"""Values of our ``simulator.method`` extension (``automatic``: the server's cost model picks)."""
+
+EXTENSION_OPTIONS = frozenset({"simulator.method"})
+"""Dotted option paths that are our extensions (not in ``ibm-quantum-schemas``)."""
+
+
+def _extended(root: type[BaseModel]) -> type[BaseModel]:
+    """``root`` with the ``simulator`` group extended by ``method`` (same rules otherwise)."""
+    from pydantic import Field, create_model
+
+    simulator = _group_model(root.model_fields["simulator"])
+    assert simulator is not None
+    method_type = Literal[SIMULATOR_METHODS]  # type: ignore[valid-type]
+    extended_simulator: Any = create_model(
+        simulator.__name__,
+        __base__=simulator,
+        __module__=__name__,
+        method=(
+            method_type,
+            Field(
+                default="automatic",
+                description="Simulation method (extension): automatic or one to force.",
+            ),
+        ),
+    )
+    simulator_type: Any = typing.Optional[extended_simulator]  # noqa: UP045 - a runtime type
+    extended: type[BaseModel] = create_model(
+        root.__name__, __base__=root, __module__=__name__, simulator=(simulator_type, None)
+    )
+    return extended
+
+
 @cache
 def _program_models() -> dict[str, type[BaseModel]]:
-    """The ``ibm-quantum-schemas`` model of each program's ``options``.
+    """The ``ibm-quantum-schemas`` model of each program's ``options``, with our extensions.
 
     Imported on first use: the schema packages pull in samplomatic (about half a second), which
     ``import qiskit_rest_provider.primitives`` should not pay for.
@@ -99,7 +147,7 @@ def _program_models() -> dict[str, type[BaseModel]]:
     from ibm_quantum_schemas.estimator.version_0_1.options import OptionsModel as estimator
     from ibm_quantum_schemas.sampler.version_0_1.options import OptionsModel as sampler
 
-    return {"sampler": sampler, "estimator": estimator}
+    return {"sampler": _extended(sampler), "estimator": _extended(estimator)}
 
 
 @cache
@@ -110,7 +158,9 @@ def _estimator_params() -> type[BaseModel]:
 
 
 def options_model(program_id: str) -> type[BaseModel]:
-    """The ``ibm-quantum-schemas`` model of ``program_id``'s ``options`` (``OptionsModel``).
+    """The ``ibm-quantum-schemas`` model of ``program_id``'s ``options``, with our extensions.
+
+    The models' ``OptionsModel``, its ``simulator`` group extended by :data:`EXTENSION_OPTIONS`.
 
     Raises:
         ValueError: a program without an options model.

@@ -35,7 +35,13 @@ from ._spans import DoubleSliceSpan, ExecutionSpans
 from .arrays import _load_npy, b64decode, decode_ndarray, encode_ndarray
 from .json import dumps, loads
 
-__all__ = ["decode_result", "encode_result", "to_binary"]
+__all__ = [
+    "assemble_result",
+    "decode_result",
+    "encode_pub_results",
+    "encode_result",
+    "to_binary",
+]
 
 _SAMPLES_KEY = re.compile(rb'"samples"\s*:\s*\[')
 
@@ -115,31 +121,33 @@ def _pub_type(pub: Any) -> str:
     return "PubResult"
 
 
-def _qiskit_doc(result: PrimitiveResult, wrap: _Wrap) -> dict:
-    pubs = []
-    for pub in result:
-        data = pub.data
-        names = list(data.keys())
-        pubs.append(
-            {
-                "__type__": _pub_type(pub),
+def _qiskit_pub(pub: Any, wrap: _Wrap) -> dict:
+    data = pub.data
+    names = list(data.keys())
+    return {
+        "__type__": _pub_type(pub),
+        "__value__": {
+            "data": {
+                "__type__": "DataBin",
                 "__value__": {
-                    "data": {
-                        "__type__": "DataBin",
-                        "__value__": {
-                            "field_names": names,
-                            "field_types": [_field_type(data[n]) for n in names],
-                            "shape": list(data.shape),
-                            "fields": {n: _encode_field_qiskit(data[n], wrap) for n in names},
-                        },
-                    },
-                    "metadata": _encode_meta(dict(pub.metadata), True),
+                    "field_names": names,
+                    "field_types": [_field_type(data[n]) for n in names],
+                    "shape": list(data.shape),
+                    "fields": {n: _encode_field_qiskit(data[n], wrap) for n in names},
                 },
-            }
-        )
+            },
+            "metadata": _encode_meta(dict(pub.metadata), True),
+        },
+    }
+
+
+def _qiskit_doc(result: PrimitiveResult, wrap: _Wrap) -> dict:
     return {
         "__type__": "PrimitiveResult",
-        "__value__": {"pub_results": pubs, "metadata": _encode_meta(dict(result.metadata), True)},
+        "__value__": {
+            "pub_results": [_qiskit_pub(pub, wrap) for pub in result],
+            "metadata": _encode_meta(dict(result.metadata), True),
+        },
     }
 
 
@@ -159,26 +167,23 @@ def _encode_binary(result: PrimitiveResult, inline_max: int) -> bytes:
     return _binary.pack(_qiskit_doc(result, wrap), arrays)
 
 
-def _encode_plain(result: PrimitiveResult) -> bytes:
+def _plain_pub(pub: Any) -> bytes:
     token = secrets.token_hex(8)
     raw_lists: dict[bytes, np.ndarray] = {}
-    results = []
-    for i, pub in enumerate(result):
-        data: dict[str, Any] = {}
-        for name in pub.data.keys():
-            value = pub.data[name]
-            if isinstance(value, BitArray):
-                placeholder = f"__qrp_{token}_{i}_{len(raw_lists)}"
-                raw_lists[b'"' + placeholder.encode() + b'"'] = _hex.encode_hex_lists(value.array)
-                data[name] = {"samples": placeholder, "num_bits": value.num_bits}
+    data: dict[str, Any] = {}
+    for name in pub.data.keys():
+        value = pub.data[name]
+        if isinstance(value, BitArray):
+            placeholder = f"__qrp_{token}_{len(raw_lists)}"
+            raw_lists[b'"' + placeholder.encode() + b'"'] = _hex.encode_hex_lists(value.array)
+            data[name] = {"samples": placeholder, "num_bits": value.num_bits}
+        else:
+            array = np.asarray(value)
+            if np.iscomplexobj(array):
+                data[name] = encode_ndarray(array)
             else:
-                array = np.asarray(value)
-                if np.iscomplexobj(array):
-                    data[name] = encode_ndarray(array)
-                else:
-                    data[name] = array.tolist()
-        results.append({"data": data, "metadata": _encode_meta(dict(pub.metadata), False)})
-    body = dumps({"results": results, "metadata": _encode_meta(dict(result.metadata), False)})
+                data[name] = array.tolist()
+    body = dumps({"data": data, "metadata": _encode_meta(dict(pub.metadata), False)})
     if not raw_lists:
         return body
     pieces: list[Any] = []
@@ -189,6 +194,49 @@ def _encode_plain(result: PrimitiveResult) -> bytes:
         pieces.append(memoryview(text.data))
     pieces.append(rest)
     return b"".join(pieces)
+
+
+def _encode_plain(result: PrimitiveResult) -> bytes:
+    return assemble_result([_plain_pub(pub) for pub in result], result.metadata, qiskit=False)
+
+
+def encode_pub_results(result: PrimitiveResult, *, qiskit: bool) -> list[bytes]:
+    """Each PUB result of ``result`` encoded on its own: the pieces of a result body.
+
+    :func:`assemble_result` joins pieces (from one or several partial results, e.g. the parts of
+    a job run by several workers) into the body :func:`encode_result` would write, without
+    decoding or re-encoding any array.
+    """
+    if qiskit:
+        return [dumps(_qiskit_pub(pub, encode_ndarray)) for pub in result]
+    return [_plain_pub(pub) for pub in result]
+
+
+def assemble_result(pieces: Sequence[bytes], metadata: Any, *, qiskit: bool) -> bytes:
+    """A result body from :func:`encode_pub_results` pieces (in PUB order) and the metadata.
+
+    Example:
+        >>> import numpy as np
+        >>> from qiskit.primitives import DataBin, PrimitiveResult, PubResult
+        >>> pubs = [PubResult(DataBin(evs=np.array(v), shape=())) for v in (0.5, -1.0)]
+        >>> whole = PrimitiveResult(pubs, metadata={"version": 2})
+        >>> halves = [PrimitiveResult([p]) for p in pubs]
+        >>> pieces = [b for half in halves for b in encode_pub_results(half, qiskit=True)]
+        >>> body = assemble_result(pieces, {"version": 2}, qiskit=True)
+        >>> [float(p.data.evs) for p in decode_result(body)]
+        [0.5, -1.0]
+    """
+    joined = b",".join(pieces)
+    meta = dumps(_encode_meta(dict(metadata), qiskit))
+    if qiskit:
+        return (
+            b'{"__type__":"PrimitiveResult","__value__":{"pub_results":['
+            + joined
+            + b'],"metadata":'
+            + meta
+            + b"}}"
+        )
+    return b'{"results":[' + joined + b'],"metadata":' + meta + b"}"
 
 
 def encode_result(

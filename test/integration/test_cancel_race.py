@@ -136,3 +136,48 @@ def test_cancel_before_and_after_handoff_still_work(engine):
     dispatcher.wake()
     assert _wait_final(store, after.id, timeout=90).state == "Completed"
     assert store.get_job(running.id).state == "Cancelled"
+
+
+def test_cancel_in_the_handoff_window_kills_every_part_of_a_split_job(tmp_path):
+    """A lone job in memory is split over both workers; a cancel in its hand-off stops all parts."""
+    from qiskit_rest_provider.server.backends.catalog import BackendCatalog
+    from qiskit_rest_provider.server.jobs.admission import prepare_job
+
+    config = ServerConfig(data_dir=tmp_path, workers=2, abandon_grace=5.0)
+    config.prepare_data_dir()
+    store = Store(config)
+    executor = LocalProcessExecutor(2)
+    dispatcher = Dispatcher(store, executor, config, JobWatchers())
+    try:
+        instance_id = store.ensure_instance("a/b/c", instance_crn("a/b/c")).id
+        slow = _job(instance_id, slow_qasm(), 100_000, 4)
+        backend = BackendCatalog.load().get("rest_simulator")
+        prepared = prepare_job("sampler", orjson.loads(slow.params), backend)
+        in_window, resume = threading.Event(), threading.Event()
+
+        def pause_in_handoff(job_id: str) -> None:
+            if job_id == slow.id:
+                in_window.set()
+                assert resume.wait(60), "the test never let the dispatcher go on"
+
+        dispatcher.handoff_hook = pause_in_handoff
+        store.create_job(slow)
+        dispatcher.remember_prepared(slow.id, prepared, 0.0)
+        dispatcher.start()
+        assert in_window.wait(60), "the dispatcher never reached the hand-off of the job"
+        deadline = time.monotonic() + 60
+        while executor.busy < 2 and time.monotonic() < deadline:  # both parts on their workers
+            time.sleep(0.05)
+        assert executor.busy == 2
+        assert dispatcher.cancel(slow.id)
+        resume.set()
+        deadline = time.monotonic() + 30
+        while (executor.busy or dispatcher.in_flight) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert executor.busy == 0 and dispatcher.in_flight == 0
+        final = store.get_job(slow.id)
+        assert final.state == "Cancelled" and "completed" not in final.logs
+    finally:
+        dispatcher.stop()
+        executor.shutdown(wait=False, cancel_futures=True)
+        store.close()

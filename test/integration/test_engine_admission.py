@@ -20,8 +20,13 @@ BELL = (
 
 
 def _wide(n: int) -> str:
-    """``n`` active qubits in superposition with T gates: no stabilizer shortcut."""
+    """``n`` active qubits, T gates and CX across the middle: no stabilizer nor MPS shortcut.
+
+    Each CX pairs qubit ``i`` with ``i + n/2``, so every cut of the line is crossed by up to
+    n/2 gates and a matrix product state would be as large as the statevector.
+    """
     body = " ".join(f"h q[{i}]; t q[{i}];" for i in range(n))
+    body += " ".join(f" cx q[{i}], q[{i + n // 2}];" for i in range(n // 2))
     return f'OPENQASM 3.0; include "stdgates.inc"; qubit[{n}] q; bit[{n}] c; {body} c = measure q;'
 
 

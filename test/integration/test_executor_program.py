@@ -188,3 +188,45 @@ def test_bad_programs_are_refused_naming_the_field(reference_server, official_se
     response = _submit(reference_server, params.model_dump(mode="json"), backend="rest_line_5q")
     assert response.status_code == 400, response.text
     assert "items[0]" in response.text and "ISA" in response.text
+
+
+def test_dry_run_answers_random_data_of_the_right_shape_on_the_mock_twin(official_service):
+    names = [b.name for b in official_service.backends()]
+    assert "rest_line_5q" in names and not any(n.startswith("mock_") for n in names)
+    assert "mock_line_5q" in [b.name for b in official_service.backends(include_mocks=True)]
+    backend = official_service.backend("rest_line_5q")
+    program, _ = _rotation_program(backend, shots=500)
+    job = Executor(mode=backend).run(program, dry_run=True)
+    assert job.backend().name == "mock_line_5q"
+    bits = list(job.result())[0]["meas"]
+    assert bits.shape == (4, 500, 1) and bits.dtype == bool
+    # random, not simulated: rx(0) would give all zeros and rx(pi) all ones
+    assert 0.35 < bits[0].mean() < 0.65 and 0.35 < bits[3].mean() < 0.65
+
+
+def test_dry_run_of_a_sampler_twirled_program_keeps_the_samplex_outputs(official_service):
+    from qiskit_ibm_runtime.executor_sampler import Sampler
+
+    backend = official_service.backend("rest_line_5q")
+    bell = QuantumCircuit(2)
+    bell.h(0)
+    bell.cx(0, 1)
+    bell.measure_all()
+    isa = transpile(bell, backend, optimization_level=1, seed_transpiler=1)
+    mock = official_service.backend("mock_line_5q")
+    assert mock.num_qubits == backend.num_qubits
+    result = Sampler(mode=mock).run([isa], shots=200).result()
+    assert result[0].data.meas.num_shots == 200
+
+
+def test_mock_twins_refuse_other_programs(reference_server):
+    response = requests.post(
+        f"{reference_server.url}/api/v1/jobs",
+        headers={
+            "Authorization": f"Bearer {reference_server.token}",
+            "Service-CRN": reference_server.instance_crn,
+        },
+        json={"program_id": "sampler", "backend": "mock_line_5q", "params": {"pubs": []}},
+        timeout=30,
+    )
+    assert response.status_code == 400 and "dry-run twin" in response.text

@@ -8,8 +8,8 @@ The table is encoded below as data (:data:`ROWS`), one :class:`Row` per line of 
 server rows follow the server's layout by resource (``server/http.py``, ``auth/``, ``backends/``,
 ``jobs/``, ``sessions/``, ``transpile/``, ``execution/``, ``ui/``) with the lead's reading of the
 table for each sub-package. Every module of the package must fall under a row (a new module
-without a row fails, naming it), and a row naming a path that does not exist fails too, except
-``server/ui/`` (not built yet), so no rule is skipped silently.
+without a row fails, naming it), and a row naming a path that does not exist fails too, so no
+rule is skipped silently.
 
 Two readings, stated once:
 
@@ -227,9 +227,12 @@ ROWS: tuple[Row, ...] = (
             "server.backends",
             "=server.execution.base",
             "=server.execution.cost",
+            "=server.execution.split",
+            "=server.execution.method",
         ),
         forbidden=SERVER_FORBIDDEN,
-        why="execution: only its interface and its (Aer-free) cost model",
+        why="execution: only its interface, its (Aer-free) cost model and method choice, and the "
+        "(Aer-free) splitting of a job into parts and merging of their results",
     ),
     Row(
         "server/sessions/",
@@ -266,7 +269,6 @@ ROWS: tuple[Row, ...] = (
         ("server.ui",),
         ("server.jobs", "server.backends", "server.auth"),
         forbidden=SERVER_FORBIDDEN,
-        optional=True,
     ),
 )
 

@@ -213,24 +213,26 @@ def _noisy_pub(draws: int, precision: float) -> list:
     return [encode_qpy(qc), "IIIZZ", np.full((draws, 1), 0.3).tolist(), precision]
 
 
-def test_noisy_trajectory_fallback_matches_the_density_matrix(catalog, monkeypatch):
-    from qiskit_rest_provider.server.execution import estimator as estimator_exec
-
+def test_noisy_trajectory_fallback_matches_the_density_matrix(catalog):
     backend = catalog.get("rest_line_5q")
     # level 0: the exact paths (levels 1-2 sample a TREX/ZNE program, see mitigation)
     exact = _estimate({"pubs": [_noisy_pub(1, 1e-6)], "resilience_level": 0}, backend)[0]
     exact = exact.data.evs[0]
-    monkeypatch.setattr(estimator_exec, "DENSITY_MATRIX_MAX_QUBITS", 0)
     draws, precision = 40, 0.02
+    # statevector forced (options.simulator.method): trajectories instead of the density matrix
     result = _estimate(
         {
             "pubs": [_noisy_pub(draws, precision)],
-            "options": {"seed_estimator": 1, "simulator": {"seed_simulator": 2}},
+            "options": {
+                "seed_estimator": 1,
+                "simulator": {"seed_simulator": 2, "method": "statevector"},
+            },
             "resilience_level": 0,
         },
         backend,
     )
     assert result[0].metadata["simulation"]["method"] == "trajectories"
+    assert result.metadata["simulator"]["method"] == "statevector"
     _assert_honest((result[0].data.evs - exact) / result[0].data.stds)
 
 

@@ -185,7 +185,11 @@ def test_simulation_failure_is_a_readable_reason(sim, monkeypatch):
     monkeypatch.setenv(runner.AER_MAX_MEMORY_ENV, "16")
     with pytest.raises(RuntimeError, match="simulation failed: .*memory"):
         runner.execute_job(prepared, sim)
-    # since admission sizes jobs, the same cap refuses it before it runs (issue 11, D13)
+    # since admission sizes jobs, the same cap refuses it before it runs (issue 11, D13);
+    # left to choose, admission runs this low-entanglement circuit as an MPS instead
+    plan = prepare_job("sampler", params, sim).options["_simulation_plan"]
+    assert plan["method"] == "matrix_product_state"
+    params["options"] = {"simulator": {"method": "statevector"}}
     with pytest.raises(ValueError, match="24-qubit statevector needs ~256 MiB"):
         run_job("sampler", params, sim)
 

@@ -43,6 +43,7 @@ FIXTURE = Path(__file__).resolve().parents[1] / "data" / "store_v0_1_0.sql"
 PG_URL = os.environ.get("QRP_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parents[2]
 COMPLETED_ID = "1k8s48r0aagcb6oebist"
+HEAD = "0003"  # the newest revision (update with each new migration)
 QUEUED_ID = "1k8s4a0000v010queued"
 
 
@@ -106,8 +107,9 @@ def test_migrations_ship_inside_the_package():
     assert sorted(p.name for p in (where / "versions").glob("*.py")) == [
         "0001_initial.py",
         "0002_job_results_consumed_at.py",
+        "0003_job_leases.py",
     ]
-    assert head_revision() == "0002"
+    assert head_revision() == HEAD
 
 
 def test_revision_0001_is_exactly_the_schema_of_0_1_0(tmp_path):
@@ -140,15 +142,15 @@ def test_fresh_sqlite_is_created_by_the_migrations(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="qiskit_rest_provider.server.jobs.schema"):
         store = _open(tmp_path)
     try:
-        assert store.schema_change.before is None and store.schema_change.after == "0002"
+        assert store.schema_change.before is None and store.schema_change.after == HEAD
         assert not store.schema_change.stamped
-        assert schema_revision(store.engine) == "0002"
+        assert schema_revision(store.engine) == HEAD
         inst = store.ensure_instance("a/b/c", "crn:x")  # the tables work
         assert store.instance(inst.id).hgp == "a/b/c"
     finally:
         store.close()
-    assert _version(tmp_path / "store.sqlite3") == ["0002"]
-    assert "created store schema at revision 0002" in caplog.text
+    assert _version(tmp_path / "store.sqlite3") == [HEAD]
+    assert f"created store schema at revision {HEAD}" in caplog.text
 
 
 def test_up_to_date_store_is_left_alone(tmp_path, caplog):
@@ -157,7 +159,7 @@ def test_up_to_date_store_is_left_alone(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="qiskit_rest_provider.server.jobs.schema"):
         store = _open(tmp_path)
     store.close()
-    assert store.schema_change.before == store.schema_change.after == "0002"
+    assert store.schema_change.before == store.schema_change.after == HEAD
     assert not store.schema_change.changed
     assert "store schema" not in caplog.text
     assert _sqlite_schema(tmp_path / "store.sqlite3") == before
@@ -169,7 +171,7 @@ def test_store_of_0_1_0_is_stamped_and_upgraded_keeping_its_rows(tmp_path, caplo
         store = _open(tmp_path)
     try:
         change = store.schema_change
-        assert (change.before, change.after, change.stamped) == ("0001", "0002", True)
+        assert (change.before, change.after, change.stamped) == ("0001", HEAD, True)
         done = store.get_job(COMPLETED_ID, with_result=True)
         assert done.state == "Completed" and done.results_consumed_at is None
         body = json.loads(store.read_result(done))
@@ -181,9 +183,9 @@ def test_store_of_0_1_0_is_stamped_and_upgraded_keeping_its_rows(tmp_path, caplo
         assert store.consume_results(COMPLETED_ID) is False
     finally:
         store.close()
-    assert _version(tmp_path / "store.sqlite3") == ["0002"]
+    assert _version(tmp_path / "store.sqlite3") == [HEAD]
     lines = [r.getMessage() for r in caplog.records if "store schema" in r.getMessage()]
-    assert len(lines) == 1 and lines[0].startswith("upgraded store schema from 0001 to 0002")
+    assert len(lines) == 1 and lines[0].startswith(f"upgraded store schema from 0001 to {HEAD}")
 
 
 def test_foreign_tables_without_version_are_refused_untouched(tmp_path):
@@ -264,8 +266,8 @@ def _open_concurrently(data_dir: Path, db_url: str, n: int = 3) -> list[list[str
 
 def test_concurrent_start_on_sqlite_migrates_once(tmp_path):
     outcomes = _open_concurrently(tmp_path, "")
-    assert sorted(outcomes, key=str) == sorted([[None, "0002"]] + [["0002", "0002"]] * 2, key=str)
-    assert _version(tmp_path / "store.sqlite3") == ["0002"]
+    assert sorted(outcomes, key=str) == sorted([[None, HEAD]] + [[HEAD, HEAD]] * 2, key=str)
+    assert _version(tmp_path / "store.sqlite3") == [HEAD]
 
 
 # ---------------------------------------------------------------------------- PostgreSQL
@@ -273,11 +275,11 @@ def test_concurrent_start_on_sqlite_migrates_once(tmp_path):
 def test_fresh_postgres_schema_is_created_by_the_migrations(tmp_path, pg_url):
     store = _open(tmp_path, pg_url)
     try:
-        assert (store.schema_change.before, store.schema_change.after) == (None, "0002")
+        assert (store.schema_change.before, store.schema_change.after) == (None, HEAD)
         with store.engine.connect() as conn:
             schema = conn.scalar(text("SELECT current_schema()"))
             assert schema.startswith("qrp_")  # the search_path of the URL, not public
-            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "0002"
+            assert conn.scalar(text("SELECT version_num FROM alembic_version")) == HEAD
     finally:
         store.close()
     assert _models_diff(pg_url) == []
@@ -319,7 +321,7 @@ def test_postgres_store_of_0_1_0_is_stamped_and_upgraded(tmp_path, pg_url):
 @pytest.mark.postgres
 def test_concurrent_start_on_postgres_migrates_once(tmp_path, pg_url):
     outcomes = _open_concurrently(tmp_path, pg_url)
-    assert sorted(outcomes, key=str) == sorted([[None, "0002"]] + [["0002", "0002"]] * 2, key=str)
+    assert sorted(outcomes, key=str) == sorted([[None, HEAD]] + [[HEAD, HEAD]] * 2, key=str)
 
 
 # ----------------------------------------------------------------------------- the command
@@ -334,11 +336,11 @@ def test_db_command_reports_and_upgrades_a_0_1_0_data_dir(tmp_path, capsys):
     assert main(["db", "current", "--data-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.startswith("unversioned (made by 0.1.0, revision 0001)")
     assert main(["db", "upgrade", "--data-dir", str(tmp_path)]) == 0
-    assert "from 0001 to 0002" in capsys.readouterr().out
+    assert f"from 0001 to {HEAD}" in capsys.readouterr().out
     assert main(["db", "upgrade", "--data-dir", str(tmp_path)]) == 0
-    assert "already at 0002 (head)" in capsys.readouterr().out
+    assert f"already at {HEAD} (head)" in capsys.readouterr().out
     assert main(["db", "current", "--data-dir", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.strip() == "0002 (head)"
+    assert capsys.readouterr().out.strip() == f"{HEAD} (head)"
 
 
 def test_db_upgrade_refuses_a_foreign_database_with_exit_code_2(tmp_path, capsys):

@@ -14,6 +14,13 @@ Sources, in load order:
    backend). The backend's name is the configuration's ``backend_name``. This is the layout of
    qiskit-ibm-runtime's fake provider snapshots, so that directory can be used as is.
 
+Each backend also has a **mock twin** for dry runs, named as qiskit-ibm-runtime derives it
+(``dry_run=True`` replaces the name's first ``_``-separated part with ``mock``: ``rest_line_5q`` →
+``mock_line_5q``). A twin has its backend's configuration and calibration, is listed only in the
+object form of ``GET backends`` with ``"class": "mock"`` (so clients leave it out unless asked to
+include mocks), and runs executor jobs without simulating: it validates them in full and answers
+with randomized data of the result's exact shape, as IBM documents dry runs.
+
 Name conflicts: a later source replaces an earlier one, with a warning naming both files. Files
 under ``--backends-dir`` are read in sorted path order, after the built-ins, so an operator can
 replace a built-in device by shipping a snapshot of the same name. A file that cannot be read or
@@ -41,6 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from qiskit_aer.noise import NoiseModel
 
 __all__ = [
+    "MOCK_PREFIX",
     "BUILTIN_BACKENDS",
     "BUILTIN_DEVICES_DIR",
     "BackendCatalog",
@@ -52,6 +60,9 @@ logger = logging.getLogger(__name__)
 
 BUILTIN_DEVICES_DIR = Path(__file__).resolve().parent / "devices"
 BUILTIN_BACKENDS = ("rest_simulator", "rest_line_5q", "rest_hex_27q", "rest_hex_127q")
+
+MOCK_PREFIX = "mock_"
+"""Names starting with this are dry-run twins (qiskit-ibm-runtime's ``mock_*`` convention)."""
 
 _DEFAULT_ONLINE_DATE = "2025-01-01T00:00:00+00:00"
 _REQUIRED_CONFIGURATION = ("backend_name", "n_qubits")
@@ -82,6 +93,8 @@ class BackendSpec:
     configuration: dict
     properties: dict | None
     source: str = field(default="", compare=False)
+    dry_run_of: str | None = None
+    """For a mock twin: the name of the backend it mirrors (its jobs are dry runs)."""
 
     @property
     def simulator(self) -> bool:
@@ -282,18 +295,50 @@ class BackendCatalog:
         self._specs[spec.name] = spec
 
     def names(self) -> list[str]:
-        """Sorted backend names."""
+        """Sorted backend names (mock twins are not among them: see :meth:`mocks`)."""
         return sorted(self._specs)
 
+    @staticmethod
+    def mock_name(name: str) -> str | None:
+        """The dry-run twin's name of backend ``name`` (``None`` if it cannot have one)."""
+        if name.startswith(MOCK_PREFIX) or "_" not in name:
+            return None
+        return MOCK_PREFIX + name.split("_", 1)[1]
+
+    def _mock_sources(self) -> dict[str, str]:
+        """Mock twin name -> the backend it mirrors (a name already taken has no twin)."""
+        out: dict[str, str] = {}
+        for name in sorted(self._specs):
+            twin = self.mock_name(name)
+            if twin is not None and twin not in self._specs and twin not in out:
+                out[twin] = name
+        return out
+
+    def mocks(self) -> list[BackendSpec]:
+        """The mock twins, sorted by name (for the ``GET backends`` object list)."""
+        return [self.get(twin) for twin in sorted(self._mock_sources())]
+
     def get(self, name: str) -> BackendSpec:
-        """The backend called ``name``; raises ``KeyError`` if there is none."""
-        try:
-            return self._specs[name]
-        except KeyError:
-            raise KeyError(name) from None
+        """The backend (or mock twin) called ``name``; raises ``KeyError`` if there is none."""
+        spec = self._specs.get(name)
+        if spec is not None:
+            return spec
+        source = self._mock_sources().get(name) if name.startswith(MOCK_PREFIX) else None
+        if source is None:
+            raise KeyError(name)
+        real = self._specs[source]
+        return BackendSpec(
+            name=name,
+            configuration={**real.configuration, "backend_name": name},
+            properties=real.properties,
+            source=real.source,
+            dry_run_of=source,
+        )
 
     def __contains__(self, name: object) -> bool:
-        return name in self._specs
+        if name in self._specs:
+            return True
+        return isinstance(name, str) and name in self._mock_sources()
 
     def __iter__(self) -> Iterator[BackendSpec]:
         return (self._specs[name] for name in self.names())

@@ -66,11 +66,12 @@ def list_backends(request: Request, caller: CallerDep) -> Response:
         return json_response({"devices": catalog.names()})
     queues = _queue_lengths(request)
     devices = []
-    for spec in catalog:
+    for spec in [*catalog, *catalog.mocks()]:
         conf = spec.configuration
         devices.append(
             {
                 "name": spec.name,
+                "class": "mock" if spec.dry_run_of else "device",
                 "status": {"name": "online", "reason": ""},
                 "is_simulator": bool(spec.simulator),
                 "qubits": spec.num_qubits,

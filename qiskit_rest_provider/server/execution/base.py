@@ -17,6 +17,7 @@ __all__ = [
     "ExecutionOutcome",
     "ExecutionTask",
     "JobExecutor",
+    "JobPart",
     "PreparedJob",
     "TaskKilled",
     "WorkerDied",
@@ -44,6 +45,23 @@ class ExecutionOutcome:
     result_body: bytes
     quantum_seconds: float
     metrics: dict
+    pieces: list[bytes | None] | None = None  # a part of a split job: one encoded piece per PUB ...
+    chunk_arrays: dict = field(default_factory=dict)  # ... or, per PUB, its chunks' BitArrays
+    result_metadata: dict | None = None  # a part's result-level metadata
+
+
+@dataclass
+class JobPart:
+    """Which share of a job a task runs, when the job is split across workers (:mod:`.split`).
+
+    The task's ``prepared`` then holds only this part's PUBs; these fields place them in the job
+    (seeds derive from job positions, so the merged result is the one an unsplit run gives).
+    """
+
+    index: int  # the part's place among the job's parts
+    pub_indices: list[int]  # job index of each of the part's PUBs
+    offsets: list[int]  # sampler: job experiment offset of each PUB
+    chunks: list[tuple[int, int] | None]  # sampler: shot chunks ``(first, stop)`` (None = all)
 
 
 @dataclass
@@ -58,6 +76,11 @@ class ExecutionTask:
     prepare: Callable[[str, dict, Any], PreparedJob] | None = None
     """Admission's ``prepare_job`` (a module-level function: it pickles by reference), for a
     job that only has its stored ``params`` (after a restart)."""
+    attempt: int = 0  # earlier attempts that ended with a dead worker
+    priority: int = 0  # higher runs first where tasks wait (a cluster's scheduler)
+    part: JobPart | None = None
+    """Set when the task runs one part of a split job: the worker then answers with per-PUB
+    result pieces (``pieces``) instead of a whole result body."""
 
 
 class WorkerDied(BrokenProcessPool):
@@ -84,3 +107,6 @@ class JobExecutor(cf.Executor):
     def kill(self, future: cf.Future[Any]) -> bool:  # pragma: no cover - interface
         """Stop the task behind ``future`` (running or pending); True if it was found."""
         raise NotImplementedError
+
+    def warm_up(self, *, wait: bool = False, timeout: float = 300.0) -> None:
+        """Get workers ready (with ``wait``: block until one is, at most ``timeout`` s)."""

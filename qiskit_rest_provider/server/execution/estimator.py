@@ -44,6 +44,8 @@ from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.quantum_info import Pauli
 
+from .simulators import simulator_metadata
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -267,14 +269,16 @@ def _exact(plan: _PubPlan, simulator: Any, method: str) -> np.ndarray:
     return out
 
 
-def _trajectories(plan: _PubPlan, simulator: Any, count: int, seed: int | None) -> np.ndarray:
+def _trajectories(
+    plan: _PubPlan, simulator: Any, count: int, seed: int | None, method: str = "statevector"
+) -> np.ndarray:
     """(num_sets, count, num_observables) per-trajectory observable values."""
     circuit = plan.with_saves(pershot=True)
     result = simulator.run(
         [circuit],
         shots=count,
         parameter_binds=[plan.binds],
-        method="statevector",
+        method=method,
         seed_simulator=seed,
         # per-shot saves need one value per trajectory; shot branching would merge them
         shot_branching_enable=False,
@@ -296,16 +300,24 @@ def _evaluate(
     noisy: bool,
     precision: float,
     seed: int | None,
+    method: str = "automatic",
 ) -> tuple[np.ndarray, np.ndarray, EstimatorRunInfo]:
-    """Per-(set, observable) values and their statistical std before the Gaussian top-up."""
+    """Per-(set, observable) values and their statistical std before the Gaussian top-up.
+
+    ``method``: the job's simulation method (:mod:`.method`); ``automatic`` keeps this
+    module's own rules (density matrix up to :data:`DENSITY_MATRIX_MAX_QUBITS` noisy qubits).
+    """
     n_obs = plan.coeffs.shape[0]
     if not plan.labels:
         values = np.broadcast_to(np.real(plan.constant), (plan.sim_sets, n_obs)).copy()
         return values, np.zeros_like(values), EstimatorRunInfo("exact", len(plan.active))
-    if not plan.dynamic and not noisy:
-        values = np.real(plan.combine(_exact(plan, simulator, "automatic")))
+    if not plan.dynamic and not noisy and method != "density_matrix":
+        values = np.real(plan.combine(_exact(plan, simulator, method)))
         return values, np.zeros_like(values), EstimatorRunInfo("exact", len(plan.active))
-    if not plan.dynamic and len(plan.active) <= DENSITY_MATRIX_MAX_QUBITS:
+    dm_allowed = method == "density_matrix" or (
+        method == "automatic" and len(plan.active) <= DENSITY_MATRIX_MAX_QUBITS
+    )
+    if not plan.dynamic and dm_allowed:
         values = np.real(plan.combine(_exact(plan, simulator, "density_matrix")))
         info = EstimatorRunInfo("density_matrix", len(plan.active))
         return values, np.zeros_like(values), info
@@ -313,13 +325,14 @@ def _evaluate(
     values_cap = _MAX_TRAJECTORY_VALUES // (plan.sim_sets * len(plan.labels))
     per_set_cap = max(2, min(MAX_TRAJECTORIES, MAX_TRAJECTORY_WORK // plan.sim_sets, values_cap))
     first_count = min(_FIRST_TRAJECTORIES, per_set_cap)
-    first = _trajectories(plan, simulator, first_count, seed)
+    traj_method = method if method in ("stabilizer", "matrix_product_state") else "statevector"
+    first = _trajectories(plan, simulator, first_count, seed, traj_method)
     variance = float(first.var(axis=1, ddof=1).max())
     needed = min(per_set_cap, math.ceil(variance / precision**2))
     samples = first
     if needed > first_count:
         more_seed = None if seed is None else (seed + 104729) % (2**63)
-        extra = _trajectories(plan, simulator, needed - first_count, more_seed)
+        extra = _trajectories(plan, simulator, needed - first_count, more_seed, traj_method)
         samples = np.concatenate([first, extra], axis=1)
     count = samples.shape[1]
     values = samples.mean(axis=1)
@@ -336,6 +349,7 @@ def run_estimator_pubs(
     seed_simulator: int | None = None,
     shots: Sequence[int | None] | None = None,
     readout: Readout | None = None,
+    pub_indices: Sequence[int] | None = None,
 ) -> tuple[PrimitiveResult, float, list[EstimatorRunInfo]]:
     """Estimate every PUB on ``simulator`` (an ``AerSimulator``, noise model already set).
 
@@ -351,20 +365,26 @@ def run_estimator_pubs(
             left out.
         readout: per-qubit readout-error factors to fold into the observables (unmitigated
             measurement, resilience level 0); ``None`` for ideal measurement.
+        pub_indices: each PUB's index in the job when ``pubs`` are a part of it (:mod:`.split`;
+            default ``0, 1, ...``). Both seeds act per PUB index, so a seeded job gives the same
+            values however its PUBs were split across workers.
 
     Returns:
         ``(result, simulate_seconds, infos)``; the result has one ``PubResult`` per PUB with
         ``evs``, ``stds`` and ``ensemble_standard_error`` of the PUB's broadcast shape.
     """
-    rng = np.random.default_rng(seed_estimator)
+    indices = list(range(len(pubs))) if pub_indices is None else list(pub_indices)
+    method = str(getattr(simulator.options, "method", "automatic"))
     simulate = 0.0
     results = []
     infos = []
     for i, pub in enumerate(pubs):
+        job_index = indices[i]
+        rng = np.random.default_rng(np.random.SeedSequence(seed_estimator, spawn_key=(job_index,)))
         precision = float(pub.precision)
         plan = _PubPlan(pub, readout)
         t0 = time.perf_counter()
-        pub_seed = None if seed_simulator is None else (seed_simulator + 7919 * i) % (2**63)
+        pub_seed = None if seed_simulator is None else (seed_simulator + 7919 * job_index) % (2**63)
         if plan.num_sets == 0 or plan.coeffs.shape[0] == 0:
             # An empty PUB (a zero in its shape): nothing to estimate, and Aer must not see an
             # empty parameter table. Qiskit's reference returns arrays of the PUB's shape.
@@ -372,7 +392,7 @@ def run_estimator_pubs(
             info = EstimatorRunInfo("exact", len(plan.active))
         else:
             values, stat_std, info = _evaluate(
-                plan, simulator, noisy=noisy, precision=precision, seed=pub_seed
+                plan, simulator, noisy=noisy, precision=precision, seed=pub_seed, method=method
             )
         simulate += time.perf_counter() - t0
         shape = tuple(pub.shape)
@@ -409,4 +429,5 @@ def run_estimator_pubs(
             )
         )
         infos.append(info)
-    return PrimitiveResult(results, metadata={"version": 2}), simulate, infos
+    metadata = {"version": 2, "simulator": simulator_metadata(simulator, noisy)}
+    return PrimitiveResult(results, metadata=metadata), simulate, infos

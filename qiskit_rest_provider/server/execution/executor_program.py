@@ -90,6 +90,35 @@ def encode_program_result(
     return model.model_dump_json().encode()
 
 
+def _dry_run(program: Any, seed: int) -> Any:
+    """Randomized data of the exact shapes a real run returns (what a dry run answers).
+
+    Samplex items still draw their randomizations (their outputs, e.g. measurement-flip masks,
+    are part of the result); no circuit is simulated and the bits are uniformly random.
+    """
+    from qiskit_ibm_runtime.fake_provider.executor.broadcast_sample import broadcast_sample
+    from qiskit_ibm_runtime.results import QuantumProgramItemResult, QuantumProgramResult
+
+    rng = np.random.default_rng(seed)
+    items = []
+    for item in program.items:
+        data: dict[str, Any] = {}
+        shape = _item_shape(item)
+        if getattr(item, "samplex", None) is not None:
+            data = broadcast_sample(item.samplex, item.samplex_arguments, item.shape, rng)
+            data.pop("parameter_values", None)
+        for register in item.circuit.cregs:
+            data[register.name] = rng.integers(
+                0, 2, size=(*shape, int(program.shots), register.size), dtype=np.uint8
+            ).astype(bool)
+        items.append(QuantumProgramItemResult(result=data, metadata=None))
+    result = QuantumProgramResult(
+        data=items, metadata=None, passthrough_data=program.passthrough_data
+    )
+    result._semantic_role = getattr(program, "_semantic_role", None)
+    return result
+
+
 def _item_shape(item: Any) -> tuple[int, ...]:
     shape = tuple(int(s) for s in (getattr(item, "shape", ()) or ()))
     if not shape and getattr(item, "circuit_arguments", None) is not None:
@@ -118,12 +147,17 @@ def run_executor_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
     seed = prepared.options.get("seed_simulator")
     if seed is None:
         seed = int(np.random.default_rng().integers(2**62))
-    simulator, _noisy = simulator_for(backend, {}, (item.circuit for item in program.items))
+    simulator = None
+    if not getattr(backend, "dry_run_of", None):
+        simulator, _noisy = simulator_for(backend, {}, (item.circuit for item in program.items))
     options = SimulatorOptions(seed_simulator=seed, angle_decimals=12)
     started = datetime.datetime.now(datetime.timezone.utc)
     t_sim = time.perf_counter()
     try:
-        result = run_quantum_program(simulator, program, options)
+        if getattr(backend, "dry_run_of", None):
+            result = _dry_run(program, seed)
+        else:
+            result = run_quantum_program(simulator, program, options)
     except MemoryError:
         raise RuntimeError("simulation failed: out of memory") from None
     except Exception as exc:  # Aer, samplomatic: keep the reason readable

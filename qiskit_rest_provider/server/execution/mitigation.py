@@ -133,6 +133,7 @@ def run_mitigated_estimator_pubs(
     noisy: bool,
     shots: Sequence[int],
     seed: int | None,
+    pub_indices: Sequence[int] | None = None,
 ) -> tuple[PrimitiveResult, float, dict]:
     """Estimate every PUB as a mitigated program (one program per PUB).
 
@@ -145,6 +146,7 @@ def run_mitigated_estimator_pubs(
         shots: per PUB, the shots its precision stands for (admission's rule); twirling splits
             them by qiskit-ibm-runtime's shot rule, so metadata ``shots`` may round up.
         seed: ``simulator.seed_simulator`` or ``seed_estimator`` (per-PUB seeds derive from it).
+        pub_indices: the PUBs' places in the job when they are a part of it (:mod:`.split`).
 
     Returns:
         ``(result, simulate_seconds, applied)``: ``applied`` is the job-level ``resilience``
@@ -200,7 +202,12 @@ def run_mitigated_estimator_pubs(
         pea = final.resilience.zne_mitigation and final.resilience.zne.amplifier == "pea"
         randomizations = int(shape[1] if pea and len(shape) > 1 else shape[0])
         t0 = time.perf_counter()
-        raw_result = run_program(program, backend, options, program_seed(seed, index))
+        raw_result = run_program(
+            program,
+            backend,
+            options,
+            program_seed(seed, index if pub_indices is None else pub_indices[index]),
+        )
         simulate += time.perf_counter() - t0
         raw = estimator_v2_post_processor_v0_1(raw_result)[0]
         pub_meta = _legacy_pub_metadata(

@@ -32,7 +32,7 @@ from typing import Any
 
 from ...wire import protocol
 from ...wire.options import resolved_twirling
-from .base import ExecutionOutcome, PreparedJob
+from .base import ExecutionOutcome, JobPart, PreparedJob
 from .cost import out_of_memory_reason
 from .simulators import (
     AER_MAX_MEMORY_ENV,
@@ -60,12 +60,17 @@ def _execution_spans(spans: list) -> Any:
     return ExecutionSpans([DoubleSliceSpan(start, stop, slices) for start, stop, slices in spans])
 
 
-def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
+def execute_job(
+    prepared: PreparedJob, backend: Any, part: JobPart | None = None
+) -> ExecutionOutcome:
     """Simulate a prepared job and encode its result.
 
     Args:
         prepared: from :func:`~qiskit_rest_provider.server.jobs.admission.prepare_job`.
         backend: the BackendSpec it was prepared for.
+        part: set when ``prepared`` holds one part of a split job (:mod:`.split`): the outcome
+            then carries per-PUB pieces (``pieces``, and ``chunk_arrays`` for a PUB of which only
+            some shot chunks ran) and the result-level ``result_metadata`` instead of a body.
 
     Returns:
         The encoded result body, the simulation time (``quantum_seconds``) and metrics
@@ -94,11 +99,21 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
 
             if sampler_suppression_applies(prepared.options):  # [mitigation] twirling, DD
                 result, simulate, spans = run_suppressed_sampler_pubs(
-                    prepared.pubs, backend, prepared.options, seed=seed_simulator
+                    prepared.pubs,
+                    backend,
+                    prepared.options,
+                    seed=seed_simulator,
+                    pub_indices=None if part is None else part.pub_indices,
                 )
             else:
                 result, simulate, spans = run_sampler_pubs(
-                    prepared.pubs, simulator, seed=seed_simulator, noisy=noisy
+                    prepared.pubs,
+                    simulator,
+                    seed=seed_simulator,
+                    noisy=noisy,
+                    pub_indices=None if part is None else part.pub_indices,
+                    offsets=None if part is None else part.offsets,
+                    chunks=None if part is None else part.chunks,
                 )
             result.metadata["execution"] = {"execution_spans": _execution_spans(spans)}
         else:
@@ -107,6 +122,7 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
 
             level = prepared.resilience_level
             level = protocol.DEFAULT_RESILIENCE_LEVEL if level is None else level
+            pub_indices = None if part is None else part.pub_indices
             options = prepared.options
             if estimator_mitigation_applies(options, level, noisy=noisy):  # [mitigation]
                 result, simulate, resilience = run_mitigated_estimator_pubs(
@@ -119,6 +135,7 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
                     seed=seed_simulator
                     if seed_simulator is not None
                     else options.get("seed_estimator"),
+                    pub_indices=pub_indices,
                 )
                 result.metadata.setdefault("dynamical_decoupling", options["dynamical_decoupling"])
                 result.metadata["resilience_level"] = level
@@ -136,6 +153,7 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
                     seed_simulator=seed_simulator,
                     shots=prepared.pub_shots or None,
                     readout=readout,
+                    pub_indices=pub_indices,
                 )
                 result.metadata.update(
                     {
@@ -164,7 +182,15 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
         logger.debug("simulation of a %s job failed", prepared.program_id, exc_info=True)
         raise RuntimeError(f"simulation failed: {out_of_memory_reason(exc)}") from exc
     t_sim_end = time.perf_counter()
-    body = encode_result(result, qiskit=prepared.support_qiskit)
+    pieces: list[bytes | None] | None = None
+    chunk_arrays: dict[int, dict[str, Any]] = {}
+    if part is None:
+        body = encode_result(result, qiskit=prepared.support_qiskit)
+    else:
+        from .split import part_pieces
+
+        body = b""
+        pieces, chunk_arrays = part_pieces(result, part, qiskit=prepared.support_qiskit)
     t_end = time.perf_counter()
     metrics = {
         "num_circuits": len(prepared.pubs),
@@ -177,4 +203,11 @@ def execute_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
         },
         **extra,
     }
-    return ExecutionOutcome(result_body=body, quantum_seconds=simulate, metrics=metrics)
+    return ExecutionOutcome(
+        result_body=body,
+        quantum_seconds=simulate,
+        metrics=metrics,
+        pieces=pieces,
+        chunk_arrays=chunk_arrays,
+        result_metadata=None if part is None else dict(result.metadata),
+    )

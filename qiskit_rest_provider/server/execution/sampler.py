@@ -1,20 +1,27 @@
 """Sampler V2 execution on Qiskit Aer: PUBs in, :class:`PrimitiveResult` of BitArrays out.
 
 Why this shape (measured, see the runner's benchmark notes): for 20-qubit circuits nearly all
-the time is the simulation itself, so the wins are (1) one ``AerSimulator.run`` call per
-distinct shot count, handing Aer all circuits at once (Aer parallelises across experiments and
-skips re-compilation), (2) parameter sets passed as ``parameter_binds`` instead of binding in
-Python (20–30 % faster, and PUBs that share one circuit object are merged into one bound
-circuit), and (3) Aer's per-shot hex memory turned into packed ``BitArray`` bytes by one
-vectorised pass per PUB, never a Python loop per shot.
+the time is the simulation itself, so the wins are (1) few ``AerSimulator.run`` calls, handing
+Aer many circuits at once (one call for all the PUBs sampled from exact probabilities, one per
+run of consecutive PUBs with one shot count otherwise), (2) parameter sets passed as
+``parameter_binds`` instead of binding in Python (20–30 % faster, and consecutive PUBs that share
+one circuit object are merged into one bound circuit), and (3) Aer's per-shot hex memory turned
+into packed ``BitArray`` bytes by one vectorised pass per PUB, never a Python loop per shot.
 
-Seeds: with ``options.simulator.seed_simulator`` Aer seeds experiment ``k`` of a run with
-``seed + k``, so the same job with the same seed gives identical bits, while different parameter
-sets still get independent samples.
+Seeds: with ``options.simulator.seed_simulator`` every PUB's samples depend on the seed and the
+PUB's place in the job only, never on how the job was split across workers (:mod:`.split`):
+Aer seeds experiment ``k`` of a run with ``seed + stride * k`` (:func:`aer_seed_stride`), so a
+run of consecutive PUBs is seeded with ``seed + stride * offset`` (``offset``: its first
+experiment's place in the whole job, :func:`experiment_offsets`) and each experiment gets the
+seed it would have in one run of the whole job; PUBs sampled from exact probabilities draw from
+a generator seeded by ``(seed, PUB index, chunk index)``; a PUB of many shots is sampled in
+fixed :func:`shot_chunks`, each seeded by ``(seed, PUB index, chunk index)``. Different
+parameter sets still get independent samples.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -27,10 +34,13 @@ from qiskit.circuit import Gate, QuantumCircuit
 from qiskit.primitives.containers import BitArray, DataBin, PrimitiveResult, SamplerPubResult
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
+from .simulators import simulator_metadata
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "PROBABILITY_PATH_MAX_QUBITS",
+    "SMALL_PROBABILITY_QUBITS",
     "final_measurement_map",
     "hex_to_bits",
     "run_sampler_pubs",
@@ -116,20 +126,25 @@ def _parameter_table(pub: SamplerPub) -> tuple[dict, int]:
 
 
 def _build_units(pubs: Sequence[SamplerPub], indices: list[int]) -> list[_Unit]:
-    units: dict[int, _Unit] = {}
+    """Aer circuits for the PUBs ``indices``, experiments laid out in PUB order.
+
+    Only *consecutive* PUBs that share one parameterized circuit object are merged, so the
+    experiments keep the job's order (each experiment's seed depends on its position).
+    """
+    units: list[_Unit] = []
     for index in indices:
         pub = pubs[index]
         binds, size = _parameter_table(pub)
-        unit = units.get(id(pub.circuit))
-        if unit is None or not binds:
-            # circuits without parameters cannot be merged: Aer runs one experiment per circuit
-            unit = _Unit(pub.circuit, binds, 0, [])
-            units[id(pub.circuit) if binds else -index - 1] = unit
+        last = units[-1] if units else None
+        if last is not None and binds and last.binds and last.circuit is pub.circuit:
+            last.binds = {p: np.concatenate([last.binds[p], binds[p]]) for p in last.binds}
         else:
-            unit.binds = {p: np.concatenate([unit.binds[p], binds[p]]) for p in unit.binds}
-        unit.size += size
-        unit.members.append((index, size))
-    return list(units.values())
+            # circuits without parameters cannot be merged: Aer runs one experiment per circuit
+            last = _Unit(pub.circuit, binds, 0, [])
+            units.append(last)
+        last.size += size
+        last.members.append((index, size))
+    return units
 
 
 def _experiment_memory(result: Any, offset: int, count: int) -> list[str]:
@@ -146,6 +161,8 @@ def _experiment_memory(result: Any, offset: int, count: int) -> list[str]:
 
 PROBABILITY_PATH_MAX_QUBITS = 26
 """Most measured qubits for the probability fast path (2**26 float64 = 512 MiB)."""
+SMALL_PROBABILITY_QUBITS = 12
+"""Most measured qubits for that path on the stabilizer and MPS methods (4,096 probabilities)."""
 
 
 def final_measurement_map(circuit: QuantumCircuit) -> list[tuple[int, int]] | None:
@@ -185,14 +202,18 @@ def _sample_from_probabilities(
     indices: list[int],
     maps: dict[int, list[tuple[int, int]]],
     simulator: Any,
-    shots: int,
-    rng: np.random.Generator,
-) -> dict[int, np.ndarray]:
+    draws: dict[int, list[tuple[int, np.random.Generator]]],
+) -> dict[int, list[np.ndarray]]:
     """Ideal, final-measurement PUBs: exact probabilities from Aer, samples drawn with NumPy.
 
     Aer's own sampling costs about as much as simulating a 20-qubit circuit and returns one
     hex string per shot; drawing ``shots`` indices from the cumulative distribution costs
     milliseconds and yields integers directly (measured ~25 % faster per PUB end to end).
+    All the PUBs go to Aer in one run (shots do not matter here); ``draws[i]`` lists, per
+    shot chunk of PUB ``i``, its shot count and its random generator.
+
+    Returns:
+        Per PUB, per chunk, the clbits as ``uint8`` of shape ``(sets, chunk_shots, clbits)``.
     """
     circuits = []
     binds = []
@@ -211,31 +232,35 @@ def _sample_from_probabilities(
         binds.append(table)
         sizes.append(size)
     result = simulator.run(circuits, shots=1, parameter_binds=binds).result()
-    out: dict[int, np.ndarray] = {}
+    out: dict[int, list[np.ndarray]] = {}
     offset = 0
     for i, size, table in zip(indices, sizes, binds):
         pub = pubs[i]
         mapping = maps[i]
         simulated = size if table else 1  # an unbound circuit is simulated once for all sets
-        samples = []
+        cdfs: list[np.ndarray | None] = []
         for k in range(size):
             if not mapping:
-                samples.append(np.zeros(shots, dtype=np.int64))
+                cdfs.append(None)
                 continue
             position = offset + min(k, simulated - 1)
             status = getattr(result.results[position], "status", "")
             if isinstance(status, str) and status.upper().startswith("ERROR"):
                 raise RuntimeError(f"simulation failed: {status}")
-            probs = np.asarray(result.data(position)["probabilities"], dtype=float)
-            cdf = np.cumsum(probs)
-            draws = rng.random(shots) * cdf[-1]
-            samples.append(np.minimum(np.searchsorted(cdf, draws, side="right"), len(cdf) - 1))
+            cdfs.append(np.cumsum(np.asarray(result.data(position)["probabilities"], dtype=float)))
         offset += simulated
-        outcomes = np.concatenate(samples) if samples else np.zeros(0, dtype=np.int64)
-        bits = np.zeros((outcomes.size, pub.circuit.num_clbits), dtype=np.uint8)
-        for j, (_, clbit) in enumerate(mapping):
-            bits[:, clbit] = (outcomes >> j) & 1
-        out[i] = bits
+        chunks = []
+        for shots, rng in draws[i]:
+            outcomes = np.zeros((size, shots), dtype=np.int64)
+            for k, cdf in enumerate(cdfs):
+                if cdf is not None:
+                    picked = np.searchsorted(cdf, rng.random(shots) * cdf[-1], side="right")
+                    outcomes[k] = np.minimum(picked, len(cdf) - 1)
+            bits = np.zeros((size, shots, pub.circuit.num_clbits), dtype=np.uint8)
+            for j, (_, clbit) in enumerate(mapping):
+                bits[:, :, clbit] = (outcomes >> j) & 1
+            chunks.append(bits)
+        out[i] = chunks
     return out
 
 
@@ -248,15 +273,16 @@ def _run_with_memory(
     indices: list[int],
     simulator: Any,
     shots: int,
-    seed: int | None,
-    run_index: int,
-    bits_per_pub: dict[int, np.ndarray],
-) -> None:
-    """General path: Aer samples every shot (noise, mid-circuit measurements, control flow)."""
+    run_seed: int | None,
+) -> dict[int, np.ndarray]:
+    """General path: Aer samples every shot (noise, mid-circuit measurements, control flow).
+
+    Returns:
+        Per PUB, its clbits as ``uint8`` of shape ``(sets, shots, clbits)``.
+    """
     units = _build_units(pubs, indices)
     circuits = [u.circuit for u in units for _ in range(u.repeats)]
     binds = [u.binds for u in units for _ in range(u.repeats)]
-    run_seed = None if seed is None else (seed + 7919 * run_index) % (2**63)
     extra: dict[str, Any] = {}
     if any(final_measurement_map(u.circuit) is None for u in units):
         # Aer's shot branching mis-weights branches after a mid-circuit measurement (measured
@@ -274,12 +300,91 @@ def _run_with_memory(
     ).result()
     if not result.success and not result.results:
         raise RuntimeError(f"simulation failed: {result.status}")
+    out: dict[int, np.ndarray] = {}
     offset = 0
     for unit in units:
         for index, size in unit.members:
             memory = _experiment_memory(result, offset, size)
-            bits_per_pub[index] = hex_to_bits(memory, pubs[index].circuit.num_clbits)
+            bits = hex_to_bits(memory, pubs[index].circuit.num_clbits)
+            out[index] = bits.reshape(size, shots, bits.shape[-1])
             offset += size
+    return out
+
+
+SHOT_CHUNK = 16_384
+"""Shots per chunk of a PUB with at least ``2 * SHOT_CHUNK`` shots.
+
+Such a PUB is sampled chunk by chunk, each chunk with its own seed derived from the job's seed,
+the PUB's index and the chunk's index; the chunks are a property of the PUB alone, so a seeded
+PUB gives the same bits whether one worker runs all its chunks or several workers share them.
+"""
+
+
+def shot_chunks(shots: int) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` shot ranges a PUB of ``shots`` shots is sampled in."""
+    if shots < 2 * SHOT_CHUNK:
+        return [(0, shots)]
+    return [(start, min(start + SHOT_CHUNK, shots)) for start in range(0, shots, SHOT_CHUNK)]
+
+
+def experiment_offsets(pubs: Sequence[SamplerPub]) -> list[int]:
+    """Each PUB's position in the job's Aer experiment sequence (one experiment per set)."""
+    offsets, total = [], 0
+    for pub in pubs:
+        offsets.append(total)
+        total += _num_sets(pub)
+    return offsets
+
+
+@functools.lru_cache(maxsize=1)
+def aer_seed_stride() -> int | None:
+    """How far apart Aer seeds the experiments of one run (``seed + stride * k``), measured.
+
+    ``None`` when Aer's seeds are not evenly spaced: then every PUB runs on its own.
+    """
+    from qiskit_aer import AerSimulator
+
+    circuit = QuantumCircuit(1, 1)
+    circuit.measure(0, 0)
+    try:
+        result = AerSimulator().run([circuit] * 3, shots=1, seed_simulator=1).result()
+        seeds = [int(r.seed_simulator) for r in result.results]
+    except Exception:  # pragma: no cover - defensive: fall back to one run per PUB
+        return None
+    stride = seeds[1] - seeds[0]
+    return stride if seeds[0] == 1 and seeds[2] - seeds[1] == stride and stride else None
+
+
+def _derived_seed(seed: int, pub_index: int, chunk: int) -> int:
+    """A 62-bit seed from the job's seed, a PUB index and a chunk index (nothing else)."""
+    state = np.random.SeedSequence(seed, spawn_key=(pub_index, chunk)).generate_state(1, np.uint64)
+    return int(state[0] >> np.uint64(2))
+
+
+def _pub_rng(seed: int | None, pub_index: int, chunk: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(pub_index, chunk)))
+
+
+def _segments(
+    local: list[int],
+    pubs: Sequence[SamplerPub],
+    pub_indices: Sequence[int],
+    contiguous: bool,
+) -> list[list[int]]:
+    """Split PUBs into Aer runs: consecutive job PUBs with one shot count share a run."""
+    runs: list[list[int]] = []
+    for i in local:
+        last = runs[-1] if runs else None
+        if (
+            contiguous
+            and last is not None
+            and pub_indices[last[-1]] + 1 == pub_indices[i]
+            and pubs[last[-1]].shots == pubs[i].shots
+        ):
+            last.append(i)
+        else:
+            runs.append([i])
+    return runs
 
 
 def run_sampler_pubs(
@@ -288,8 +393,16 @@ def run_sampler_pubs(
     *,
     seed: int | None = None,
     noisy: bool = True,
+    pub_indices: Sequence[int] | None = None,
+    offsets: Sequence[int] | None = None,
+    chunks: Sequence[tuple[int, int] | None] | None = None,
 ) -> tuple[PrimitiveResult, float, list[tuple[datetime, datetime, dict]]]:
     """Sample every PUB on ``simulator`` (an ``AerSimulator``, noise model already set).
+
+    The PUBs may be a part of a larger job (see :mod:`.split`): then ``pub_indices`` gives each
+    PUB's index in the job, ``offsets`` its :func:`experiment_offsets` in the job, and ``chunks``
+    which of its :func:`shot_chunks` to run (``(first, stop)``; ``None`` = all). Seeds depend on
+    those job positions only, so a seeded job gives identical bits however it is split.
 
     Args:
         pubs: coerced, validated PUBs with shots filled in.
@@ -297,59 +410,106 @@ def run_sampler_pubs(
         seed: ``seed_simulator`` for reproducible bits, or ``None``.
         noisy: whether the simulator carries a noise model; ideal PUBs that only measure at
             the end are sampled from their exact probabilities (:func:`final_measurement_map`).
+        pub_indices: job index of each PUB (default: ``0, 1, ...``).
+        offsets: job experiment offset of each PUB (default: computed from ``pubs``).
+        chunks: per PUB, the range of its shot chunks to run (default: all); a PUB's result
+            then holds those chunks' shots, in order.
 
     Returns:
-        ``(result, simulate_seconds, spans)``: the result (metadata ``{"version": 2}``), the time
-        spent inside Aer, and per run ``(start, stop, data_slices)`` for execution spans.
+        ``(result, simulate_seconds, spans)``: the result (metadata ``{"version": 2,
+        "simulator": {"method", "noisy", "noise_approximation"}}``), the time spent inside Aer,
+        and per run ``(start, stop, data_slices)`` for execution spans (``data_slices`` keyed by
+        job PUB index).
     """
-    by_shots: dict[int, list[int]] = {}
+    n = len(pubs)
+    pub_indices = list(range(n)) if pub_indices is None else list(pub_indices)
+    offsets = experiment_offsets(pubs) if offsets is None else list(offsets)
+    ranges: list[list[tuple[int, int, int]]] = []  # per PUB: (chunk index, start, stop)
     for i, pub in enumerate(pubs):
-        by_shots.setdefault(int(pub.shots), []).append(i)
+        all_chunks = shot_chunks(int(pub.shots))
+        wanted = None if not chunks else chunks[i]
+        first, stop = (0, len(all_chunks)) if wanted is None else wanted
+        ranges.append([(c, *all_chunks[c]) for c in range(first, stop)])
+    chunked = {i for i, pub in enumerate(pubs) if len(shot_chunks(int(pub.shots))) > 1}
 
-    bits_per_pub: dict[int, np.ndarray] = {}
+    pieces: dict[int, list[np.ndarray]] = {}  # per PUB, per chunk: (sets, shots, clbits)
     spans: list[tuple[datetime, datetime, dict]] = []
+    # The probability path holds 2**measured probabilities: free next to a statevector, but not
+    # next to a stabilizer tableau or a matrix product state (chosen for wide circuits), which
+    # sample their measurements themselves.
+    method = str(getattr(simulator.options, "method", "automatic"))
+    exact_state = method in ("automatic", "statevector")
+    most_measured = PROBABILITY_PATH_MAX_QUBITS if exact_state else SMALL_PROBABILITY_QUBITS
     simulate = 0.0
-    rng = np.random.default_rng(seed)
-    for run_index, (shots, group) in enumerate(by_shots.items()):
-        maps: dict[int, list[tuple[int, int]]] = {}
-        if not noisy:
-            for i in group:
-                mapping = final_measurement_map(pubs[i].circuit)
-                if mapping is not None:
-                    maps[i] = mapping
-        for i in group:
-            if _num_sets(pubs[i]) == 0:
-                # Zero parameter sets (shape (0,), (2, 0), ...): nothing to run, and Aer must not
-                # see an empty parameter table (the worker process dies). Qiskit's reference
-                # returns BitArrays of shape (*shape, shots).
-                bits_per_pub[i] = np.zeros((0, pubs[i].circuit.num_clbits), dtype=np.uint8)
-                maps.pop(i, None)
-        indices = [i for i in group if i not in maps and i not in bits_per_pub]
+
+    def span(start: datetime, indices: list[int], shot_range: Any = None) -> None:
+        slices = {}
+        for i in indices:
+            lo, hi = (ranges[i][0][1], ranges[i][-1][2]) if shot_range is None else shot_range
+            slices[pub_indices[i]] = (
+                (*pubs[i].shape, int(pubs[i].shots)),
+                slice(0, _num_sets(pubs[i])),
+                slice(lo, hi),
+            )
+        spans.append((start, datetime.now(timezone.utc), slices))
+
+    maps: dict[int, list[tuple[int, int]]] = {}
+    for i, pub in enumerate(pubs):
+        if _num_sets(pub) == 0 or not ranges[i]:
+            # Zero parameter sets (shape (0,), (2, 0), ...): nothing to run, and Aer must not see
+            # an empty parameter table (the worker process dies). Qiskit's reference returns
+            # BitArrays of shape (*shape, shots).
+            shots = sum(hi - lo for _, lo, hi in ranges[i])
+            pieces[i] = [np.zeros((0, shots, pub.circuit.num_clbits), dtype=np.uint8)]
+        elif not noisy:
+            mapping = final_measurement_map(pub.circuit)
+            if mapping is not None and len(mapping) <= most_measured:
+                maps[i] = mapping
+    if maps:
         start = datetime.now(timezone.utc)
         t0 = time.perf_counter()
-        if maps:
-            fast = [i for i in group if i in maps]
-            bits_per_pub.update(_sample_from_probabilities(pubs, fast, maps, simulator, shots, rng))
-        if indices:
-            _run_with_memory(pubs, indices, simulator, shots, seed, run_index, bits_per_pub)
-        simulate += time.perf_counter() - t0
-        stop = datetime.now(timezone.utc)
-        # (data shape incl. shots, flat parameter-set slice, shot slice), as IBM's spans
-        data_slices = {
-            i: (
-                (*pubs[i].shape, shots),
-                slice(0, int(np.prod(pubs[i].shape, dtype=int))),
-                slice(0, shots),
-            )
-            for i in group
+        fast = sorted(maps)
+        draws = {
+            i: [(hi - lo, _pub_rng(seed, pub_indices[i], c)) for c, lo, hi in ranges[i]]
+            for i in fast
         }
-        spans.append((start, stop, data_slices))
+        pieces.update(_sample_from_probabilities(pubs, fast, maps, simulator, draws))
+        simulate += time.perf_counter() - t0
+        span(start, fast)
+    rest = [i for i in range(n) if i not in pieces]
+    stride = aer_seed_stride() if seed is not None else None
+    for i in [i for i in rest if i in chunked]:
+        for c, lo, hi in ranges[i]:
+            start = datetime.now(timezone.utc)
+            t0 = time.perf_counter()
+            chunk_seed = None if seed is None else _derived_seed(seed, pub_indices[i], c)
+            chunk_out = _run_with_memory(pubs, [i], simulator, hi - lo, chunk_seed)
+            pieces.setdefault(i, []).append(chunk_out[i])
+            simulate += time.perf_counter() - t0
+            span(start, [i], (lo, hi))
+    whole = [i for i in rest if i not in chunked]
+    for group in _segments(whole, pubs, pub_indices, seed is None or stride is not None):
+        start = datetime.now(timezone.utc)
+        t0 = time.perf_counter()
+        if seed is None:
+            run_seed = None
+        elif stride is None:
+            run_seed = _derived_seed(seed, pub_indices[group[0]], 0)
+        else:  # the experiment's seed is the one it has in the whole job's single run
+            run_seed = (seed + stride * offsets[group[0]]) % (2**63)
+        bits_by_pub = _run_with_memory(pubs, group, simulator, int(pubs[group[0]].shots), run_seed)
+        for i in group:
+            pieces[i] = [bits_by_pub[i]]
+        simulate += time.perf_counter() - t0
+        span(start, group)
 
     pub_results = []
     for i, pub in enumerate(pubs):
         shape = tuple(pub.shape)
-        shots = int(pub.shots)
-        bits = bits_per_pub[i]
+        chunk_bits = pieces[i]
+        joined = chunk_bits[0] if len(chunk_bits) == 1 else np.concatenate(chunk_bits, axis=1)
+        shots = joined.shape[1]
+        bits = joined.reshape(joined.shape[0] * shots, joined.shape[-1])  # no -1: 0 clbits
         fields = {}
         for name, clbits in _registers(pub.circuit):
             packed = _pack_register(bits, clbits)
@@ -360,4 +520,6 @@ def run_sampler_pubs(
                 metadata={"circuit_metadata": dict(pub.circuit.metadata or {}), "shots": shots},
             )
         )
-    return PrimitiveResult(pub_results, metadata={"version": 2}), simulate, spans
+    spans.sort(key=lambda item: item[0])
+    metadata = {"version": 2, "simulator": simulator_metadata(simulator, noisy)}
+    return PrimitiveResult(pub_results, metadata=metadata), simulate, spans

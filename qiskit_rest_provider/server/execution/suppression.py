@@ -178,8 +178,13 @@ def run_program(program: Any, backend: Any, options: dict, seed: int) -> Any:
     )
     from qiskit_ibm_runtime.options_models.simulator import SimulatorOptions
 
+    from .method import PLAN_KEY
     from .simulators import simulator_for
 
+    # The plan admission sized is for the exact path's circuits; the sampled program's circuits
+    # (twirled, folded, calibration) get Aer's automatic choice, unless the user forced a method.
+    if options.get("simulator", {}).get("method", "automatic") == "automatic":
+        options = {k: v for k, v in options.items() if k != PLAN_KEY}
     simulator, _ = simulator_for(backend, options, (item.circuit for item in program.items))
     return run_quantum_program(
         simulator, program, SimulatorOptions(seed_simulator=seed, angle_decimals=12)
@@ -224,11 +229,17 @@ def _empty_result(pub: Any) -> SamplerPubResult:
 
 
 def run_suppressed_sampler_pubs(
-    pubs: Sequence[Any], backend: Any, options: dict, *, seed: int | None
+    pubs: Sequence[Any],
+    backend: Any,
+    options: dict,
+    *,
+    seed: int | None,
+    pub_indices: Sequence[int] | None = None,
 ) -> tuple[PrimitiveResult, float, list[tuple[datetime, datetime, dict]]]:
     """Sample twirled and/or decoupled PUBs; same return shape as ``run_sampler_pubs``.
 
-    Each PUB is its own program (PUBs may ask for different shots). Metadata per PUB:
+    Each PUB is its own program (PUBs may ask for different shots); ``pub_indices`` are the PUBs'
+    places in the job when they are a part of it (seeds derive from them). Metadata per PUB:
     ``shots`` (what ran), ``num_randomizations`` and ``dynamical_decoupling.num_pulses``.
     """
     from qiskit_ibm_runtime.decoders.executor_sampler.post_processor_v0_1 import (
@@ -265,7 +276,12 @@ def run_suppressed_sampler_pubs(
         total_pulses += pulses
         start = datetime.now(timezone.utc)
         t0 = time.perf_counter()
-        raw = run_program(program, backend, options, program_seed(seed, index))
+        raw = run_program(
+            program,
+            backend,
+            options,
+            program_seed(seed, index if pub_indices is None else pub_indices[index]),
+        )
         simulate += time.perf_counter() - t0
         stop = datetime.now(timezone.utc)
         out = sampler_v2_post_processor_v0_1(raw)[0]

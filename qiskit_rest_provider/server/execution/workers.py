@@ -77,6 +77,7 @@ def catalog() -> Any:
 def run_task(task: ExecutionTask) -> dict[str, Any]:
     """Run one job; never raises for job-level problems (they come back as ``ok: False``)."""
     started = time.perf_counter()
+    started_at = time.time()
     try:
         from . import runner
 
@@ -93,16 +94,26 @@ def run_task(task: ExecutionTask) -> dict[str, Any]:
             t0 = time.perf_counter()
             prepared = task.prepare(task.program_id, orjson.loads(task.params or b"{}"), backend)
             parse = time.perf_counter() - t0
-        outcome = runner.execute_job(prepared, backend)
+        outcome = runner.execute_job(prepared, backend, task.part)
         if parse:
             outcome.metrics["stage_seconds"]["parse"] = parse
+        extra: dict[str, Any] = {}
+        if task.part is not None:
+            extra = {
+                "pieces": outcome.pieces,
+                "chunk_arrays": outcome.chunk_arrays,
+                "result_metadata": outcome.result_metadata,
+            }
         return {
             "ok": True,
+            **extra,
             "result_body": outcome.result_body,
             "metrics": dict(outcome.metrics or {}),
             "quantum_seconds": float(outcome.quantum_seconds),
             "wall_seconds": time.perf_counter() - started,
             "pid": os.getpid(),
+            "started_at": started_at,
+            "finished_at": time.time(),
         }
     except Exception as exc:  # report, never crash the worker
         input_error = type(exc).__name__ in ("JobInputError", "WireFormatError")

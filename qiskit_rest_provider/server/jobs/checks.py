@@ -14,6 +14,7 @@ from qiskit.circuit import QuantumCircuit
 
 from ...wire.isa import unsupported_instructions
 from ..execution.cost import JobEstimate, estimate_job, format_bytes, max_job_memory
+from ..execution.method import PLAN_KEY, MethodError, choose_job_method
 
 __all__ = [
     "JobInputError",
@@ -124,9 +125,15 @@ def check_job_size(
 ) -> JobEstimate:
     """Refuse a job that cannot fit: more PUBs than ``max_experiments``, or over the memory limit.
 
-    Estimates memory with :mod:`..execution.cost` (active qubits, Aer's method, results,
-    observables) and compares it with the per-job limit (``serve --max-job-memory``), so an
-    oversized job is a 400 naming both numbers instead of a worker killed for memory.
+    Chooses the job's simulation method (:mod:`..execution.method`: exact where it is
+    affordable, else stabilizer with Pauli-twirled noise for Clifford circuits or a matrix
+    product state; ``options.simulator.method`` forces one), estimates memory with that method
+    (:mod:`..execution.cost`: active qubits, results, observables) and compares it with the
+    per-job limit (``serve --max-job-memory``), so an oversized job is a 400 naming both numbers
+    instead of a worker killed for memory. The choice is written into ``options`` under
+    :data:`..execution.method.PLAN_KEY`, so the worker runs the method that was sized. Options
+    without a ``simulator`` group (the executor program's proxies) are sized for Aer's automatic
+    method, which is what that program runs.
 
     Args:
         program_id: ``"sampler"`` or ``"estimator"``.
@@ -139,7 +146,9 @@ def check_job_size(
         The estimate (method and seconds per PUB), for the caller to keep.
 
     Raises:
-        JobInputError: code ``job_too_large`` (D13), naming the field, the estimate and the limit.
+        JobInputError: code ``job_too_large`` (D13), naming the field, the estimate and the limit;
+            code ``invalid_option`` naming ``params.options.simulator.method`` for a forced
+            method that cannot run the job (``stabilizer`` on a non-Clifford circuit).
     """
     most = _max_experiments(backend)
     if most is not None and len(pubs) > most:
@@ -152,8 +161,18 @@ def check_job_size(
     noisy = backend.properties is not None or (
         (options.get("simulator") or {}).get("noise_model") is not None
     )
-    estimate = estimate_job(program_id, pubs, noisy=noisy)
     limit = max_job_memory() if max_memory is None else int(max_memory)
+    if "simulator" in options:  # a primitive's validated tree: choose, and run what was sized
+        forced = (options.get("simulator") or {}).get("method")
+        try:
+            choice, estimate = choose_job_method(
+                program_id, pubs, noisy=noisy, forced=forced, max_memory=limit
+            )
+        except MethodError as exc:
+            raise JobInputError(str(exc), field=exc.field, code="invalid_option") from None
+        options[PLAN_KEY] = choice.to_dict()
+    else:  # the executor program runs on Aer's automatic method: size it so
+        estimate = estimate_job(program_id, pubs, noisy=noisy)
     need = estimate.memory_bytes
     if need <= limit:
         return estimate

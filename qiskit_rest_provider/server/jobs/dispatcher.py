@@ -8,6 +8,14 @@ handed out once (even with several dispatchers on one database).
 On start, jobs left Running by a crash go back to Queued and run again (the store guarantees
 a job reaches a final state once: every final transition is guarded on the previous state).
 
+Replicas: several servers may share one PostgreSQL database. A claim records this replica
+(``config.replica_id``) and a lease (``config.lease_seconds``) that the loop renews while the job
+runs; every outcome is recorded only while the claim is still this replica's. On start a replica
+re-queues only what is its own (or a dead replica's on this host, or expired), never the jobs of
+replicas still alive; any replica re-queues jobs whose lease expired (their replica died). A
+renewal that finds a job no longer held (cancelled on another replica, or taken over) stops its
+worker at once.
+
 Limits: a job with ``cost`` (``max_execution_time``, seconds) or the server default is Cancelled
 with ``reason_code`` 1305 when its *wall-clock* time since it was handed to a worker exceeds it.
 A job cancelled while running, or over its time, has its worker killed at once (the executor
@@ -15,6 +23,16 @@ starts a replacement), so no job can hold a worker after it is final. A worker t
 itself fails only its own job, which is re-queued (up to three attempts, then Failed) — unless
 it was killed by the system (SIGKILL that was not ours: the OOM killer), which fails the job at
 once with reason "out of memory" (``reason_code`` 1502), since running it again would kill again.
+
+Using every core: a job that starts while workers would stay idle (no other startable job
+queued) is split (:mod:`..execution.split`) into parts — runs of its PUBs, and for a sampler PUB of
+many noisy shots, runs of its shot chunks — that run as separate executor tasks on the idle
+workers and are merged, in PUB order, into one result. Parts are fed to workers only while no
+queued job can use them (a new job of any instance waits for at most one part), count against
+``max_running_per_instance`` as workers held, and are one job to the store: Running once, final
+once. A cancel or the time limit kills every part; a part that fails fails the job (a part whose
+worker died re-queues the whole job by the rule above); simulation seconds and metrics are summed
+(metrics ``split``: parts, worker pids, each part's wall-clock window).
 
 Cancelling: :meth:`Dispatcher.cancel` is the one way to cancel a job. A job being handed over
 (claimed Running in the store, not yet registered as in flight) is remembered while the hand-off
@@ -26,8 +44,11 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import dataclasses
 import functools
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +60,14 @@ import orjson
 
 from ...wire import protocol
 from ..config import ServerConfig
-from ..execution.base import ExecutionTask, JobExecutor, TaskKilled, WorkerDied
+from ..execution.base import (
+    ExecutionTask,
+    JobExecutor,
+    JobPart,
+    PreparedJob,
+    TaskKilled,
+    WorkerDied,
+)
 from ..execution.cost import format_bytes
 from .admission import prepare_job
 from .models import FINAL_STATES
@@ -57,6 +85,28 @@ REASON_OUT_OF_MEMORY = protocol.REASON_OUT_OF_MEMORY
 
 
 @dataclass
+class _SplitRun:
+    """The parts of a job split across workers: waiting, running, done."""
+
+    plan: list[tuple[PreparedJob, JobPart]]
+    task: ExecutionTask  # the job's task; each part's is a copy with its PUBs
+    pending: collections.deque[int] = field(default_factory=collections.deque)
+    running: dict[int, cf.Future[Any]] = field(default_factory=dict)
+    outcomes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    failure: cf.Future[Any] | None = None  # the first part that did not succeed
+
+    def part_task(self, index: int) -> ExecutionTask:
+        prepared, part = self.plan[index]
+        return dataclasses.replace(self.task, prepared=prepared, part=part, params=None)
+
+    def stop(self, executor: JobExecutor) -> None:
+        """No more parts start; the running ones are killed."""
+        self.pending.clear()
+        for future in list(self.running.copy().values()):  # copy(): atomic, any thread
+            executor.kill(future)
+
+
+@dataclass
 class _InFlight:
     future: cf.Future[Any]
     started: float
@@ -66,6 +116,12 @@ class _InFlight:
     instance_id: str = ""
     attempts: int = 0
     parse_seconds: float | None = None
+    split: _SplitRun | None = None
+
+    @property
+    def workers(self) -> int:
+        """Workers this job holds now."""
+        return 1 if self.split is None else len(self.split.running)
 
 
 @dataclass
@@ -81,6 +137,8 @@ class Dispatcher:
     #: submitted to the executor but before it is registered as in flight — the hand-off window
     #: a concurrent cancel must not fall through.
     handoff_hook: Callable[[str], None] | None = None
+    #: The server's backend catalog (tells noisy backends, whose PUBs may also split by shots).
+    catalog: Any = None
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
@@ -91,11 +149,20 @@ class Dispatcher:
         self._last_served = ""  # instance id that got the last worker (round-robin)
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self.owner = self.config.replica_id
+        self._next_heartbeat = 0.0
+        self._last_heartbeat = 0.0
+        self._check_leases = False
+        self._handoff_seq = 0
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
-        """Re-queue what a crash left Running, then start the dispatcher thread."""
-        n = self.store.requeue_running()
+        """Re-queue what a crash left Running, then start the dispatcher thread.
+
+        Only jobs no live replica holds: this replica's own (an earlier process with the same
+        ``replica_id``), those of dead replicas on this host, and those whose lease expired.
+        """
+        n = self.store.requeue_expired(self._gone_owners())
         if n:
             logger.info("re-queued %d job(s) left running by a previous process", n)
         self._thread = threading.Thread(target=self._loop, name="job-dispatcher", daemon=True)
@@ -158,7 +225,56 @@ class Dispatcher:
             self.prepared.pop(job_id, None)
             self._cond.notify_all()
         if entry is not None:
+            self._kill(entry)
+
+    def _kill(self, entry: _InFlight) -> None:
+        """Stop every task of a job (all its parts when it was split)."""
+        if entry.split is None:
             self.executor.kill(entry.future)
+        else:
+            entry.split.stop(self.executor)
+
+    def _busy(self) -> int:
+        """Workers held by jobs in flight (a split job holds one per running part)."""
+        return sum(entry.workers for entry in list(self._inflight.values()))
+
+    def job_changed(self, job_id: str) -> None:
+        """A job changed state somewhere (another replica): recheck our claims if it is ours."""
+        if job_id in self._inflight:
+            with self._cond:
+                self._check_leases = True
+                self._cond.notify_all()
+
+    def _gone_owners(self) -> set[str]:
+        """Replica ids whose Running jobs no live process holds: ours, and dead ones here."""
+        gone = {self.owner}
+        host = socket.gethostname()
+        for owner in self.store.running_owners():
+            name, _, pid = owner.rpartition("-")
+            if name == host and pid.isdigit() and not _pid_alive(int(pid)):
+                gone.add(owner)
+        return gone
+
+    def _heartbeat(self) -> None:
+        """Renew our leases; stop the jobs we no longer hold; re-queue expired ones."""
+        now = time.monotonic()
+        forced = self._check_leases and now - self._last_heartbeat >= 0.2  # at most 5/s
+        if now < self._next_heartbeat and not forced:
+            return
+        self._check_leases = False
+        self._last_heartbeat = now
+        self._next_heartbeat = now + max(0.2, min(self.config.lease_seconds / 3.0, 5.0))
+        live = [j for j, e in self._inflight.items() if e.abandoned_since is None]
+        held = self.store.renew_leases(self.owner, live, self.config.lease_seconds)
+        for job_id in live:
+            if job_id not in held and job_id in self._inflight:
+                logger.info("job %s is no longer held by this replica; stopping it", job_id)
+                self.abandon(job_id)
+                self.watchers.notify(job_id)
+        n = self.store.requeue_expired()
+        if n:
+            logger.warning("re-queued %d job(s) whose replica's lease expired", n)
+            self.wake()
 
     @property
     def in_flight(self) -> int:
@@ -174,6 +290,7 @@ class Dispatcher:
             try:
                 self._handle_completions()
                 self._enforce_limits()
+                self._heartbeat()
                 self._fill()
             except Exception:  # keep dispatching whatever happens
                 logger.exception("dispatcher iteration failed")
@@ -208,25 +325,37 @@ class Dispatcher:
         return None
 
     def _fill(self) -> None:
+        """Start queued jobs on free workers; workers nobody queued for run split jobs' parts."""
+        if not self._fill_queued():
+            self._feed_parts()
+
+    def _fill_queued(self) -> bool:
         """Start queued jobs on free workers, serving instances round-robin.
 
         Each round gives every instance with queued work (and room under
         ``max_running_per_instance``) one job, starting after the instance served last; so an
         instance with one job waits for at most one job of each other instance, however many
-        those have queued.
+        those have queued. A job started while more workers are free than queued jobs can use
+        gets the spare ones (it is split).
+
+        Returns:
+            Whether a queued job that could start still waits (then no split part may start).
         """
         again = True
+        waiting = False
         while again:
             again = False
-            free = self.executor.capacity - len(self._inflight)
+            free = self.executor.capacity - self._busy()
             if free <= 0:
-                return
+                return True
             heads: dict[str, collections.deque[QueuedJob]] = {}
             for job in self.store.queued_heads(free, exclude=self._inflight):
                 heads.setdefault(job.instance_id, collections.deque()).append(job)
             if not heads:
-                return
-            running = collections.Counter(e.instance_id for e in self._inflight.values())
+                return False
+            running: collections.Counter[str] = collections.Counter()
+            for entry in list(self._inflight.values()):
+                running[entry.instance_id] += entry.workers
             cap = self.config.max_running_per_instance or self.executor.capacity
             order = sorted(heads)
             after = [i for i in order if i > self._last_served]
@@ -243,11 +372,84 @@ class Dispatcher:
                     if job.session_id and self._cancel_expired(job):
                         again = True  # a slot we thought taken is still free: look again
                         continue
-                    self._start(job)
+                    queued = sum(len(q) for i, q in heads.items() if running[i] < cap)
+                    width = min(free - queued, cap - running[instance_id])
+                    self._start(job, width)
                     self._last_served = instance_id
-                    if job.id in self._inflight:
-                        running[instance_id] += 1
-                        free -= 1
+                    started = self._inflight.get(job.id)
+                    if started is not None:
+                        running[instance_id] += started.workers
+                        free -= started.workers
+            waiting = any(q and running[i] < cap for i, q in heads.items())
+        return waiting
+
+    def _feed_parts(self) -> None:
+        """Run waiting parts of split jobs on free workers, one job's part after another's."""
+        cap = self.config.max_running_per_instance or self.executor.capacity
+        free = self.executor.capacity - self._busy()
+        while free > 0:
+            progress = False
+            held: collections.Counter[str] = collections.Counter()
+            for entry in list(self._inflight.values()):
+                held[entry.instance_id] += entry.workers
+            for job_id, entry in list(self._inflight.items()):
+                split = entry.split
+                if free <= 0:
+                    break
+                if (
+                    split is None
+                    or not split.pending
+                    or entry.abandoned_since is not None
+                    or held[entry.instance_id] >= cap
+                ):
+                    continue
+                if not self._submit_part(job_id, entry, split):
+                    return
+                held[entry.instance_id] += 1
+                free -= 1
+                progress = True
+            if not progress:
+                return
+
+    def _submit_part(self, job_id: str, entry: _InFlight, split: _SplitRun) -> bool:
+        """Hand the next waiting part of a split job to the executor; False if it refused."""
+        try:
+            index = split.pending.popleft()
+        except IndexError:  # a cancel cleared the parts meanwhile
+            return True
+        try:
+            future = self.executor.run_job(split.part_task(index))
+        except Exception as exc:  # the pool could not take it: try again later
+            logger.warning("could not submit part %d of job %s: %s", index, job_id, exc)
+            split.pending.appendleft(index)
+            return False
+        split.running[index] = future
+        future.add_done_callback(functools.partial(self._on_done_future, job_id))
+        if entry.abandoned_since is not None:  # cancelled while this part was handed over
+            self.executor.kill(future)
+        return True
+
+    def _split_plan(self, prepared: PreparedJob, width: int) -> list | None:
+        """The parts of a job for ``width`` workers, or ``None`` when it runs whole."""
+        from ..execution.split import may_split, plan_parts
+
+        try:
+            if not may_split(prepared):
+                return None
+            plan = plan_parts(prepared, width, noisy=self._noisy(prepared))
+        except Exception:  # never let planning stop a job: it runs whole
+            logger.exception("could not split a %s job; running it whole", prepared.program_id)
+            return None
+        return plan if len(plan) > 1 else None
+
+    def _noisy(self, prepared: PreparedJob) -> bool:
+        if prepared.options.get("simulator", {}).get("noise_model") is not None:
+            return True
+        try:
+            spec = self.catalog.get(prepared.backend_name) if self.catalog is not None else None
+            return spec is not None and spec.noise_model is not None
+        except Exception:
+            return False
 
     def _cancel_expired(self, job: QueuedJob) -> bool:
         """Cancel a queued job whose session passed its max_ttl; True if it was."""
@@ -261,23 +463,27 @@ class Dispatcher:
             self.watchers.notify(job.id)
         return True
 
-    def _start(self, job: QueuedJob) -> None:
-        """Claim a queued job (Queued → Running) and hand it to the executor."""
+    def _start(self, job: QueuedJob, width: int = 1) -> None:
+        """Claim a queued job (Queued → Running) and hand it to the executor.
+
+        ``width``: how many workers it may use now (more than one: it is split).
+        """
         job_id = job.id
         with self._cond:  # before the claim: a cancel right after it must find the mark
             self._handing_off.add(job_id)
         try:
-            self._hand_off(job)
+            self._hand_off(job, width)
         finally:
             with self._cond:
                 self._handing_off.discard(job_id)
                 self._cancel_at_handoff.discard(job_id)
 
-    def _hand_off(self, job: QueuedJob) -> None:
+    def _hand_off(self, job: QueuedJob, width: int = 1) -> None:
         job_id = job.id
-        if not self.store.transition(job_id, (protocol.QUEUED,), protocol.RUNNING, log="running"):
+        if not self.store.claim(job_id, self.owner, self.config.lease_seconds):
             return
         prepared, parse_seconds = self.prepared.pop(job_id, (None, None))
+        self._handoff_seq += 1
         task = ExecutionTask(
             job_id=job_id,
             program_id=job.program_id,
@@ -285,15 +491,33 @@ class Dispatcher:
             params=None if prepared is not None else self.store.job_params(job_id),
             prepared=prepared,
             prepare=None if prepared is not None else prepare_job,
+            attempt=job.attempts,
+            priority=-self._handoff_seq,  # the fair queue's order, should tasks wait there
         )
         limit = float(job.cost) if job.cost else self.config.default_max_execution_time
         now = time.monotonic()
+        plan = self._split_plan(prepared, width) if prepared is not None and width > 1 else None
+        split = None
         try:
-            future = self.executor.run_job(task)
+            if plan is None:
+                future = self.executor.run_job(task)
+            else:
+                split = _SplitRun(plan, task, collections.deque(range(len(plan))))
+                for _ in range(min(width, len(plan))):
+                    index = split.pending.popleft()
+                    split.running[index] = self.executor.run_job(split.part_task(index))
+                future = split.running[0]
         except Exception as exc:  # the pool could not take it: try again later
             logger.warning("could not submit job %s: %s", job_id, exc)
+            if split is not None:
+                split.stop(self.executor)
             self.store.transition(
-                job_id, (protocol.RUNNING,), protocol.QUEUED, log="re-queued", running_at=None
+                job_id,
+                (protocol.RUNNING,),
+                protocol.QUEUED,
+                log="re-queued",
+                owner=self.owner,
+                running_at=None,
             )
             return
         if self.handoff_hook is not None:
@@ -306,6 +530,7 @@ class Dispatcher:
             attempts=job.attempts,
             parse_seconds=parse_seconds,
             instance_id=job.instance_id,
+            split=split,
         )
         with self._cond:
             self._inflight[job_id] = entry
@@ -316,8 +541,9 @@ class Dispatcher:
                 entry.abandoned_since = time.monotonic()
         if cancelled:
             logger.info("job %s was cancelled while being handed over; stopping it", job_id)
-            self.executor.kill(future)
-        future.add_done_callback(functools.partial(self._on_done_future, job_id))
+            self._kill(entry)
+        for submitted in [future] if split is None else list(split.running.values()):
+            submitted.add_done_callback(functools.partial(self._on_done_future, job_id))
         if job.session_id:
             self._touch_session(job.session_id, started=True)
         self.watchers.notify(job_id)
@@ -335,10 +561,11 @@ class Dispatcher:
                     reason=f"Job ran longer than the maximum execution time of {limit:g} s",
                     reason_code=REASON_TOO_LONG,
                     usage_seconds=limit,
+                    owner=self.owner,
                 ):
                     self.watchers.notify(job_id)
                 entry.abandoned_since = now
-                self.executor.kill(entry.future)
+                self._kill(entry)
             elif (
                 entry.abandoned_since is not None
                 and now - entry.abandoned_since > self.config.abandon_grace
@@ -353,9 +580,12 @@ class Dispatcher:
                 if not self._done:
                     return
                 job_id = self._done.popleft()
-            entry = self._inflight.pop(job_id, None)
+            entry = self._inflight.get(job_id)
             if entry is None:
                 continue
+            if entry.split is not None and not self._collect_parts(entry):
+                continue  # parts still running or waiting
+            self._inflight.pop(job_id, None)
             try:
                 self._record(job_id, entry)
             except Exception:
@@ -364,11 +594,57 @@ class Dispatcher:
             if entry.session_id:
                 self._touch_session(entry.session_id, started=False)
 
+    def _collect_parts(self, entry: _InFlight) -> bool:
+        """Take in a split job's finished parts; True when the job as a whole is done."""
+        split = entry.split
+        assert split is not None
+        for index, future in list(split.running.items()):
+            if not future.done():
+                continue
+            del split.running[index]
+            if entry.abandoned_since is not None or split.failure is not None:
+                continue
+            exc = None if future.cancelled() else future.exception()
+            out = None if future.cancelled() or exc is not None else future.result()
+            if out is None or not out.get("ok"):
+                split.failure = future  # the job fails (or is re-queued) as this part did
+                split.stop(self.executor)
+            else:
+                split.outcomes[index] = out
+                self._report_progress(split)
+        if split.running:
+            return False
+        return entry.abandoned_since is not None or split.failure is not None or not split.pending
+
+    def _report_progress(self, split: _SplitRun) -> None:
+        """PUBs of a split job whose every part has finished, for its ``progress`` events."""
+        job_id = split.task.job_id
+        unfinished = {
+            j for index, (_, part) in enumerate(split.plan) if index not in split.outcomes
+            for j in part.pub_indices
+        }  # fmt: skip
+        total = len({j for _, part in split.plan for j in part.pub_indices})
+        done = total - len(unfinished)
+        if done < total:  # all done: the final event says so
+            try:
+                self.watchers.events.pubs_done(job_id, done)
+            except Exception:  # events must never stop dispatching
+                logger.exception("could not record the progress of job %s", job_id)
+            self.watchers.notify(job_id)
+
     def _record(self, job_id: str, entry: _InFlight) -> None:
-        fut = entry.future
         if entry.abandoned_since is not None:
             logger.info("job %s finished after being cancelled; result discarded", job_id)
             return
+        if entry.split is not None:
+            if entry.split.failure is not None:  # recorded as that part's outcome
+                self._record(
+                    job_id, dataclasses.replace(entry, future=entry.split.failure, split=None)
+                )
+            else:
+                self._complete(job_id, entry, self._merge(entry.split))
+            return
+        fut = entry.future
         exc = None if fut.cancelled() else fut.exception()
         if fut.cancelled() or exc is not None:
             attempts = entry.attempts + 1
@@ -389,6 +665,7 @@ class Dispatcher:
                     (protocol.RUNNING,),
                     protocol.QUEUED,
                     log=f"worker process died (attempt {attempts}); re-queued",
+                    owner=self.owner,
                     running_at=None,
                     attempts=attempts,
                 )
@@ -400,7 +677,36 @@ class Dispatcher:
             )
             self._fail(job_id, reason, REASON_WORKER_CRASH, reason)
             return
-        out = fut.result()
+        self._complete(job_id, entry, fut.result())
+
+    def _merge(self, split: _SplitRun) -> dict[str, Any]:
+        """A split job's parts merged into one worker-style outcome."""
+        from ..execution.split import merge_outcomes
+
+        outcomes = [split.outcomes[index] for index in range(len(split.plan))]
+        qiskit = bool(split.plan[0][0].support_qiskit)
+        try:
+            merged = merge_outcomes(outcomes, split.plan, qiskit=qiskit)
+        except Exception as exc:  # pragma: no cover - a bug, reported as the job's failure
+            logger.exception("could not merge the parts of a split job")
+            return {"ok": False, "reason": f"merging the job's parts failed: {exc!r}"}
+        metrics = dict(merged.metrics)
+        metrics["split"] = {
+            "parts": len(outcomes),
+            "pub_indices": [part.pub_indices for _, part in split.plan],
+            "worker_pids": [o.get("pid") for o in outcomes],
+            "part_windows": [[o.get("started_at"), o.get("finished_at")] for o in outcomes],
+        }
+        return {
+            "ok": True,
+            "result_body": merged.body,
+            "metrics": metrics,
+            "quantum_seconds": merged.quantum_seconds,
+            "wall_seconds": sum(float(o.get("wall_seconds") or 0.0) for o in outcomes),
+        }
+
+    def _complete(self, job_id: str, entry: _InFlight, out: dict[str, Any]) -> None:
+        """Record a worker's (or merged) outcome: Completed with its result, or Failed."""
         if not out.get("ok"):
             code = REASON_INPUT if out.get("input_error") else REASON_EXECUTION
             self._fail(job_id, out["reason"], code, out.get("traceback") or out["reason"])
@@ -413,7 +719,7 @@ class Dispatcher:
             metrics["stage_seconds"] = stages
         values = self.store.save_result(job_id, out["result_body"])
         usage = float(out.get("quantum_seconds") or 0.0)
-        self.store.transition(
+        recorded = self.store.transition(
             job_id,
             (protocol.RUNNING,),
             protocol.COMPLETED,
@@ -421,8 +727,14 @@ class Dispatcher:
             metrics=orjson.dumps(metrics, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
             quantum_seconds=usage,
             usage_seconds=usage,
+            owner=self.owner,
             **values,
         )
+        if not recorded and values.get("result_file"):  # our claim was lost: drop our copy
+            try:
+                os.unlink(values["result_file"])
+            except OSError:
+                pass
 
     def _fail(self, job_id: str, reason: str, code: int, detail: str) -> None:
         body = f"Job {job_id} failed: {reason}\n{detail if detail != reason else ''}".rstrip()
@@ -435,6 +747,7 @@ class Dispatcher:
             reason_code=code,
             result=body.encode(),
             result_file=None,
+            owner=self.owner,
         )
 
     def _touch_session(self, session_id: str, *, started: bool) -> None:
@@ -459,6 +772,17 @@ def _killed_by_the_system(exc: BaseException | None) -> bool:
     if not isinstance(exc, WorkerDied) or isinstance(exc, TaskKilled):
         return False
     return "exit code -9)" in str(exc)
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def is_final(state: str) -> bool:

@@ -82,6 +82,7 @@ class JobEventLog:
         self._next = self.base
         self._logs: OrderedDict[str, list[JobEvent]] = OrderedDict()
         self._pubs: OrderedDict[str, int | None] = OrderedDict()
+        self._pubs_done: OrderedDict[str, int] = OrderedDict()  # split jobs: PUBs merged so far
         self._max = max_jobs
         self._lock = threading.Lock()
 
@@ -90,6 +91,15 @@ class JobEventLog:
         with self._lock:
             self._pubs[job_id] = pubs_total
             self._trim(self._pubs)
+
+    def pubs_done(self, job_id: str, done: int) -> None:
+        """A running job split across workers has ``done`` PUBs finished (the dispatcher says).
+
+        The next :meth:`observe` of the Running job appends a ``progress`` event with it.
+        """
+        with self._lock:
+            self._pubs_done[job_id] = done
+            self._trim(self._pubs_done)
 
     def known_pubs(self, job_id: str) -> tuple[bool, int | None]:
         """``(known, pubs_total)`` for ``job_id``."""
@@ -137,6 +147,10 @@ class JobEventLog:
         if state == last:
             if state == protocol.QUEUED and log[-1].data["queue_position"] != queued_position:
                 self._append(log, job, protocol.EVENT_PROGRESS, state, queued_position, pubs_total)
+            elif state == protocol.RUNNING and self._pubs_done.get(job.id, 0) > int(
+                log[-1].data["pubs_done"] or 0
+            ):
+                self._append(log, job, protocol.EVENT_PROGRESS, state, None, pubs_total)
             return
         if state in protocol.FINAL_STATES:
             if last == protocol.QUEUED and job.running_at is not None:
@@ -161,7 +175,13 @@ class JobEventLog:
             "state": state,
             "reason": job.reason if final else None,
             "queue_position": position,
-            "pubs_done": (pubs_total or 0) if state == protocol.COMPLETED else 0,
+            "pubs_done": (
+                (pubs_total or 0)
+                if state == protocol.COMPLETED
+                else self._pubs_done.get(job.id, 0)
+                if state == protocol.RUNNING
+                else 0
+            ),
             "pubs_total": pubs_total,
         }
         log.append(JobEvent(self._next, kind, data))

@@ -134,6 +134,9 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # when the results of a ``private`` job were handed out (once only); migration 0002
     results_consumed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # the server replica running the job and until when its claim holds; migration 0003
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("instance_id", "idempotency_key", name="uq_jobs_idempotency"),

@@ -134,6 +134,13 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     if session_id is not None and not session_id:
         raise ApiError(400, "session_id: expected a string")
     spec = st.catalog.get(backend)
+    if spec.dry_run_of and program_id != protocol.EXECUTOR:
+        raise ApiError(
+            400,
+            f"backend: {backend!r} is the dry-run twin of {spec.dry_run_of!r}; it runs dry runs of "
+            "the executor program only (Executor.run(..., dry_run=True))",
+            code="invalid_request",
+        )
     if body.calibration_id is not None and body.calibration_id != current_calibration_id(spec):
         raise ApiError(
             400,

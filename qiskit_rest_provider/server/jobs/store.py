@@ -29,6 +29,7 @@ from sqlalchemy import (
     event,
     func,
     literal,
+    or_,
     select,
     update,
 )
@@ -44,6 +45,10 @@ from .schema import upgrade_schema
 logger = logging.getLogger(__name__)
 
 _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuv"
+
+#: The PostgreSQL ``NOTIFY`` channel on which every job state change is announced (payload: the
+#: job id); each replica listens on it (:mod:`.notify`).
+NOTIFY_CHANNEL = "qrp_job_changed"
 
 
 def new_id(length: int = 20) -> str:
@@ -336,30 +341,147 @@ class Store:
         to_state: str,
         *,
         log: str | None = None,
+        owner: str | None = None,
         **values: Any,
     ) -> bool:
-        """Move a job between states if (and only if) it is in one of ``from_states``."""
+        """Move a job between states if (and only if) it is in one of ``from_states``.
+
+        With ``owner``, only if the job is also claimed by that replica (a replica whose lease
+        expired and was taken over cannot record a second outcome). Leaving Running for Queued
+        drops the claim. On PostgreSQL the change is announced (``NOTIFY``) in the same
+        transaction, so waiters on every replica wake (:mod:`.notify`).
+        """
         now = time.time()
         vals: dict[str, Any] = {"state": to_state, **values}
         if to_state == protocol.RUNNING:
             vals.setdefault("running_at", now)
+        if to_state == protocol.QUEUED:
+            vals.setdefault("claimed_by", None)
+            vals.setdefault("lease_expires_at", None)
         if to_state in FINAL_STATES:
             vals.setdefault("finished_at", now)
+            vals.setdefault("lease_expires_at", None)
         if log:
             vals["logs"] = Job.logs + f"{_stamp(now)} {log}\n"
+        conds = [Job.id == job_id, Job.state.in_(tuple(from_states))]
+        if owner is not None:
+            conds.append(Job.claimed_by == owner)
         with self.sessions.begin() as s:
+            res = s.execute(update(Job).where(*conds).values(**vals))
+            changed = bool(getattr(res, "rowcount", 0))
+            if changed:
+                self._announce(s, [job_id])
+            return changed
+
+    # ------------------------------------------------------------ replicas, leases
+    @property
+    def can_notify(self) -> bool:
+        """Whether state changes are announced to other processes (PostgreSQL ``NOTIFY``)."""
+        return self.engine.dialect.name == "postgresql"
+
+    def _announce(self, s: Session, job_ids: Iterable[str]) -> None:
+        """``pg_notify`` each changed job (delivered when the transaction commits)."""
+        if not self.can_notify:
+            return
+        for job_id in job_ids:
+            s.execute(select(func.pg_notify(NOTIFY_CHANNEL, job_id)))
+
+    def claim(self, job_id: str, owner: str, lease_seconds: float) -> bool:
+        """Claim a Queued job for replica ``owner`` (Queued → Running), atomically.
+
+        On PostgreSQL the row is locked with ``SELECT … FOR UPDATE SKIP LOCKED`` first, so a
+        replica claiming at the same moment skips it instead of waiting; the guarded ``UPDATE``
+        (``WHERE state = 'Queued'``) makes the claim exactly-once on SQLite and PostgreSQL alike.
+        """
+        now = time.time()
+        with self.sessions.begin() as s:
+            if self.engine.dialect.name == "postgresql":
+                locked = s.scalar(
+                    select(Job.id)
+                    .where(Job.id == job_id, Job.state == protocol.QUEUED)
+                    .with_for_update(skip_locked=True)
+                )
+                if locked is None:
+                    return False
             res = s.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.state.in_(tuple(from_states)))
-                .values(**vals)
+                .where(Job.id == job_id, Job.state == protocol.QUEUED)
+                .values(
+                    state=protocol.RUNNING,
+                    running_at=now,
+                    claimed_by=owner,
+                    lease_expires_at=now + lease_seconds,
+                    logs=Job.logs + f"{_stamp(now)} running (on {owner})\n",
+                )
             )
-            return bool(getattr(res, "rowcount", 0))
+            changed = bool(getattr(res, "rowcount", 0))
+            if changed:
+                self._announce(s, [job_id])
+            return changed
+
+    def renew_leases(self, owner: str, job_ids: Iterable[str], lease_seconds: float) -> set[str]:
+        """Extend ``owner``'s leases on its in-flight jobs; returns the ids it still holds.
+
+        A job missing from the answer is no longer Running under ``owner`` (cancelled on another
+        replica, or re-queued after its lease expired): its worker should be stopped.
+        """
+        ids = tuple(job_ids)
+        if not ids:
+            return set()
+        now = time.time()
+        cond = (Job.id.in_(ids), Job.state == protocol.RUNNING, Job.claimed_by == owner)
+        with self.sessions.begin() as s:
+            s.execute(update(Job).where(*cond).values(lease_expires_at=now + lease_seconds))
+            return set(s.scalars(select(Job.id).where(*cond)))
+
+    def running_owners(self) -> set[str]:
+        """The replicas that hold Running jobs now."""
+        with self.sessions() as s:
+            rows = s.scalars(
+                select(Job.claimed_by)
+                .where(Job.state == protocol.RUNNING, Job.claimed_by.is_not(None))
+                .distinct()
+            )
+            return {r for r in rows if r}
+
+    def requeue_expired(self, owners: Iterable[str] = ()) -> int:
+        """Put back in the queue the Running jobs no live replica holds.
+
+        That is: jobs whose lease expired (their replica died or hung), jobs without a lease
+        (left Running by a release before leases), and jobs claimed by one of ``owners`` (a
+        replica known to be gone: this process' earlier incarnation). Each job runs again, once.
+        """
+        now = time.time()
+        gone = tuple(owners)
+        held = or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now)
+        if gone:
+            held = or_(held, Job.claimed_by.in_(gone))
+        with self.sessions.begin() as s:
+            ids = list(s.scalars(select(Job.id).where(Job.state == protocol.RUNNING, held)))
+            if not ids:
+                return 0
+            res = s.execute(
+                update(Job)
+                .where(Job.id.in_(ids), Job.state == protocol.RUNNING, held)
+                .values(
+                    state=protocol.QUEUED,
+                    running_at=None,
+                    claimed_by=None,
+                    lease_expires_at=None,
+                    logs=Job.logs
+                    + f"{_stamp(now)} its server replica stopped holding it; job re-queued\n",
+                )
+            )
+            self._announce(s, ids)
+            return int(getattr(res, "rowcount", 0) or 0)
 
     def save_result(self, job_id: str, body: bytes) -> dict[str, Any]:
         """Column values that store ``body`` (inline, or a file for large bodies)."""
         if len(body) <= self.config.result_inline_bytes:
             return {"result": body, "result_file": None}
-        path = Path(self.config.results_dir) / f"{job_id}.json"
+        # a name of its own per write: a replica whose claim was taken over must never
+        # overwrite the file of the one that recorded the outcome
+        path = Path(self.config.results_dir) / f"{job_id}-{secrets.token_hex(4)}.json"
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as fh:
             fh.write(body)
@@ -451,6 +573,8 @@ class Store:
                 .values(
                     state=protocol.QUEUED,
                     running_at=None,
+                    claimed_by=None,
+                    lease_expires_at=None,
                     logs=Job.logs + f"{_stamp(now)} server restarted; job re-queued\n",
                 )
             )

@@ -73,3 +73,13 @@ class JobWatchers:
                 watch.loop.call_soon_threadsafe(watch.event.set)
             except RuntimeError:  # loop closed
                 pass
+
+    def notify_all(self) -> None:
+        """Wake every waiter of every job: each re-reads its job (the cross-process fallback)."""
+        with self._lock:
+            waiters = {w for ws in self._waiters.values() for w in ws}
+        for watch in waiters:
+            try:
+                watch.loop.call_soon_threadsafe(watch.event.set)
+            except RuntimeError:  # loop closed
+                pass
