@@ -194,3 +194,52 @@ def test_pec_layers_beyond_max_layers_to_learn_are_not_mitigated(catalog):
     assert len(every) == 2 and all(m.num_terms > 0 for _, m in every)
     first = layer_noise_model(circuit, final, model, max_layers=1)
     assert first[0][1].num_terms > 0 and first[1][1].num_terms == 0
+
+
+def test_split_jobs_give_the_whole_jobs_results(catalog):
+    """Twirled/decoupled sampler and level-2 estimator PUBs: seeds follow the PUB's job index."""
+    from qiskit_rest_provider.server.execution.runner import execute_job
+    from qiskit_rest_provider.server.execution.split import merge_outcomes, plan_parts
+    from qiskit_rest_provider.server.jobs.admission import prepare_job
+    from qiskit_rest_provider.wire.pubs import encode_estimator_params, encode_sampler_params
+    from qiskit_rest_provider.wire.results import decode_result
+
+    backend = catalog.get("rest_line_5q")
+    circuit = QuantumCircuit(5)
+    circuit.x(0)
+    circuit.cz(0, 1)
+    measured = circuit.measure_all(inplace=False)
+    jobs = [
+        (
+            "sampler",
+            encode_sampler_params(
+                [SamplerPub.coerce(measured, 100) for _ in range(2)],
+                options={
+                    "simulator": {"seed_simulator": 7},
+                    "twirling": {"enable_gates": True, "enable_measure": True},
+                    "dynamical_decoupling": {"enable": True},
+                },
+            ),
+        ),
+        (
+            "estimator",
+            encode_estimator_params(
+                [_estimator_pub(circuit, 0.05) for _ in range(2)],
+                options={"seed_estimator": 3},
+                resilience_level=2,
+            ),
+        ),
+    ]
+    for program, params in jobs:
+        job = prepare_job(program, params, backend)
+        plan = plan_parts(job, 2, min_seconds=0)
+        assert len(plan) == 2
+        outcomes = [vars(execute_job(sub, backend, part)) for sub, part in plan]
+        split = decode_result(merge_outcomes(outcomes, plan, qiskit=job.support_qiskit).body)
+        whole = decode_result(execute_job(job, backend).result_body)
+        for a, b in zip(whole, split):
+            for name in a.data.keys():
+                left, right = a.data[name], b.data[name]
+                if hasattr(left, "array"):
+                    left, right = left.array, right.array
+                np.testing.assert_array_equal(np.asarray(left), np.asarray(right))
