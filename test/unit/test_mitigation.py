@@ -243,3 +243,19 @@ def test_split_jobs_give_the_whole_jobs_results(catalog):
                 if hasattr(left, "array"):
                     left, right = left.array, right.array
                 np.testing.assert_array_equal(np.asarray(left), np.asarray(right))
+
+
+def test_sampled_work_is_bounded_per_job():
+    from qiskit.circuit import Parameter
+
+    theta = Parameter("t")
+    circuit = QuantumCircuit(1)
+    circuit.rz(theta, 0)
+    observable = SparsePauliOp("Z")
+    pub = EstimatorPub.coerce((circuit, observable, np.zeros((1000, 1))), 0.01)  # 10^4 shots
+    tree = check_options("estimator", {})
+    check_suppression("estimator", tree, [pub], level=1)  # 10^7: at the limit
+    with pytest.raises(JobInputError, match="noise factors") as info:
+        check_suppression("estimator", tree, [pub], level=2)  # x3 noise factors
+    assert info.value.code == "job_too_large"
+    check_suppression("estimator", tree, [pub], level=2, noisy=False)  # exact path

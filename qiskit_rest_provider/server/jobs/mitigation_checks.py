@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ...wire import protocol
 from ...wire.options import resolved_mitigation
 from .checks import JobInputError
 
 __all__ = [
     "MAX_SAMPLED_SHOTS",
+    "MAX_SAMPLED_TOTAL",
     "check_sampled_precision",
     "check_suppression",
 ]
@@ -25,19 +28,38 @@ MAX_SAMPLED_SHOTS = 1_000_000
 be at least ``1/sqrt(MAX_SAMPLED_SHOTS)`` = 0.001 (ZNE multiplies the work by its noise factors)."""
 
 
+MAX_SAMPLED_TOTAL = 10_000_000
+"""Most samples one sampled (mitigated) estimator job may take: shots x parameter sets x ZNE
+noise factors, summed over PUBs (the sampler's total-shots limit)."""
+
+
 def check_sampled_precision(pubs: list, options: dict, level: int | None, noisy: bool) -> None:
-    """A mitigated estimator PUB is sampled: refuse precisions that would need too many shots."""
-    if not any(resolved_mitigation(options, level if noisy else 0).values()):
+    """A mitigated estimator PUB is sampled: refuse work that would need too many shots."""
+    decided = resolved_mitigation(options, level if noisy else 0)
+    if not any(decided.values()):
         return  # the exact path: any precision costs the same
+    factors = len(options["resilience"]["zne"]["noise_factors"]) if decided["zne_mitigation"] else 1
+    total = 0
     for i, pub in enumerate(pubs):
+        field = f"params.pubs[{i}]"
         shots = math.ceil(1.0 / float(pub.precision) ** 2 - 1e-9)
         if shots > MAX_SAMPLED_SHOTS:
-            field = f"params.pubs[{i}]"
             raise JobInputError(
                 f"{field}: precision {float(pub.precision):g} needs {shots} shots with error "
                 f"mitigation or suppression on (they are sampled); at most {MAX_SAMPLED_SHOTS} "
                 "(precision >= 0.001), or use resilience_level 0 for the exact path",
                 field=field,
+            )
+        sets = int(np.prod(pub.parameter_values.shape, dtype=np.int64))
+        total += shots * max(sets, 1) * factors
+        if total > MAX_SAMPLED_TOTAL:
+            raise JobInputError(
+                f"{field}: with error mitigation or suppression on, the job samples {total} shots "
+                "up to this PUB (shots x parameter sets x noise factors); at most "
+                f"{MAX_SAMPLED_TOTAL} per job: raise the precision, use fewer parameter sets, or "
+                "use resilience_level 0 for the exact path",
+                field=field,
+                code="job_too_large",
             )
 
 
