@@ -30,7 +30,12 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 from qiskit.circuit.classical import expr, types
 
-from qiskit_rest_provider.wire.options import option_fields, options_model
+from qiskit_rest_provider.wire.options import (
+    NOT_PERFORMED,
+    not_performed_default,
+    option_fields,
+    options_model,
+)
 
 # ----------------------------------------------------------------------------- options
 
@@ -56,6 +61,13 @@ def nested(path: str, value: Any) -> dict[str, Any]:
     for key in reversed(path.split(".")):
         out = {key: out}
     return out
+
+
+def _whole(value: Any) -> Any:
+    """A whole float as the integer the checker turns it into (``128.0`` -> ``128``)."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
 
 
 def model_accepts(program: str, path: str, value: Any) -> bool:
@@ -165,6 +177,13 @@ def _generated(program: str) -> list[OptionCase]:
                 rule = "seed range"
             if field.path == "execution.meas_type" and value in ("kerneled", "avg_kerneled"):
                 rule = "sampler meas_type"
+            if (
+                program == "estimator"
+                and field.path in NOT_PERFORMED
+                and model_accepts(program, field.path, value)
+                and _whole(value) != not_performed_default(field.path)
+            ):
+                rule = "not performed"
             ok = model_accepts(program, field.path, value) and not rule
             cases.append(OptionCase(program, field.path, value, ok, rule or "model"))
     return cases
@@ -193,7 +212,20 @@ LIST_CASES = [
     OptionCase("estimator", "resilience.zne.extrapolated_noise_factors", [0, 0.5, 1], True),
     OptionCase("estimator", "resilience.zne.extrapolated_noise_factors", "auto", True),
     OptionCase("estimator", "resilience.zne.extrapolated_noise_factors", "some", False),
-    OptionCase("estimator", "resilience.layer_noise_learning.layer_pair_depths", [0, 2], True),
+    OptionCase(
+        "estimator",
+        "resilience.layer_noise_learning.layer_pair_depths",
+        [0, 2],
+        False,
+        "not performed",
+    ),
+    OptionCase(
+        "estimator",
+        "resilience.layer_noise_learning.layer_pair_depths",
+        [0, 1, 2, 4, 16, 32],
+        True,
+    ),
+    OptionCase("estimator", "resilience.layer_noise_learning.max_layers_to_learn", 2, True),
     OptionCase(
         "estimator", "resilience.layer_noise_learning.layer_pair_depths", [-1], False, "depths"
     ),

@@ -32,6 +32,11 @@ these rules are part of the contract, documented here and applied in both halves
 * **Layer pair depths** (``resilience.layer_noise_learning.layer_pair_depths``) are ``>= 0`` (the
   rule of qiskit-ibm-runtime's own options; the model leaves it out).
 * **Sampler ``execution.meas_type``** must be ``"classified"``: a simulator has no kerneled IQ data.
+* **Options not performed** (:data:`NOT_PERFORMED`): the layer-learning experiment's
+  ``resilience.layer_noise_learning.num_randomizations``, ``shots_per_randomization`` and
+  ``layer_pair_depths``, ``resilience.measure_noise_learning.shots_per_randomization`` and a given
+  ``resilience.layer_noise_model`` accept only their defaults: the server computes the layer noise
+  PEC and PEA need from its device model instead of learning it.
 * The ``simulator`` group, ``None`` by default in the models, is filled with its group defaults in
   the server's tree, so the runner never asks "was this set?".
 
@@ -74,7 +79,10 @@ from .protocol import DEFAULT_PRECISION, DEFAULT_RESILIENCE_LEVEL, DEFAULT_SHOTS
 
 __all__ = [
     "EXTENSION_OPTIONS",
+    "NOT_PERFORMED",
     "SIMULATOR_METHODS",
+    "not_performed_default",
+    "resolved_mitigation",
     "resolved_twirling",
     "DEFAULT_PRECISION",
     "DEFAULT_SHOTS",
@@ -524,12 +532,51 @@ def _rule_meas_type(value: Any, path: str) -> None:
         )
 
 
+NOT_PERFORMED: dict[str, str] = {
+    "resilience.layer_noise_learning.num_randomizations": "no layer-learning experiment runs",
+    "resilience.layer_noise_learning.shots_per_randomization": "no layer-learning experiment runs",
+    "resilience.layer_noise_learning.layer_pair_depths": "no layer-learning experiment runs",
+    "resilience.measure_noise_learning.shots_per_randomization": (
+        "the TREX calibration uses the twirled circuits' shots per randomization"
+    ),
+    "resilience.layer_noise_model": (
+        "PEC and PEA use the layer noise computed from the device's own noise model"
+    ),
+}
+"""Estimator options the reference server cannot perform, and why: only their defaults are
+accepted (the layer noise PEC/PEA need is computed from the device model, not learned)."""
+
+
+def not_performed_default(dotted: str) -> Any:
+    """The only value of a :data:`NOT_PERFORMED` option that is accepted (the model's default)."""
+    model, leaf = _resolve("estimator", dotted)
+    return _default(model.model_fields[leaf])
+
+
+def _rule_not_performed(dotted: str, before: Callable[[Any, str], None] | None = None):
+    def rule(value: Any, path: str) -> None:
+        if before is not None:
+            before(value, path)
+        default = not_performed_default(dotted)
+        if value != default:
+            raise OptionsError(
+                f"{path}={_short(value)} is not performed by this server "
+                f"({NOT_PERFORMED[dotted]}); leave it unset (default {default!r})",
+                path,
+            )
+
+    return rule
+
+
 _Rule = Callable[[Any, str], None]
 _EXTRA_RULES: dict[tuple[str | None, str], _Rule] = {
     (None, "simulator.seed_simulator"): _rule_seed,
     ("estimator", "seed_estimator"): _rule_seed,
     (None, "simulator.coupling_map"): _rule_coupling_map,
-    ("estimator", "resilience.layer_noise_learning.layer_pair_depths"): _rule_layer_pair_depths,
+    **{("estimator", dotted): _rule_not_performed(dotted) for dotted in NOT_PERFORMED},
+    ("estimator", "resilience.layer_noise_learning.layer_pair_depths"): _rule_not_performed(
+        "resilience.layer_noise_learning.layer_pair_depths", _rule_layer_pair_depths
+    ),
     ("sampler", "execution.meas_type"): _rule_meas_type,
 }
 
@@ -769,6 +816,7 @@ _LEVEL_DEFAULTS = {
     1: {"enable_gates": False, "enable_measure": True, "measure_mitigation": True},
     2: {"enable_gates": True, "enable_measure": True, "measure_mitigation": True},
 }
+_ZNE_BY_LEVEL = {0: False, 1: False, 2: True}
 
 
 def resolved_twirling(options: dict, level: int | None) -> dict:
@@ -790,3 +838,33 @@ def resolved_twirling(options: dict, level: int | None) -> dict:
     if mitigation:
         twirling["enable_measure"] = True
     return twirling
+
+
+def resolved_mitigation(options: dict, level: int | None) -> dict:
+    """Which estimator techniques a job asks for once the level's defaults fill the unset ones.
+
+    Returns ``{"twirling", "measure_mitigation", "zne_mitigation", "pec_mitigation",
+    "dynamical_decoupling"}`` as booleans (qiskit-ibm-runtime's per-level defaults: level 1 TREX
+    with measurement twirling, level 2 adds gate twirling and ZNE). The server's admission sizes the
+    sampled (mitigated) path with it; the runner decides the path with it.
+
+    Example:
+        >>> resolved_mitigation({"twirling": {}, "resilience": {}}, 2)["zne_mitigation"]
+        True
+    """
+    level = DEFAULT_RESILIENCE_LEVEL if level is None else level
+    twirling = resolved_twirling(options, level)
+    resilience = options.get("resilience") or {}
+    measure = resilience.get("measure_mitigation")
+    zne = resilience.get("zne_mitigation")
+    return {
+        "twirling": bool(twirling["enable_gates"] or twirling["enable_measure"]),
+        "measure_mitigation": bool(
+            _LEVEL_DEFAULTS.get(level, _LEVEL_DEFAULTS[1])["measure_mitigation"]
+            if measure is None
+            else measure
+        ),
+        "zne_mitigation": bool(_ZNE_BY_LEVEL.get(level, False) if zne is None else zne),
+        "pec_mitigation": bool(resilience.get("pec_mitigation")),
+        "dynamical_decoupling": bool((options.get("dynamical_decoupling") or {}).get("enable")),
+    }

@@ -218,6 +218,7 @@ CORPUS: dict[str, Workload] = {
             options={"dynamical_decoupling": {"enable": True, "sequence_type": "XY4"}},
             shots=20,
         ),
+        noisy=True,  # DD needs gate durations: the ideal simulator refuses it (400)
     ),
     "sampler-seed": Workload(
         "sampler",
@@ -369,6 +370,7 @@ CORPUS: dict[str, Workload] = {
             lambda b: [(isa := _isa(b, _bell(False)), _op(b, isa, "ZZ"))],
             options={"seed_estimator": 5, "dynamical_decoupling": {"enable": True}},
         ),
+        noisy=True,  # DD needs gate durations: the ideal simulator refuses it (400)
     ),
     "estimator-level-0-noisy": Workload(
         "estimator",

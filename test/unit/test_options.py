@@ -63,7 +63,7 @@ def test_documented_values_are_accepted():
                     "extrapolator": "polynomial_degree_2",
                     "extrapolated_noise_factors": [0, 1],
                 },
-                "layer_noise_learning": {"layer_pair_depths": [0, 2]},
+                "layer_noise_learning": {"max_layers_to_learn": 2},
             },
         },
     )

@@ -191,9 +191,17 @@ def test_estimator_result_validates_with_shots_and_resolved_twirling(sim):
     value = _result(sim, "estimator", encode_estimator_params([pub]))
     meta = value["pub_results"][0]["__value__"]["metadata"]
     assert meta["shots"] == 4096 and meta["target_precision"] == protocol.DEFAULT_PRECISION
-    twirling = value["metadata"]["twirling"]
+    # the ideal simulator has nothing to mitigate: level 1 runs the exact path, untwirled
+    assert value["metadata"]["twirling"]["enable_measure"] is False
+    noisy = BackendCatalog.load().get("rest_line_5q")
+    isa = QuantumCircuit(1)
+    isa.x(0)
+    pub = EstimatorPub.coerce((isa, SparsePauliOp("Z")))
+    level1 = _result(noisy, "estimator", encode_estimator_params([pub]))
+    twirling = level1["metadata"]["twirling"]
     assert twirling["enable_measure"] is True and twirling["enable_gates"] is False  # level 1
-    level0 = _result(sim, "estimator", encode_estimator_params([pub], resilience_level=0))
+    assert level1["metadata"]["resilience"]["measure_mitigation"] is True
+    level0 = _result(noisy, "estimator", encode_estimator_params([pub], resilience_level=0))
     assert level0["metadata"]["twirling"]["enable_measure"] is False
 
 
@@ -217,6 +225,13 @@ def test_estimator_twirled_shots_take_precedence_over_default_shots(sim):
     assert value["pub_results"][0]["__value__"]["metadata"]["shots"] == 400
     explicit = EstimatorPub.coerce((_rx(), SparsePauliOp("Z"), [0.3], 0.1))
     value = _result(sim, "estimator", encode_estimator_params([explicit], options=options))
+    # twirling on with both counts set: qiskit-ibm-runtime's rule runs 16 x 100 shots whatever the
+    # precision asked for (1 / 0.1**2 = 100), and metadata ``shots`` is what ran
+    meta = value["pub_results"][0]["__value__"]["metadata"]
+    assert meta["shots"] == 1600 and meta["num_randomizations"] == 16
+    assert meta["target_precision"] == pytest.approx(0.1)
+    untwirled = {k: v for k, v in options.items() if k != "twirling"}
+    value = _result(sim, "estimator", encode_estimator_params([explicit], options=untwirled))
     assert value["pub_results"][0]["__value__"]["metadata"]["shots"] == 100  # 1 / 0.1**2
 
 

@@ -95,55 +95,79 @@ def execute_job(
     try:
         if prepared.program_id == protocol.SAMPLER:
             from .sampler import run_sampler_pubs
+            from .suppression import run_suppressed_sampler_pubs, sampler_suppression_applies
 
-            result, simulate, spans = run_sampler_pubs(
-                prepared.pubs,
-                simulator,
-                seed=seed_simulator,
-                noisy=noisy,
-                pub_indices=None if part is None else part.pub_indices,
-                offsets=None if part is None else part.offsets,
-                chunks=None if part is None else part.chunks,
-            )
+            if sampler_suppression_applies(prepared.options):  # [mitigation] twirling, DD
+                result, simulate, spans = run_suppressed_sampler_pubs(
+                    prepared.pubs,
+                    backend,
+                    prepared.options,
+                    seed=seed_simulator,
+                    pub_indices=None if part is None else part.pub_indices,
+                )
+            else:
+                result, simulate, spans = run_sampler_pubs(
+                    prepared.pubs,
+                    simulator,
+                    seed=seed_simulator,
+                    noisy=noisy,
+                    pub_indices=None if part is None else part.pub_indices,
+                    offsets=None if part is None else part.offsets,
+                    chunks=None if part is None else part.chunks,
+                )
             result.metadata["execution"] = {"execution_spans": _execution_spans(spans)}
         else:
             from .estimator import readout_from_noise_model, run_estimator_pubs
+            from .mitigation import estimator_mitigation_applies, run_mitigated_estimator_pubs
 
             level = prepared.resilience_level
-            readout = None
-            if noisy and level == 0:
-                readout = readout_from_noise_model(job_noise_model(backend, prepared.options))
-                readout = readout or None
-
-            result, simulate, infos = run_estimator_pubs(
-                prepared.pubs,
-                simulator,
-                noisy=noisy,
-                seed_estimator=prepared.options.get("seed_estimator"),
-                seed_simulator=seed_simulator,
-                shots=prepared.pub_shots or None,
-                readout=readout,
-                pub_indices=None if part is None else part.pub_indices,
-            )
+            level = protocol.DEFAULT_RESILIENCE_LEVEL if level is None else level
+            pub_indices = None if part is None else part.pub_indices
             options = prepared.options
-            result.metadata.update(
-                {
-                    "resilience_level": prepared.resilience_level,
-                    "dynamical_decoupling": options["dynamical_decoupling"],
-                    "twirling": resolved_twirling(options, level),
-                    "resilience": {
-                        "measure_mitigation": bool(noisy and (level or 0) >= 1),
-                        "zne_mitigation": False,
-                        "pec_mitigation": False,
-                        "note": (
-                            "readout error is simulated at resilience level 0 and removed "
-                            "(ideal measurement mitigation) at levels 1-2; gate-error "
-                            "mitigation is not simulated"
-                        ),
-                    },
-                }
-            )
-            extra["estimation_methods"] = [info.method for info in infos]
+            if estimator_mitigation_applies(options, level, noisy=noisy):  # [mitigation]
+                result, simulate, resilience = run_mitigated_estimator_pubs(
+                    prepared.pubs,
+                    backend,
+                    options,
+                    level,
+                    noisy=noisy,
+                    shots=prepared.pub_shots or [int(1 / p.precision**2) for p in prepared.pubs],
+                    seed=seed_simulator
+                    if seed_simulator is not None
+                    else options.get("seed_estimator"),
+                    pub_indices=pub_indices,
+                )
+                result.metadata.setdefault("dynamical_decoupling", options["dynamical_decoupling"])
+                result.metadata["resilience_level"] = level
+                extra["estimation_methods"] = ["sampled"] * len(prepared.pubs)
+            else:
+                readout = None
+                if noisy and level == 0:
+                    readout = readout_from_noise_model(job_noise_model(backend, options))
+                    readout = readout or None
+                result, simulate, infos = run_estimator_pubs(
+                    prepared.pubs,
+                    simulator,
+                    noisy=noisy,
+                    seed_estimator=options.get("seed_estimator"),
+                    seed_simulator=seed_simulator,
+                    shots=prepared.pub_shots or None,
+                    readout=readout,
+                    pub_indices=pub_indices,
+                )
+                result.metadata.update(
+                    {
+                        "resilience_level": level,
+                        "dynamical_decoupling": options["dynamical_decoupling"],
+                        "twirling": resolved_twirling(options, level if noisy else 0),
+                        "resilience": {
+                            "measure_mitigation": False,
+                            "zne_mitigation": False,
+                            "pec_mitigation": False,
+                        },
+                    }
+                )
+                extra["estimation_methods"] = [info.method for info in infos]
     except MemoryError:
         raise RuntimeError(
             "simulation failed: out of memory: not enough memory to simulate the circuit on "

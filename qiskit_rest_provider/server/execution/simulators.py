@@ -118,6 +118,9 @@ def restrict_noise_model(model: Any, qubits: frozenset[int]) -> Any:
     for qargs, error in model._local_readout_errors.items():
         if set(qargs) <= qubits:
             out.add_readout_error(error, qargs, warnings=False)
+    # [mitigation] keep the T1/T2 relaxation of idle ``delay``s (a custom noise pass): without it
+    # a restricted model has noiseless delays and dynamical decoupling cannot show.
+    out._custom_noise_passes = list(getattr(model, "_custom_noise_passes", []))
     return out
 
 

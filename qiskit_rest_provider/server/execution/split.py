@@ -89,8 +89,11 @@ def _units(prepared: PreparedJob, noisy: bool) -> list[tuple[int, int | None, fl
     """
     from .sampler import final_measurement_map, shot_chunks
     from .simulators import active_qubits
+    from .suppression import sampler_suppression_applies
 
     sampler = prepared.program_id == protocol.SAMPLER
+    # [mitigation] twirled/decoupled PUBs run their own shot split (randomizations): whole PUBs
+    suppressed = sampler and sampler_suppression_applies(prepared.options)
     units: list[tuple[int, int | None, float]] = []
     for j, pub in enumerate(prepared.pubs):
         sets = max(1, _num_sets(pub))
@@ -106,7 +109,7 @@ def _units(prepared: PreparedJob, noisy: bool) -> list[tuple[int, int | None, fl
         shots = int(pub.shots)
         chunks = shot_chunks(shots)
         per_shot = noisy or final_measurement_map(pub.circuit) is None
-        if per_shot and len(chunks) > 1:
+        if per_shot and len(chunks) > 1 and not suppressed:
             # Aer samples shot by shot here: the chunks can run on different workers
             units.extend(
                 (j, c, sets * (hi - lo) * (gates * state + _SHOT_SECONDS))

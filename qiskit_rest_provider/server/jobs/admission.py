@@ -39,6 +39,7 @@ from .checks import (
     check_job_size,
     check_rep_delay,
 )
+from .mitigation_checks import check_suppression
 
 __all__ = [
     "PROGRAMS",
@@ -280,6 +281,9 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
         )
         pub_shots = _estimator_shots(params, pubs, options, resilience_level)
         check_estimator_limits(pubs)
+    noisy = backend.is_noisy or options.get("simulator", {}).get("noise_model") is not None
+    # [mitigation] 400 for what is not performed; sampled precisions within reach
+    check_suppression(program_id, options, pubs, level=resilience_level, noisy=noisy)
     check_job_size(program_id, pubs, backend, options)
     return PreparedJob(
         program_id=program_id,
