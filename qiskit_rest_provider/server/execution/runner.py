@@ -86,6 +86,10 @@ def execute_job(
         from .executor_program import run_executor_job
 
         return run_executor_job(prepared, backend)
+    if prepared.program_id == protocol.NOISE_LEARNER:
+        from .noise_learner_program import run_noise_learner_job
+
+        return run_noise_learner_job(prepared, backend)
     t0 = time.perf_counter()
     simulator, noisy = simulator_for(
         backend, prepared.options, (pub.circuit for pub in prepared.pubs)

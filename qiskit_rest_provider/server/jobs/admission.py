@@ -56,7 +56,7 @@ __all__ = [
     "validate_options",
 ]
 
-PROGRAMS = (*protocol.PRIMITIVE_PROGRAMS, protocol.EXECUTOR)
+PROGRAMS = (*protocol.PRIMITIVE_PROGRAMS, protocol.EXECUTOR, protocol.NOISE_LEARNER)
 """The programs this server admits jobs for."""
 
 MAX_TOTAL_SHOTS = 10_000_000
@@ -214,8 +214,8 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
     """Decode and validate ``params`` for ``program_id`` on ``backend``.
 
     Args:
-        program_id: ``"sampler"``, ``"estimator"`` or ``"executor"``
-            (:mod:`.executor_admission`).
+        program_id: ``"sampler"``, ``"estimator"``, ``"executor"``
+            (:mod:`.executor_admission`) or ``"noise-learner"`` (:mod:`.noise_learner_admission`).
         params: the job's ``params`` object (protocol §4).
         backend: the :class:`~qiskit_rest_provider.server.backends.catalog.BackendSpec` to run on.
 
@@ -244,6 +244,10 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
         from .executor_admission import prepare_executor_job
 
         return prepare_executor_job(params, backend)
+    if program_id == protocol.NOISE_LEARNER:
+        from .noise_learner_admission import prepare_noise_learner_job
+
+        return prepare_noise_learner_job(params, backend)
     try:
         # The contract first: unknown keys (top level, options tree) and model-form PUBs.
         validate_params(program_id, params, accept_plain=True)

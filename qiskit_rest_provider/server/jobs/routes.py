@@ -35,7 +35,7 @@ from .store import JobFilters, new_id
 logger = logging.getLogger(__name__)
 router = APIRouter(responses=ERROR_RESPONSES)
 
-PROGRAMS = (*protocol.PRIMITIVE_PROGRAMS, protocol.EXECUTOR)
+PROGRAMS = (*protocol.PRIMITIVE_PROGRAMS, protocol.EXECUTOR, protocol.NOISE_LEARNER)
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 256
