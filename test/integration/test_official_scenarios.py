@@ -110,4 +110,4 @@ def test_official_executor_and_noise_learner_scenarios(reference_server, tmp_pat
     skipped = [k for k, v in outcome.items() if v == "SKIPPED"]
     assert len(skipped) <= len(ALLOWED_SKIPS), skipped
     assert all("ecr" in line or "requirements" in line for line in skipped), skipped
-    assert sum(v == "PASSED" for v in outcome.values()) >= 14, outcome
+    assert sum(v == "PASSED" for v in outcome.values()) >= 13, outcome

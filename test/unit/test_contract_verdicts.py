@@ -168,6 +168,7 @@ def test_server_tree_defaults_come_from_the_models():
         "seed_simulator": None,
         "coupling_map": None,
         "basis_gates": None,
+        "method": "automatic",  # our extension (EXTENSION_OPTIONS); the models lack it
     }
     # The server's tree (noise model aside) validates through the published model.
     from qiskit_rest_provider.wire import protocol

@@ -229,10 +229,12 @@ ROWS: tuple[Row, ...] = (
             "=server.execution.cost",
             "=server.execution.split",
             "=server.execution.method",
+            "=server.execution.learning",
         ),
         forbidden=SERVER_FORBIDDEN,
-        why="execution: only its interface, its (Aer-free) cost model and method choice, and the "
-        "(Aer-free) splitting of a job into parts and merging of their results",
+        why="execution: only its interface, its (Aer-free) cost model and method choice, the "
+        "(Aer-free) splitting of a job into parts and merging of their results, and the "
+        "(Aer-free) building of a noise-learning program",
     ),
     Row(
         "server/sessions/",

@@ -138,6 +138,7 @@ def run_executor_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
     from qiskit_ibm_runtime.options_models.simulator import SimulatorOptions
 
     from ...wire.executor import decode_program
+    from .method import PLAN_KEY
     from .simulators import simulator_for
 
     t0 = time.perf_counter()
@@ -149,7 +150,11 @@ def run_executor_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
         seed = int(np.random.default_rng().integers(2**62))
     simulator = None
     if not getattr(backend, "dry_run_of", None):
-        simulator, _noisy = simulator_for(backend, {}, (item.circuit for item in program.items))
+        # the engine's method choice (admission sized the job with it): the official estimator
+        # and sampler measure every qubit of a device-wide ISA circuit, which a statevector
+        # would simulate as one 27- or 127-qubit state; the plan picks what fits
+        plan = {k: v for k, v in prepared.options.items() if k == PLAN_KEY}
+        simulator, _noisy = simulator_for(backend, plan, (item.circuit for item in program.items))
     options = SimulatorOptions(seed_simulator=seed, angle_decimals=12)
     started = datetime.datetime.now(datetime.timezone.utc)
     t_sim = time.perf_counter()

@@ -87,6 +87,12 @@ def _check_options(params: dict) -> dict[str, Any]:
     return {"seed_simulator": seed, "rep_delay": opts.get("rep_delay")}
 
 
+def _plan(sizing: dict[str, Any]) -> dict[str, Any]:
+    from ..execution.method import PLAN_KEY
+
+    return {PLAN_KEY: sizing[PLAN_KEY]} if PLAN_KEY in sizing else {}
+
+
 def _item_sets(item: Any) -> int:
     shape = tuple(getattr(item, "shape", ()) or ())
     return max(1, math.prod(int(s) for s in shape))
@@ -148,8 +154,9 @@ def prepare_executor_job(params: dict, backend: Any) -> PreparedJob:
             field="params.quantum_program",
             code="job_too_large",
         )
+    sizing: dict[str, Any] = {"simulator": {}}  # the engine chooses the method, as for sampler
     try:
-        check_job_size(protocol.SAMPLER, proxies, backend, {})
+        check_job_size(protocol.SAMPLER, proxies, backend, sizing)
     except JobInputError as exc:
         raise JobInputError(
             str(exc).replace("params.pubs", "params.quantum_program.items"),
@@ -160,7 +167,7 @@ def prepare_executor_job(params: dict, backend: Any) -> PreparedJob:
         program_id=protocol.EXECUTOR,
         backend_name=backend.name,
         pubs=[],
-        options={"schema_version": version, **options},
+        options={"schema_version": version, **options, **_plan(sizing)},
         support_qiskit=False,
         payload=params,
     )

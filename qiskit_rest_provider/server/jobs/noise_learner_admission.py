@@ -115,7 +115,7 @@ def prepare_noise_learner_job(params: dict, backend: Any) -> PreparedJob:
         JobInputError: naming the field.
     """
     from ...wire.noise_learner import decode_noise_learner
-    from ..execution.noise_learner_program import learning_program, v2_layers
+    from ..execution.learning import learning_program, v2_layers
 
     try:
         decoded = decode_noise_learner(params, num_qubits=backend.num_qubits)
