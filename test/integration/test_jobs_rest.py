@@ -162,6 +162,10 @@ def test_oversized_job_is_refused_with_servers_reason(ideal):
     qc.t(range(n))
     for q in range(n - 1):
         qc.cx(q, q + 1)
+    for q in range(n // 2):  # entangle across every cut: no matrix product state fits either
+        qc.cx(q, n - 1 - q)
+        qc.t(q)
+        qc.cx(n - 1 - q, q)
     qc.measure_all()
     with pytest.raises(RequestError) as info:
         SamplerV2(mode=ideal).run([qc], shots=10)  # h, t, cx are native there
