@@ -102,3 +102,67 @@ def test_executor_sampler_twirled_shots_are_what_ran(official_service):
     assert bits.num_shots == 8 * 50
     counts = bits.get_counts()
     assert counts.get("00", 0) + counts.get("11", 0) > 0.85 * 400  # un-twirled: still Bell
+
+
+def test_executor_sampler_dynamical_decoupling_protects_an_idle_qubit(official_service):
+    """|1> idling 50 us decays (T1 on delays); the client's XX decoupling keeps more of it."""
+    from qiskit_ibm_runtime.executor_sampler import Sampler
+
+    backend = official_service.backend("rest_line_5q")
+    circuit = QuantumCircuit(5, 1)
+    circuit.x(0)
+    circuit.delay(100_000, 0, unit="dt")
+    circuit.measure(0, 0)
+    shots = 4000
+    ones = {}
+    for enable in (False, True):
+        sampler = Sampler(mode=backend)
+        sampler.options.dynamical_decoupling.enable = enable
+        sampler.options.dynamical_decoupling.sequence_type = "XX"
+        result = sampler.run([circuit], shots=shots).result()[0]
+        ones[enable] = float(np.mean(result.data.c.array[:, 0] & 1))
+    sigma = np.sqrt(0.25 / shots)
+    assert ones[True] - ones[False] > 5 * sigma, ones
+
+
+def test_learned_noise_drives_pec_through_the_executor_estimator(official_service):
+    """Learn the layer noise with NoiseLearnerV3 on our server, then PEC removes the bias."""
+    from qiskit_ibm_runtime import NoiseLearnerV3
+    from qiskit_ibm_runtime.executor_estimator import Estimator
+
+    backend = official_service.backend("rest_line_5q")
+    half = QuantumCircuit(2)
+    for _ in range(10):
+        half.cz(0, 1)
+        half.sx([0, 1])
+    logical = half.compose(half.inverse())
+    isa = generate_preset_pass_manager(
+        optimization_level=0, backend=backend, initial_layout=[1, 2], seed_transpiler=1
+    ).run(logical)
+    observables = [o.apply_layout(isa.layout) for o in _z_each(2)]
+    pubs = [(isa, [[o] for o in observables])]
+
+    plain = Estimator(mode=backend)
+    plain.options.resilience_level = 1
+    plain.options.default_precision = 0.01
+    biased = plain.run(pubs).result()[0].data.evs.ravel() - 1.0
+
+    estimator = Estimator(mode=backend)
+    estimator.options.resilience_level = 1
+    estimator.options.default_precision = 0.02
+    estimator.options.resilience.pec_mitigation = True
+    layers = estimator.find_unique_layers(pubs, types="gates")
+    learner = NoiseLearnerV3(backend)
+    learner.options.layer_pair_depths = [0, 2, 4, 8]
+    learner.options.num_randomizations = 16
+    learner.options.shots_per_randomization = 128
+    learned = learner.run(layers).result()
+    estimator.options.resilience.layer_noise_model = [
+        (layer, datum.to_pauli_lindblad_map()) for layer, datum in zip(layers, learned)
+    ]
+    result = estimator.run(pubs).result()[0]
+    bias = result.data.evs.ravel() - 1.0
+    stds = result.data.stds.ravel()
+    assert np.all(biased < -0.05), biased  # the CZ error is visible without PEC
+    assert np.all(np.abs(bias) < 3 * stds + 0.01), (bias, stds)  # unbiased within its error
+    assert np.mean(np.abs(bias)) < np.mean(np.abs(biased)), (bias, biased)

@@ -251,6 +251,7 @@ def test_noisy_wide_clifford_estimator_uses_stabilizer_trajectories(catalog):
     pub = EstimatorPub.coerce((circuit, SparsePauliOp("".join(label))), 0.05)
     params = encode_estimator_params([pub])
     params["options"] = {"simulator": {"seed_simulator": 3}, "seed_estimator": 4}
+    params["resilience_level"] = 0  # the exact path (levels 1-2 run sampled mitigation programs)
     prepared = prepare_job("estimator", params, backend)
     assert prepared.options[PLAN_KEY]["method"] == "stabilizer"
     result = decode_result(execute_job(prepared, backend).result_body)

@@ -143,6 +143,17 @@ def execute_job(
                 )
                 result.metadata.setdefault("dynamical_decoupling", options["dynamical_decoupling"])
                 result.metadata["resilience_level"] = level
+                # the sampled programs (calibration, twirled, folded) run on Aer's automatic
+                # choice unless a method was forced (suppression.run_program)
+                forced = (options.get("simulator") or {}).get("method") or "automatic"
+                result.metadata.setdefault(
+                    "simulator",
+                    {
+                        "method": forced,
+                        "noisy": bool(noisy),
+                        "noise_approximation": None,
+                    },
+                )
                 extra["estimation_methods"] = ["sampled"] * len(prepared.pubs)
             else:
                 readout = None

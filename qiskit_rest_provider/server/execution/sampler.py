@@ -283,13 +283,10 @@ def _run_with_memory(
     units = _build_units(pubs, indices)
     circuits = [u.circuit for u in units for _ in range(u.repeats)]
     binds = [u.binds for u in units for _ in range(u.repeats)]
-    extra: dict[str, Any] = {}
-    if any(final_measurement_map(u.circuit) is None for u in units):
-        # Aer's shot branching mis-weights branches after a mid-circuit measurement (measured
-        # with qiskit-aer 0.18 on the device noise models: 1 run in ~8 of `h; measure; if (c)
-        # x; measure` gave 25/75 instead of 50/50, far outside binomial error). Final-measurement
-        # circuits are unaffected and keep the speed-up.
-        extra["shot_branching_enable"] = False
+    # Aer's shot branching mis-weights branches (qiskit-aer 0.18: `h; measure; if (c) x;
+    # measure` gave 25/75 in ~1 run of 8, and final-measurement PUBs of a noisy job went wrong
+    # too); it is never used (:func:`.simulators.aer_settings`), and said again per run here.
+    extra: dict[str, Any] = {"shot_branching_enable": False}
     result = simulator.run(
         circuits,
         shots=shots,
