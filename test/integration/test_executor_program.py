@@ -157,6 +157,16 @@ def test_bad_programs_are_refused_naming_the_field(reference_server, official_se
     response = _submit(reference_server, document)
     assert response.status_code == 400 and "quantum_program.shots" in response.text
 
+    for wrong in ([1, 2], "x", None):  # not an object: a 400 naming the field, never a 500
+        document = _params(backend)
+        document["options"] = wrong
+        response = _submit(reference_server, document)
+        assert response.status_code == 400 and "params.options" in response.text, response.text
+    document = _params(backend)
+    document["quantum_program"] = [1]
+    response = _submit(reference_server, document)
+    assert response.status_code == 400 and "quantum_program" in response.text, response.text
+
     document = _params(backend)
     document["schema_version"] = "v7.3"
     response = _submit(reference_server, document)

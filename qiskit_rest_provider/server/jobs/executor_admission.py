@@ -104,11 +104,11 @@ def prepare_executor_job(params: dict, backend: Any) -> PreparedJob:
     Raises:
         JobInputError: naming the field.
     """
-    options = _check_options(params)
     try:
         program, _options, version = decode_program(params)
     except WireFormatError as exc:
         raise _from_wire_error(exc) from None
+    options = _check_options(params)  # after the model: the document's types are known
     check_rep_delay({"execution": {"rep_delay": options["rep_delay"]}}, backend)
     shots = int(program.shots)
     max_shots = _max_shots(backend)
