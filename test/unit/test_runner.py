@@ -228,7 +228,7 @@ def test_rep_delay_must_be_in_the_backend_range(line):
 def test_aer_settings_from_the_environment(monkeypatch):
     monkeypatch.setenv(runner.AER_THREADS_ENV, "1")
     monkeypatch.setenv(runner.AER_MAX_MEMORY_ENV, "bogus")
-    assert aer_settings() == {"shot_branching_enable": True, "max_parallel_threads": 1}
+    assert aer_settings() == {"shot_branching_enable": False, "max_parallel_threads": 1}
     monkeypatch.setenv(runner.AER_THREADS_ENV, "0")
     monkeypatch.setenv(runner.AER_MAX_MEMORY_ENV, "512")
-    assert aer_settings() == {"shot_branching_enable": True, "max_memory_mb": 512}
+    assert aer_settings() == {"shot_branching_enable": False, "max_memory_mb": 512}
