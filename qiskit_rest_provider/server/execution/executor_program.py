@@ -71,10 +71,13 @@ def encode_program_result(
         if "element_range" in part_fields:
             part.update(permutation=list(range(len(shape))), element_range=(0, size, 1))
         parts.append(models.ChunkPart(**part))
+    # v0.1 items carry no metadata (the field is typed None); later ones an (empty) object
+    metadata_field = models.QuantumProgramResultItemModel.model_fields["metadata"]
+    item_metadata: dict[str, Any] | None = None if metadata_field.annotation is type(None) else {}
     items = []
     for item in list(result):
         arrays = {name: tensor.from_numpy(np.asarray(value)) for name, value in item.items()}
-        items.append(models.QuantumProgramResultItemModel(results=arrays, metadata={}))
+        items.append(models.QuantumProgramResultItemModel(results=arrays, metadata=item_metadata))
     document: dict[str, Any] = {
         "data": items,
         "metadata": models.MetadataModel(
