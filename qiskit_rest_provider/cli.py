@@ -8,6 +8,7 @@ Subcommands:
   for HTTPS);
 * ``tokens list|add|revoke|rotate``: administer the API tokens of a server's data dir
   (``add-token`` is the older spelling of ``tokens add``);
+* ``quotas list|set|clear``: per-instance quotas of a data dir (:mod:`.cli_quotas`);
 * ``worker SCHEDULER``: a Dask worker (``dask worker --nthreads 1`` with the preload that warms
   Qiskit and Aer) for ``serve --executor dask://HOST:PORT``;
 * ``db upgrade`` / ``db current``: bring a data dir's store to this release's schema / show its
@@ -162,6 +163,20 @@ def _parser() -> argparse.ArgumentParser:
         help="Queued jobs one instance may have at once; more answer 429 (default 1000)",
     )
     serve.add_argument(
+        "--max-shots-per-day",
+        type=int,
+        default=0,
+        help="shots one instance may submit per UTC day, unless its own quota says otherwise "
+        "(`quotas set`); more answer 429 (default 0 = no limit)",
+    )
+    serve.add_argument(
+        "--max-seconds-per-day",
+        type=float,
+        default=0.0,
+        help="simulation seconds per UTC day after which an instance's new jobs answer 429, "
+        "unless its own quota says otherwise (default 0 = no limit)",
+    )
+    serve.add_argument(
         "--max-running-per-instance",
         type=int,
         default=0,
@@ -255,6 +270,9 @@ def _parser() -> argparse.ArgumentParser:
             "--db", default=None, help="SQLAlchemy URL (default: SQLite in the data dir)"
         )
     _add_token_commands(sub)
+    from .cli_quotas import add_quota_commands
+
+    add_quota_commands(sub)
     return parser
 
 
@@ -362,6 +380,8 @@ def _serve(args: argparse.Namespace) -> int:
             default_max_execution_time=args.default_execution_time,
             max_execution_time=args.max_execution_time,
             max_queued_per_instance=args.max_queued_per_instance,
+            max_shots_per_day=args.max_shots_per_day,
+            max_seconds_per_day=args.max_seconds_per_day,
             max_running_per_instance=args.max_running_per_instance,
             abandon_grace=args.cancel_grace,
             event_stream_seconds=args.event_stream_seconds,
@@ -709,6 +729,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_client_command(args)
     if args.command == "tokens":
         return run_token_command(args)
+    if args.command == "quotas":
+        from .cli_quotas import run_quota_command
+
+        return run_quota_command(args)
     if args.command == "serve":
         return _serve(args)
     if args.command == "worker":

@@ -154,6 +154,7 @@ def create_app(
     from .auth.routes import router as auth_router
     from .backends.routes import router as backends_router
     from .jobs.event_routes import router as events_router
+    from .jobs.quota_routes import router as quotas_router
     from .jobs.routes import router as jobs_router
     from .sessions.routes import router as sessions_router
     from .transpile.routes import router as transpile_router
@@ -161,7 +162,13 @@ def create_app(
     app.include_router(auth_router)
     for prefix in RUNTIME_PREFIXES:
         tag = prefix.strip("/").replace("/", "_")
-        for router in (backends_router, events_router, jobs_router, sessions_router):
+        for router in (
+            backends_router,
+            events_router,
+            jobs_router,
+            sessions_router,
+            quotas_router,
+        ):
             app.include_router(
                 router,
                 prefix=prefix,

@@ -64,6 +64,11 @@ class ServerConfig:
         max_execution_time: the largest ``cost`` (``max_execution_time``) a job may ask for
             (seconds); a larger one is refused with 400.
         max_queued_per_instance: Queued jobs one instance may have at once; one more answers 429.
+            The default of the ``max_queued_jobs`` quota (an instance's own quota wins).
+        max_shots_per_day: shots one instance may submit per UTC day (0 = no limit); the
+            default of its ``max_shots_per_day`` quota (:mod:`.jobs.quotas`).
+        max_seconds_per_day: usage (simulation) seconds per UTC day after which an instance's
+            new jobs answer 429 (0 = no limit); the default of its ``max_seconds_per_day`` quota.
         max_job_memory: memory one job may use (bytes); ``None`` = a safe share of RAM,
             ``min(4 GiB, RAM / (workers + 1))``. Larger jobs are refused at submission.
         max_running_per_instance: jobs of one instance running at once (0 = as many as there are
@@ -113,6 +118,8 @@ class ServerConfig:
     default_max_execution_time: float = 600.0
     max_execution_time: float = 3 * 3600.0
     max_queued_per_instance: int = 1000
+    max_shots_per_day: int = 0
+    max_seconds_per_day: float = 0.0
     max_running_per_instance: int = 0
     max_job_memory: int | None = None
     abandon_grace: float = 10.0
@@ -156,6 +163,8 @@ class ServerConfig:
             raise ValueError("max_connections_per_client must be >= 0")
         if self.max_queued_per_instance < 1 or self.max_running_per_instance < 0:
             raise ValueError("max queued jobs must be >= 1 and max running jobs >= 0")
+        if self.max_shots_per_day < 0 or not self.max_seconds_per_day >= 0:
+            raise ValueError("max shots and seconds per day must be >= 0 (0 = no limit)")
         if not self.event_stream_seconds > 0 or not self.event_heartbeat_seconds > 0:
             raise ValueError("event stream lifetime and heartbeat must be positive seconds")
         if self.executor != "local" and not self.executor.startswith("dask://"):

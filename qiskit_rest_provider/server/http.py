@@ -51,12 +51,14 @@ class ApiError(Exception):
         *,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
         self.code = code or _DEFAULT_CODES.get(status_code, "error")
         self.headers = headers or {}
+        self.details = details or {}  # more keys of the error item (e.g. ``quota``)
 
 
 def request_trace(request: Request | None) -> str:
@@ -68,11 +70,13 @@ def request_trace(request: Request | None) -> str:
     return uuid.uuid4().hex
 
 
-def error_body(status_code: int, code: str, message: str, trace: str) -> bytes:
-    """The D10 body as bytes."""
+def error_body(
+    status_code: int, code: str, message: str, trace: str, details: dict[str, Any] | None = None
+) -> bytes:
+    """The D10 body as bytes (``details``: more keys of the error item, e.g. ``quota``)."""
     return orjson.dumps(
         {
-            "errors": [{"code": code, "message": message, "more_info": ""}],
+            "errors": [{"code": code, "message": message, "more_info": "", **(details or {})}],
             "trace": trace,
             "status_code": status_code,
         }
@@ -85,10 +89,11 @@ def error_response(
     message: str,
     trace: str,
     headers: dict[str, str] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> Response:
     """A D10 error response."""
     return Response(
-        error_body(status_code, code, message, trace),
+        error_body(status_code, code, message, trace, details),
         status_code=status_code,
         media_type="application/json",
         headers=headers,
@@ -134,7 +139,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
         return error_response(
-            exc.status_code, exc.code, exc.message, request_trace(request), exc.headers
+            exc.status_code,
+            exc.code,
+            exc.message,
+            request_trace(request),
+            exc.headers,
+            exc.details,
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -101,7 +101,7 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         "cli.py",  # with its client-command and formatting modules
-        ("=cli", "=cli_client", "=cli_format"),
+        ("=cli", "=cli_client", "=cli_format", "=cli_quotas"),
         ("*",),
         lazy_only=("server",),
         why="serve/worker/admin load lazily",

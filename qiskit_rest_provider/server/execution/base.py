@@ -36,6 +36,7 @@ class PreparedJob:
     resilience_level: int | None = None
     pub_shots: list = field(default_factory=list)  # estimator: shots behind each precision
     payload: dict | None = None  # executor: the validated params, decoded again in the worker
+    shots: int | None = None  # executor, noise learner: total shots (the daily quota counts them)
 
 
 @dataclass

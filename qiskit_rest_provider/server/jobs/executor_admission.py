@@ -170,4 +170,5 @@ def prepare_executor_job(params: dict, backend: Any) -> PreparedJob:
         options={"schema_version": version, **options, **_plan(sizing)},
         support_qiskit=False,
         payload=params,
+        shots=total,
     )

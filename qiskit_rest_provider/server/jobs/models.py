@@ -12,6 +12,7 @@ the two disagree.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -137,11 +138,28 @@ class Job(Base):
     # the server replica running the job and until when its claim holds; migration 0003
     claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # the job's shots as the daily shot quota counts them (NULL: before 0004); migration 0004
+    shots: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("instance_id", "idempotency_key", name="uq_jobs_idempotency"),
         Index("ix_jobs_instance_created", "instance_id", "created"),
     )
+
+
+class InstanceQuota(Base):
+    """An instance's own quotas (migration 0004); a missing row or a NULL follows the server's.
+
+    A value ``>= 0`` is the limit (0 admits nothing: the instance is suspended); ``-1`` means no
+    limit for this instance whatever the server's default (:mod:`.quotas`).
+    """
+
+    __tablename__ = "instance_quotas"
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id"), primary_key=True)
+    max_queued_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_shots_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_seconds_per_day: Mapped[float | None] = mapped_column(Float, nullable=True)
+    updated: Mapped[float] = mapped_column(Float)
 
 
 FINAL_STATES = protocol.FINAL_STATES

@@ -142,12 +142,12 @@ def prepare_noise_learner_job(params: dict, backend: Any) -> PreparedJob:
         key: decoded.options[key]
         for key in ("num_randomizations", "shots_per_randomization", "layer_pair_depths")
     }
+    total = 0
     if instructions:
         try:
             program = learning_program(instructions, settings, backend)
         except ValueError as exc:
             raise JobInputError(f"params.options: {exc}", field="params.options") from None
-        total = 0
         proxies = []
         for item in program.items:
             sets = max(1, math.prod(int(s) for s in (item.shape or ())))
@@ -175,4 +175,5 @@ def prepare_noise_learner_job(params: dict, backend: Any) -> PreparedJob:
         options={**options, "settings": settings, "generation": decoded.generation},
         support_qiskit=decoded.generation == 2,
         payload=params,
+        shots=total,
     )

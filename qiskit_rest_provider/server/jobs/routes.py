@@ -29,6 +29,7 @@ from ..http import ApiError, json_response, parse_body, parse_time
 from ..state import server_state
 from .events import pubs_count
 from .models import Job
+from .quotas import check_daily, check_queue, job_shots
 from .shapes import is_final, job_json
 from .store import JobFilters, new_id
 
@@ -174,6 +175,8 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
             code="invalid_params",
         ) from exc
     parse_seconds = time.perf_counter() - t0
+    shots = job_shots(prepared)
+    await run_in_threadpool(check_daily, st, caller, shots)  # daily shot and seconds quotas
 
     if start_session and not session_id:
         from .shapes import new_session_row
@@ -201,6 +204,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
         usage_seconds=0.0,
         quantum_seconds=0.0,
         attempts=0,
+        shots=shots,
     )
     stored, created = await run_in_threadpool(st.store.create_job, job)
     if created:
@@ -220,16 +224,7 @@ def _check_limits(st: Any, caller: Caller, cost: float | None) -> None:
             "(--max-execution-time)",
             code="invalid_request",
         )
-    most = st.config.max_queued_per_instance
-    queued = st.store.queued_count(caller.instance_id)
-    if queued >= most:
-        raise ApiError(
-            429,
-            f"instance {caller.instance_hgp} already has {queued} queued jobs; this server "
-            f"allows {most} per instance (--max-queued-per-instance). Wait for some to finish.",
-            code="queue_limit_reached",
-            headers={"Retry-After": "5"},
-        )
+    check_queue(st, caller)  # the instance's max_queued_jobs quota (or the server's default)
 
 
 def _created(job: Job) -> dict[str, Any]:

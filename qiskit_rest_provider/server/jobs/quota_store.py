@@ -1,0 +1,114 @@
+"""The SQL of per-instance quotas (table ``instance_quotas``, column ``jobs.shots``: 0004).
+
+Kept beside :mod:`.store` (which it borrows its sessions from) so the quota feature stays in two
+small modules: this one reads and writes, :mod:`.quotas` decides.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, func, not_, select
+
+from ...wire import protocol
+from .models import Instance, InstanceQuota, Job
+
+#: Jobs that ended without running used no shots: they do not count against the daily quota.
+_NEVER_RAN = (protocol.CANCELLED, protocol.FAILED)
+
+
+@dataclass(frozen=True)
+class QuotaRow:
+    """An instance's own quotas as stored (``None``: the server's default; ``-1``: no limit)."""
+
+    instance_id: str
+    instance: str  # hub/group/project
+    max_queued_jobs: int | None
+    max_shots_per_day: int | None
+    max_seconds_per_day: float | None
+    updated: float
+
+
+def _row(q: InstanceQuota, hgp: str) -> QuotaRow:
+    return QuotaRow(
+        q.instance_id,
+        hgp,
+        q.max_queued_jobs,
+        q.max_shots_per_day,
+        q.max_seconds_per_day,
+        q.updated,
+    )
+
+
+def get_quota(store: Any, instance_id: str) -> QuotaRow | None:
+    """The instance's quota row, or ``None`` (all server defaults)."""
+    with store.sessions() as s:
+        found = s.execute(
+            select(InstanceQuota, Instance.hgp)
+            .join(Instance, Instance.id == InstanceQuota.instance_id)
+            .where(InstanceQuota.instance_id == instance_id)
+        ).first()
+    return _row(*found) if found else None
+
+
+def list_quotas(store: Any) -> list[QuotaRow]:
+    """Every instance's quota row, by instance name."""
+    with store.sessions() as s:
+        rows = s.execute(
+            select(InstanceQuota, Instance.hgp)
+            .join(Instance, Instance.id == InstanceQuota.instance_id)
+            .order_by(Instance.hgp)
+        ).all()
+    return [_row(q, hgp) for q, hgp in rows]
+
+
+def instances(store: Any) -> list[tuple[str, str]]:
+    """``(instance id, hub/group/project)`` of every instance, by name."""
+    with store.sessions() as s:
+        return [
+            (i, h) for i, h in s.execute(select(Instance.id, Instance.hgp).order_by(Instance.hgp))
+        ]
+
+
+def instance_id_of(store: Any, hgp: str) -> str | None:
+    """The id of instance ``hgp``, or ``None`` if no token ever named it."""
+    with store.sessions() as s:
+        return s.scalar(select(Instance.id).where(Instance.hgp == hgp))
+
+
+def set_quota(store: Any, instance_id: str, **values: Any) -> None:
+    """Set some of an instance's quota columns (others keep their value; a new row: NULL)."""
+    allowed = {"max_queued_jobs", "max_shots_per_day", "max_seconds_per_day"}
+    unknown = set(values) - allowed
+    if unknown:
+        raise ValueError(f"unknown quota {sorted(unknown)[0]!r}")
+    with store.sessions.begin() as s:
+        row = s.get(InstanceQuota, instance_id)
+        if row is None:
+            row = InstanceQuota(instance_id=instance_id, updated=time.time())
+            s.add(row)
+        for key, value in values.items():
+            setattr(row, key, value)
+        row.updated = time.time()
+
+
+def clear_quota(store: Any, instance_id: str) -> bool:
+    """Remove an instance's quotas (back to the server's defaults); whether it had any."""
+    with store.sessions.begin() as s:
+        res = s.execute(delete(InstanceQuota).where(InstanceQuota.instance_id == instance_id))
+        return bool(getattr(res, "rowcount", 0))
+
+
+def shots_since(store: Any, instance_id: str, since: float) -> int:
+    """Shots of the instance's jobs created since ``since``, but those that ended unrun."""
+    with store.sessions() as s:
+        val = s.scalar(
+            select(func.coalesce(func.sum(Job.shots), 0)).where(
+                Job.instance_id == instance_id,
+                Job.created >= since,
+                not_(and_(Job.state.in_(_NEVER_RAN), Job.running_at.is_(None))),
+            )
+        )
+    return int(val or 0)
