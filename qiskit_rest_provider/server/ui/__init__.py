@@ -39,10 +39,12 @@ def install_ui(app: FastAPI) -> None:
     CDN).
     """
     from . import session
+    from .quota_pages import router as quota_router
     from .routes import env, render, router
 
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
     app.include_router(router)
+    app.include_router(quota_router)
 
     @app.exception_handler(session.SignInRequired)
     async def _sign_in(request: Request, exc: session.SignInRequired) -> Response:

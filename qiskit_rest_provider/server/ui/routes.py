@@ -29,6 +29,7 @@ from ..auth.tokens import Caller
 from ..backends.catalog import current_calibration_id
 from ..jobs import models
 from ..jobs.models import FINAL_STATES, Job
+from ..jobs.quotas import instance_usage
 from ..jobs.store import JobFilters
 from ..jobs.summary import pub_inputs, result_outcomes
 from . import session as ui_session
@@ -645,6 +646,7 @@ def _usage_rows(st: Any, caller: Caller, admin: bool) -> list[dict[str, Any]]:
                 "pending": pending,
                 "queued": st.store.queued_count(instance_id),
                 "own": instance_id == caller.instance_id,
+                "today": instance_usage(st.store, st.config, instance_id, hgp)["quotas"],
             }
         )
     return out
