@@ -15,6 +15,8 @@ against :attr:`RetryPolicy.max_elapsed`, so a call always ends within a known bo
   job);
 * **429**: retried for every method (the service refused the request without acting on it),
   sleeping ``Retry-After`` seconds (capped by :attr:`RetryPolicy.retry_after_max`) or the backoff;
+  but not a 429 with code ``quota_exceeded`` (a daily quota: it frees up hours later), raised at
+  once;
 * **500/502/503/504/520-524**: retried for idempotent requests only; ``PATCH`` never is.
 
 Backoff is exponential with jitter: attempt *n* sleeps a random time in
@@ -82,6 +84,20 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(max_retries=0)
+
+
+#: The error code of a 429 that retrying soon cannot cure: a per-instance quota that resets
+#: at a fixed time (the reference server's D10 body; see the server guide's "Quotas").
+QUOTA_EXCEEDED_CODE = "quota_exceeded"
+
+
+def _is_quota_refusal(response: requests.Response) -> bool:
+    """Whether a 429 says a quota is spent (``errors[0].code``), so it is raised at once."""
+    try:
+        body = response.json()
+        return bool(body["errors"][0]["code"] == QUOTA_EXCEEDED_CODE)
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -389,7 +405,7 @@ class Transport:
             status = response.status_code
             logger.debug("%s -> %d in %.1f ms (attempt %d)", what, status, elapsed_ms, attempt)
             if status == 429:
-                retryable = True
+                retryable = not _is_quota_refusal(response)
             elif status in RETRY_STATUSES:
                 retryable = idempotent and method != "PATCH"
             else:

@@ -109,6 +109,22 @@ def test_daily_shots_quota_refuses_then_accepts_next_day_and_after_clear(server)
     }
     assert "64 of 100 shots used today" in error["message"]
     assert 0 < int(_submit(server, 64).headers["Retry-After"]) <= 86400
+    # our client raises it at once (no retrying until midnight), naming the quota
+    from qiskit import QuantumCircuit
+    from qiskit.transpiler import generate_preset_pass_manager
+
+    from qiskit_rest_provider import ProviderService, RateLimitError, SamplerV2
+
+    backend = ProviderService(url=server.url, token=server.token).backend("rest_simulator")
+    bell = QuantumCircuit(2)
+    bell.h(0)
+    bell.cx(0, 1)
+    bell.measure_all()
+    isa = generate_preset_pass_manager(optimization_level=1, backend=backend).run(bell)
+    started = time.monotonic()
+    with pytest.raises(RateLimitError, match="max_shots_per_day"):
+        SamplerV2(mode=backend).run([isa], shots=64)
+    assert time.monotonic() - started < 5
     # the other instance is not charged for these
     assert _submit(server, 64, token=server.other_token).status_code == 200
 

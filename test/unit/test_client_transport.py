@@ -366,6 +366,16 @@ def test_429_honours_retry_after_capped(server):
     assert client.transport._sleep == [0.05, FAST.retry_after_max]
 
 
+def test_429_of_a_spent_quota_is_raised_at_once(server):
+    quota = {"errors": [{"code": "quota_exceeded", "message": "quota max_shots_per_day ..."}]}
+    server.script("GET", "/api/v1/backends", ("status", 429, {"Retry-After": "3600"}, quota))
+    client = platform_client(server)
+    with pytest.raises(RateLimitError) as info:
+        client.backends()
+    assert "max_shots_per_day" in str(info.value) and info.value.code == "quota_exceeded"
+    assert client.transport._sleep == [] and server.count("GET", "/api/v1/backends") == 1
+
+
 def test_429_is_retried_even_for_non_idempotent_post(server):
     server.script("POST", "/api/v1/sessions", ("status", 429, {"Retry-After": "0"}, None))
     client = platform_client(server)
