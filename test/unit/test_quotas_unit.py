@@ -85,7 +85,8 @@ def test_own_quota_wins_over_the_server_default(tmp_path):
         instance = store.ensure_instance("a/b/c", "crn:a")
         quota_store.set_quota(store, instance.id, max_shots_per_day=UNLIMITED, max_queued_jobs=0)
         row = quota_store.get_quota(store, instance.id)
-        assert row is not None and row.instance == "a/b/c"
+        assert row is not None and row.instance_id == instance.id
+        assert [r.instance for r in quota_store.list_quotas(store)] == ["a/b/c"]
         assert resolve(config, row, "max_shots_per_day").limit is None  # unlimited
         assert resolve(config, row, "max_queued_jobs").limit == 0  # suspended
         assert resolve(config, row, "max_seconds_per_day").source == "server"

@@ -24,7 +24,7 @@ class QuotaRow:
     """An instance's own quotas as stored (``None``: the server's default; ``-1``: no limit)."""
 
     instance_id: str
-    instance: str  # hub/group/project
+    instance: str  # hub/group/project ("" where read by id alone)
     max_queued_jobs: int | None
     max_shots_per_day: int | None
     max_seconds_per_day: float | None
@@ -43,14 +43,10 @@ def _row(q: InstanceQuota, hgp: str) -> QuotaRow:
 
 
 def get_quota(store: Any, instance_id: str) -> QuotaRow | None:
-    """The instance's quota row, or ``None`` (all server defaults)."""
+    """The instance's quota row, or ``None`` (all server defaults). One primary-key read."""
     with store.sessions() as s:
-        found = s.execute(
-            select(InstanceQuota, Instance.hgp)
-            .join(Instance, Instance.id == InstanceQuota.instance_id)
-            .where(InstanceQuota.instance_id == instance_id)
-        ).first()
-    return _row(*found) if found else None
+        q = s.get(InstanceQuota, instance_id)
+    return _row(q, "") if q is not None else None
 
 
 def list_quotas(store: Any) -> list[QuotaRow]:

@@ -7,7 +7,8 @@ store (:mod:`.quota_store`). A stored ``-1`` means "no limit" for that instance;
 nothing (a way to suspend an instance).
 
 They are checked at submission only, by the job routes (:func:`check_queue` before the params
-are parsed, :func:`check_daily` once admission has counted the job's shots). A refused job
+are parsed, :func:`check_daily` once admission has counted the job's shots; the instance's row
+is read once, and without daily limits :func:`check_daily` is not called at all). A refused job
 answers **429** with ``Retry-After`` (seconds until the quota frees up) and a D10 body whose
 error item carries ``quota``: its ``name``, the ``used`` amount, the ``limit``, what the job
 ``requested`` and when it ``resets_at`` (ISO 8601, UTC; ``null`` for the queue).
@@ -30,7 +31,7 @@ import calendar
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -102,7 +103,7 @@ def job_shots(prepared: Any) -> int:
     return total
 
 
-def _refuse(quota: Quota, requested: float, end: float | None, message: str, code: str) -> None:
+def _refuse(quota: Quota, requested: float, end: float | None, message: str, code: str) -> NoReturn:
     retry = max(1, math.ceil(end - time.time())) if end is not None else 5
     details = {**quota.as_json(), "name": quota.name, "requested": requested}
     details["resets_at"] = iso(end) if end is not None else None
@@ -111,15 +112,18 @@ def _refuse(quota: Quota, requested: float, end: float | None, message: str, cod
     )
 
 
-def check_queue(st: Any, caller: Any) -> None:
-    """429 ``queue_limit_reached`` if the instance already has its most queued jobs."""
+def check_queue(st: Any, caller: Any) -> QuotaRow | None:
+    """429 ``queue_limit_reached`` if the instance already has its most queued jobs.
+
+    Returns the instance's quota row, for :func:`check_daily` (one read per submission).
+    """
     row = quota_store.get_quota(st.store, caller.instance_id)
     quota = resolve(st.config, row, "max_queued_jobs")
     if quota.limit is None:
-        return
+        return row
     queued = st.store.queued_count(caller.instance_id)
     if queued < quota.limit:
-        return
+        return row
     where = (
         f"this server allows {int(quota.limit)} per instance (--max-queued-per-instance)"
         if quota.source == "server"
@@ -135,9 +139,16 @@ def check_queue(st: Any, caller: Any) -> None:
     )
 
 
-def check_daily(st: Any, caller: Any, shots: int) -> None:
+def has_daily_limits(config: Any, row: QuotaRow | None) -> bool:
+    """Whether the instance has a daily quota (else :func:`check_daily` has nothing to do)."""
+    return any(
+        resolve(config, row, name).limit is not None
+        for name in ("max_shots_per_day", "max_seconds_per_day")
+    )
+
+
+def check_daily(st: Any, caller: Any, shots: int, row: QuotaRow | None) -> None:
     """429 ``quota_exceeded``: ``shots`` more pass the day's shots, or its seconds are spent."""
-    row = quota_store.get_quota(st.store, caller.instance_id)
     shots_quota = resolve(st.config, row, "max_shots_per_day")
     seconds_quota = resolve(st.config, row, "max_seconds_per_day")
     if shots_quota.limit is None and seconds_quota.limit is None:

@@ -29,7 +29,7 @@ from ..http import ApiError, json_response, parse_body, parse_time
 from ..state import server_state
 from .events import pubs_count
 from .models import Job
-from .quotas import check_daily, check_queue, job_shots
+from .quotas import check_daily, check_queue, has_daily_limits, job_shots
 from .shapes import is_final, job_json
 from .store import JobFilters, new_id
 
@@ -128,7 +128,7 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     cost = body.cost
     if cost is not None and cost <= 0:
         raise ApiError(400, f"cost: expected a positive number of seconds, got {cost!r}")
-    await run_in_threadpool(_check_limits, st, caller, cost)
+    quota_row = await run_in_threadpool(_check_limits, st, caller, cost)
     private = body.private
     start_session = body.start_session
     session_id = body.session_id
@@ -176,7 +176,8 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
         ) from exc
     parse_seconds = time.perf_counter() - t0
     shots = job_shots(prepared)
-    await run_in_threadpool(check_daily, st, caller, shots)  # daily shot and seconds quotas
+    if has_daily_limits(st.config, quota_row):  # the day's shots and seconds so far: 2 reads
+        await run_in_threadpool(check_daily, st, caller, shots, quota_row)
 
     if start_session and not session_id:
         from .shapes import new_session_row
@@ -214,8 +215,11 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     return json_response(_created(stored))
 
 
-def _check_limits(st: Any, caller: Caller, cost: float | None) -> None:
-    """The job's time limit within the server's maximum; room in the instance's queue."""
+def _check_limits(st: Any, caller: Caller, cost: float | None) -> Any:
+    """The job's time limit within the server's maximum; room in the instance's queue.
+
+    Returns the instance's quota row (:func:`.quotas.check_queue`).
+    """
     limit = st.config.max_execution_time
     if cost is not None and cost > limit:
         raise ApiError(
@@ -224,7 +228,7 @@ def _check_limits(st: Any, caller: Caller, cost: float | None) -> None:
             "(--max-execution-time)",
             code="invalid_request",
         )
-    check_queue(st, caller)  # the instance's max_queued_jobs quota (or the server's default)
+    return check_queue(st, caller)  # the instance's max_queued_jobs quota (or the default)
 
 
 def _created(job: Job) -> dict[str, Any]:
