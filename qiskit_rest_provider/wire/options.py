@@ -643,6 +643,52 @@ def _check_noise_model(
     return value, value, copy.deepcopy(inner)
 
 
+def _layer_error_wire(entry: Any) -> Any:
+    """A ``LayerError``-like object (qiskit-ibm-runtime's) in its wire form; else as it is.
+
+    The form is the ``ibm-quantum-schemas`` model's (``LayerNoiseModelWrapperModel``), what the
+    official client's ``RuntimeEncoder`` writes: the layer circuit as QPY, the physical qubits,
+    the ``PauliLindbladError`` (generator labels, rates as an ndarray) or ``null``.
+    """
+    if isinstance(entry, Mapping) or not all(hasattr(entry, a) for a in ("circuit", "qubits")):
+        return entry
+    from ibm_quantum_schemas.estimator.version_0_1.layer_noise_model import (
+        LayerNoiseModelWrapperModel,
+    )
+
+    from ._qpy import encode_qpy
+    from .arrays import encode_ndarray
+
+    error = getattr(entry, "error", None)
+    wire_error = None
+    if error is not None:
+        wire_error = {
+            "__value__": {
+                "generators": {"__value__": {"data": list(error.generators.to_labels())}},
+                "rates": encode_ndarray(np.asarray(error.rates, dtype=float)),
+            }
+        }
+    document = {
+        "__value__": {
+            "circuit": encode_qpy(entry.circuit),
+            "qubits": [int(q) for q in entry.qubits],
+            "error": wire_error,
+        }
+    }
+    return LayerNoiseModelWrapperModel.model_validate(document).model_dump(
+        by_alias=True, mode="json"
+    )
+
+
+def _layer_noise_model_wire(value: Any) -> Any:
+    """A ``NoiseLearnerResult`` or ``LayerError`` objects as the option's wire form (a list)."""
+    if not isinstance(value, (Mapping, list, tuple)) and hasattr(value, "data"):
+        value = list(value.data)  # a NoiseLearnerResult: its layers are the model
+    if isinstance(value, (list, tuple)):
+        return [_layer_error_wire(entry) for entry in value]
+    return value
+
+
 # ----------------------------------------------------------------------------- leaves
 
 
@@ -664,6 +710,8 @@ def _check_leaf(
 ) -> _Leaf:
     if dotted == "simulator.noise_model":
         return _Leaf(*_check_noise_model(value, path, reader))
+    if dotted == "resilience.layer_noise_model":
+        value = _layer_noise_model_wire(value)
     opaque = dotted in _OPAQUE
     strict = not opaque
     plain = _plain(value)

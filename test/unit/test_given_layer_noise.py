@@ -184,3 +184,29 @@ def test_learning_options_are_moot_with_a_given_model_and_refused_without():
                 }
             },
         )
+
+
+def test_our_client_sends_noise_learner_results_in_the_official_wire_form():
+    """Our EstimatorV2 options take qiskit-ibm-runtime's objects and send what its encoder sends."""
+    from qiskit_ibm_runtime.results.noise_learner import NoiseLearnerResult
+
+    from qiskit_rest_provider.primitives.options import EstimatorOptions
+
+    entries = [
+        _layer_error([(0, 1)], [1, 2], ["XZ", "YY"], [0.01, 0.02]),
+        _layer_error([(1, 2)], [1, 2, 3], None, None),
+    ]
+    options = EstimatorOptions()
+    options.resilience.pec_mitigation = True
+    options.resilience.layer_noise_model = NoiseLearnerResult(entries, {"backend": "x"})
+    sent = options.resilience.layer_noise_model
+    official = _wire(entries)
+    ours = given_noise.decode_layer_noise_model(sent, 5)
+    theirs = given_noise.decode_layer_noise_model(official, 5)
+    assert [(g.key, g.terms, g.qubits) for g in ours] == [
+        (g.key, g.terms, g.qubits) for g in theirs
+    ]
+    assert [e["__class__"] for e in sent] == ["LayerError", "LayerError"]
+    # it decodes, through the official decoder, into the objects that were set
+    back = json.loads(json.dumps(sent), cls=runtime.RuntimeDecoder)
+    assert back[0].circuit == entries[0].circuit and back[1].error is None
