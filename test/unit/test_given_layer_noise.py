@@ -210,3 +210,29 @@ def test_our_client_sends_noise_learner_results_in_the_official_wire_form():
     # it decodes, through the official decoder, into the objects that were set
     back = json.loads(json.dumps(sent), cls=runtime.RuntimeDecoder)
     assert back[0].circuit == entries[0].circuit and back[1].error is None
+
+
+def test_a_whole_noise_learner_result_is_accepted_as_the_official_client_encodes_it():
+    from qiskit_ibm_runtime.results.noise_learner import NoiseLearnerResult
+
+    entry = _layer_error([(0, 1)], [1, 2], ["XX"], [0.01])
+    metadata = {
+        "backend": "rest_line_5q",
+        "input_options": {
+            "max_layers_to_learn": 4,
+            "shots_per_randomization": 128,
+            "num_randomizations": 32,
+            "layer_pair_depths": [0, 1],
+            "twirling_strategy": "active-accum",
+        },
+    }
+    value = _wire(NoiseLearnerResult([entry], metadata))
+    assert value["__type__"] == "NoiseLearnerResult"
+    tree = _tree(value)
+    given = given_noise.decode_layer_noise_model(tree["resilience"]["layer_noise_model"], 5)
+    assert [g.key for g in given] == [((1, 2), (("cz", (1, 2), ()),))]
+    check_suppression("estimator", tree, [_pub()], level=1)
+    value["__value__"]["data"][0]["__value__"]["qubits"] = [3, 4]
+    with pytest.raises(JobInputError) as info:
+        check_suppression("estimator", _tree(value), [_pub()], level=1)
+    assert info.value.field == f"{FIELD}.__value__.data[0]"

@@ -68,6 +68,7 @@ class GivenLayer:
         key: what a PUB layer must equal to use it (:data:`LayerKey`).
         terms: ``[(paulis, physical qubits, rate), ...]``, or ``None`` (no error given).
         wire: the entry in its canonical wire form (echoed in the result metadata).
+        path: where it is in the job, e.g. ``params.options.resilience.layer_noise_model[2]``.
     """
 
     index: int
@@ -75,6 +76,7 @@ class GivenLayer:
     key: LayerKey
     terms: tuple[tuple[str, tuple[int, ...], float], ...] | None
     wire: dict
+    path: str = FIELD
 
 
 def finalized_options(options: dict, level: int, *, noisy: bool, shots: int | None) -> Any:
@@ -230,7 +232,7 @@ def _decode_entry(entry: Any, index: int, where: str, num_qubits: int) -> GivenL
         terms = tuple(decoded)
     key: LayerKey = (tuple(sorted(qubits)), tuple(sorted(gates)))
     wire = model.model_dump(by_alias=True, mode="json")
-    return GivenLayer(index, qubits, key, terms, wire)
+    return GivenLayer(index, qubits, key, terms, wire, where)
 
 
 def decode_layer_noise_model(value: Any, num_qubits: int) -> list[GivenLayer]:

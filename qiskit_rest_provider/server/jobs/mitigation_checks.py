@@ -102,7 +102,7 @@ def check_layer_noise_model(options: dict, pubs: list, level: int | None, noisy:
     unmatched, keys = unmatched_entries(pubs, lambda _i: final, given)
     if unmatched:
         entry = unmatched[0]
-        field = f"{FIELD}[{entry.index}]"
+        field = entry.path
         shown = "; ".join(describe_key(key) for key in keys[:6]) or "none"
         more = f" and {len(keys) - 6} more" if len(keys) > 6 else ""
         raise JobInputError(
