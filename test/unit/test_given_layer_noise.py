@@ -146,16 +146,20 @@ def test_an_entry_the_models_reject_is_refused_by_the_shared_checker():
     assert info.value.path.startswith("options.resilience.layer_noise_model[0]"), info.value.path
 
 
-def test_an_entry_matching_no_layer_of_the_job_is_a_400_naming_it():
+def test_a_model_matching_no_layer_of_the_job_is_a_400_naming_it():
     """Noise learned on other qubits (another layout) would leave the job unmitigated."""
     good = _layer_error([(0, 1)], [1, 2], ["XX"], [0.01])
     elsewhere = _layer_error([(0, 1)], [3, 4], ["XX"], [0.01])
     with pytest.raises(JobInputError) as info:
-        _admit(_wire([good, elsewhere]))
-    assert info.value.field == f"{FIELD}[1]"
+        _admit(_wire([elsewhere]))
+    assert info.value.field == f"{FIELD}[0]"
     assert "cz[3, 4] on qubits [3, 4]" in str(info.value)
     assert "cz[1, 2] on qubits [1, 2]" in str(info.value)  # what the job's layers are
+    with pytest.raises(JobInputError) as info:
+        _admit(_wire([elsewhere, elsewhere]))
+    assert info.value.field == FIELD and "none of its 2 layers" in str(info.value)
     _admit(_wire([good]))  # the matching entry alone is fine
+    _admit(_wire([good, elsewhere]))  # and an extra entry, learned for other circuits, unused
 
 
 def test_a_layer_noise_model_without_pec_or_pea_is_a_400():

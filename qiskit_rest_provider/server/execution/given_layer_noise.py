@@ -14,9 +14,11 @@ given noise is used, as IBM's service does:
   same physical qubits (single-qubit gates are not compared: twirling absorbs them);
 * a PUB layer that matches no entry is noiseless (neither mitigated nor amplified: IBM's
   documented meaning), and the PUB's metadata counts only the layers that matched;
-* an entry that matches no layer of any PUB of the job, a malformed entry, or a given model with
-  neither PEC nor PEA on, is a 400 at admission (:mod:`..jobs.mitigation_checks`) naming
-  ``params.options.resilience.layer_noise_model[i]``: an option accepted is an option performed.
+* an entry that matches no layer of any PUB is unused (noise learned once for many circuits may
+  be reused for a few of them); a model *none* of whose entries matches, a malformed entry, or a
+  given model with neither PEC nor PEA on, is a 400 at admission (:mod:`..jobs.mitigation_checks`)
+  naming ``params.options.resilience.layer_noise_model[i]``: an option accepted is an option
+  performed.
 
 Aer-free at import (admission uses it); the heavy libraries are imported on first use.
 """

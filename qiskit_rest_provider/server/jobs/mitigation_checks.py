@@ -100,15 +100,23 @@ def check_layer_noise_model(options: dict, pubs: list, level: int | None, noisy:
             code="invalid_option",
         )
     unmatched, keys = unmatched_entries(pubs, lambda _i: final, given)
-    if unmatched:
+    # Entries for layers this job lacks are fine (noise learned once for many circuits is
+    # reused for a few of them), but a model none of whose entries matches would leave the
+    # job unmitigated while saying otherwise: that is refused.
+    if given and len(unmatched) == len(given):
         entry = unmatched[0]
-        field = entry.path
+        field = entry.path if len(given) == 1 else FIELD
+        what = (
+            f"its layer ({describe_key(entry.key)}) matches"
+            if len(given) == 1
+            else f"none of its {len(given)} layers (e.g. {describe_key(entry.key)}) matches"
+        )
         shown = "; ".join(describe_key(key) for key in keys[:6]) or "none"
         more = f" and {len(keys) - 6} more" if len(keys) > 6 else ""
         raise JobInputError(
-            f"{field}: its layer ({describe_key(entry.key)}) matches no layer of the job's "
-            f"circuits (their unique twirled layers: {shown}{more}); pass the noise learned "
-            "for these circuits as transpiled for this job",
+            f"{field}: {what} no layer of the job's circuits (their unique twirled layers: "
+            f"{shown}{more}); pass the noise learned for these circuits as transpiled for this "
+            "job",
             field=field,
             code="invalid_option",
         )
