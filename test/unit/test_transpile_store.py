@@ -1,5 +1,7 @@
 """Transpile tasks in the job store (migration 0004): guarded transitions, leases, expiry.
 
+SQLite and PostgreSQL (skipped, saying why, when no server answers).
+
 The dispatcher relies on these: a task is claimed once, an outcome is recorded once and only by
 the replica holding the claim, a stopped server's STARTED tasks go back to PENDING, and finished
 tasks expire.
@@ -7,6 +9,7 @@ tasks expire.
 
 from __future__ import annotations
 
+import os
 import time
 
 import orjson
@@ -14,19 +17,33 @@ import pytest
 
 pytest.importorskip("sqlalchemy")
 
+from conftest import PostgresSchemas, postgres_available  # noqa: E402
+
 from qiskit_rest_provider.server.config import ServerConfig  # noqa: E402
 from qiskit_rest_provider.server.jobs import transpile_store as ts  # noqa: E402
 from qiskit_rest_provider.server.jobs.models import TranspileTaskRow  # noqa: E402
 from qiskit_rest_provider.server.jobs.store import Store, new_id  # noqa: E402
 
+PG_URL = os.environ.get("QRP_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
 
-@pytest.fixture
-def tasks(tmp_path):
-    config = ServerConfig(data_dir=tmp_path)
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def tasks(request, tmp_path):
+    schemas = None
+    url = None
+    if request.param == "postgresql":
+        reason = postgres_available(PG_URL)
+        if reason:
+            pytest.skip(reason)
+        schemas = PostgresSchemas(PG_URL)
+        url = schemas.new_url()
+    config = ServerConfig(data_dir=tmp_path, db_url=url)
     config.prepare_data_dir()
     store = Store(config)
     yield ts.TranspileStore(store), store
     store.close()
+    if schemas is not None:
+        schemas.drop_all()
 
 
 def _add(tasks: ts.TranspileStore, instance_id: str, limit: float = 5.0) -> str:
