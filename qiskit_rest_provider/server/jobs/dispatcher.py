@@ -172,6 +172,9 @@ class Dispatcher:
         self._check_leases = False
         self._handoff_seq = 0
         self.transpile = TranspileStore(self.store)
+        # PENDING tasks may exist (look each fill); else look once a second (other replicas')
+        self._tasks_pending = True
+        self._next_task_look = 0.0
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
@@ -202,6 +205,11 @@ class Dispatcher:
         """A job was queued (or something else changed): look at the queue now."""
         with self._cond:
             self._cond.notify_all()
+
+    def transpile_queued(self) -> None:
+        """A transpile task was queued: look at the tasks' queue now."""
+        self._tasks_pending = True
+        self.wake()
 
     def remember_prepared(self, job_id: str, prepared: Any, parse_seconds: float) -> None:
         """Keep the route's validated job so the worker need not parse it again."""
@@ -315,7 +323,9 @@ class Dispatcher:
                 logger.info("job %s is no longer held by this replica; stopping it", job_id)
                 self.abandon(job_id)
                 self.watchers.notify(job_id)
-        n = self.store.requeue_expired() + self.transpile.requeue_expired()
+        tasks_back = self.transpile.requeue_expired()
+        self._tasks_pending = self._tasks_pending or tasks_back > 0
+        n = self.store.requeue_expired() + tasks_back
         if n:
             logger.warning("re-queued %d job(s)/task(s) whose replica's lease expired", n)
             self.wake()
@@ -437,7 +447,11 @@ class Dispatcher:
         merged: dict[str, list[QueuedJob]] = {}
         for job in self.store.queued_heads(free, exclude=self._inflight):
             merged.setdefault(job.instance_id, []).append(job)
-        tasks = self.transpile.queued_heads(free, exclude=self._inflight)
+        tasks: list[QueuedJob] = []
+        now = time.monotonic()
+        if self._tasks_pending or now >= self._next_task_look:
+            tasks = self.transpile.queued_heads(free, exclude=self._inflight)
+            self._tasks_pending, self._next_task_look = bool(tasks), now + 1.0
         for task in tasks:
             merged.setdefault(task.instance_id, []).append(task)
         heads: dict[str, collections.deque[QueuedJob]] = {}
@@ -645,6 +659,7 @@ class Dispatcher:
         except Exception as exc:  # the pool could not take it: try again later
             logger.warning("could not submit transpile task %s: %s", task_id, exc)
             self.transpile.transition(task_id, (tstore.STARTED,), tstore.PENDING, owner=self.owner)
+            self._tasks_pending = True
             return
         if self.handoff_hook is not None:
             self.handoff_hook(task_id)
@@ -834,6 +849,7 @@ class Dispatcher:
                 self.transpile.transition(
                     task_id, (tstore.STARTED,), tstore.PENDING, owner=self.owner, attempts=attempts
                 )
+                self._tasks_pending = True
                 return
             elif died:
                 message = f"the worker process died while transpiling ({attempts} attempts)"

@@ -289,7 +289,7 @@ def _queue(
         attempts=0,
     )
     tasks.add(row)
-    st.dispatcher.wake()
+    st.dispatcher.transpile_queued()
     return row.id
 
 
