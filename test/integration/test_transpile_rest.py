@@ -496,7 +496,7 @@ def test_tasks_queue_with_jobs_fairly_with_time_limits_and_cancel(server_factory
     job = requests.post(
         f"{server.runtime_url}/jobs",
         headers={"Authorization": f"apikey {other}"},
-        json={**BELL_JOB, "max_execution_time": 5},
+        json={**BELL_JOB, "cost": 5},
         timeout=60,
     )
     assert job.status_code == 200, job.text
