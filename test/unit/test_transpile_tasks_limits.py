@@ -85,3 +85,14 @@ def test_old_qpy_of_several_circuits_is_refused_by_name() -> None:
     raw = _qpy([QuantumCircuit(1), QuantumCircuit(1)], version=13)
     with pytest.raises(ValueError, match="several circuits must be QPY version 16 or newer"):
         _load(_request(raw))
+
+
+def test_server_transpile_limits_are_checked_and_the_default_clamped(tmp_path) -> None:
+    from qiskit_rest_provider.server.config import ServerConfig
+
+    config = ServerConfig(data_dir=tmp_path, default_transpile_time=60, max_transpile_time=10)
+    assert config.default_transpile_time == 10  # at most the maximum
+    with pytest.raises(ValueError, match="transpile time limits"):
+        ServerConfig(data_dir=tmp_path, max_transpile_time=0)
+    with pytest.raises(ValueError, match="max_transpile_qpy_bytes"):
+        ServerConfig(data_dir=tmp_path, max_transpile_qpy_bytes=MAX_QPY_BYTES + 1)
