@@ -332,7 +332,7 @@ class Dispatcher:
 
     @property
     def in_flight(self) -> int:
-        """Jobs currently held by workers."""
+        """Jobs and transpile tasks currently held by workers."""
         return len(self._inflight)
 
     # --------------------------------------------------------------------- loop
