@@ -168,6 +168,26 @@ def _parser() -> argparse.ArgumentParser:
         help="jobs of one instance running at once (default 0 = as many as the workers)",
     )
     serve.add_argument(
+        "--max-transpile-time",
+        type=float,
+        default=1800.0,
+        help="largest max_execution_time a transpile task may ask for, in s (default 1800)",
+    )
+    serve.add_argument(
+        "--default-transpile-time",
+        type=float,
+        default=300.0,
+        help="wall-clock limit of a transpile task without its own max_execution_time, in s "
+        "(default 300)",
+    )
+    serve.add_argument(
+        "--max-transpile-qpy-bytes",
+        default=None,
+        metavar="SIZE",
+        help="the most a transpile task's qpy_circuits may inflate to, e.g. 16MiB (default "
+        "64 MiB; a compressed input also at most 100 times its size, 4 MiB at least)",
+    )
+    serve.add_argument(
         "--max-job-memory",
         default=None,
         metavar="SIZE",
@@ -367,6 +387,13 @@ def _serve(args: argparse.Namespace) -> int:
             event_stream_seconds=args.event_stream_seconds,
             event_heartbeat_seconds=args.event_heartbeat,
             max_job_memory=parse_size(args.max_job_memory) if args.max_job_memory else None,
+            default_transpile_time=args.default_transpile_time,
+            max_transpile_time=args.max_transpile_time,
+            **(
+                {"max_transpile_qpy_bytes": parse_size(args.max_transpile_qpy_bytes)}
+                if args.max_transpile_qpy_bytes
+                else {}
+            ),
             log_level=args.log_level,
             body_timeout=args.body_timeout,
             header_timeout=args.header_timeout,
