@@ -28,17 +28,22 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
 import re
 import threading
+import time
 import warnings
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from qiskit import QuantumCircuit, qasm2, qasm3
 from qiskit.circuit import ClassicalRegister, Parameter, QuantumRegister
 
@@ -51,6 +56,7 @@ __all__ = [
     "QPY_MAX_VERSION",
     "ExportedCircuit",
     "ImportedCircuit",
+    "admission_imports",
     "decode_circuit",
     "encode_qpy",
     "export_qasm3",
@@ -280,10 +286,162 @@ def export_qasm3(circuit: QuantumCircuit) -> ExportedCircuit:
 # ----------------------------------------------------------------------------------------------
 # Import
 # ----------------------------------------------------------------------------------------------
-_IMPORT_CACHE: OrderedDict[tuple[bytes, int | None], ImportedCircuit] = OrderedDict()
+MAX_CIRCUIT_BYTES = 4 << 20
+"""Most bytes of OpenQASM text one circuit may have (checked before anything is parsed)."""
+
+MAX_JOB_CIRCUIT_BYTES = 16 << 20
+"""Most bytes of OpenQASM text all circuits of one job may have together (see
+:func:`admission_imports`)."""
+
+MAX_STATEMENTS = 300_000
+"""Most statements (``;``) one program may have; the flat reader takes ~9 us each."""
+
+MAX_GENERAL_STATEMENTS = 2_000
+"""Most statements a program may have when it needs the general (ANTLR) importer.
+
+That importer costs about 1 ms of the process's CPU (and GIL) per statement: a 583 KiB program of
+custom-gate calls took 31-34 s and made every other request of the API process slow (issue 15).
+Flat ISA programs and static ``stdgates.inc`` programs take the fast readers and are not bound by
+this; anything else (control flow, non-standard gate definitions) of this size can be sent as QPY.
+"""
+
+MAX_STATEMENT_OPERATORS = 1_000
+"""Most operators and opening brackets (``+-*/%^~!<>&|({``) one statement may hold.
+
+Qiskit's Rust importer overflows its stack (the process dies with SIGSEGV) on one expression of
+~10,000 terms, a 20 KiB request; the other importers recurse too.
+"""
+
+MAX_LOOP_ITERATIONS = 100_000
+"""Most iterations the ``for`` loops of one program may declare, summed over its loops."""
+
+GENERAL_IMPORT_BUDGET = 2.0
+"""Seconds of CPU time one import through the general (ANTLR) importer may take."""
+
+IMPORT_CACHE_BYTES = 64 << 20
+"""Estimated bytes of imported circuits the import cache may hold (an entry larger than a quarter
+of this is not cached)."""
+
+_IMPORT_CACHE: OrderedDict[tuple[bytes, int | None], tuple[ImportedCircuit, int]] = OrderedDict()
 _IMPORT_CACHE_SIZE = 128
+_cache_bytes = 0
+_GENERAL_IMPORT_LOCK = threading.Lock()
 import_stats = {"fast": 0, "flat": 0, "antlr": 0, "qasm2": 0, "cache_hits": 0}
 """Counters of which import path was taken (for tests and server metrics)."""
+
+_OPERATOR_BYTES = np.zeros(256, dtype=bool)
+_OPERATOR_BYTES[list(b"+-*/%^~!<>&|({")] = True
+_FOR_RANGE = re.compile(r"\bfor\b[^;{]*?\bin\s*\[\s*([^\]:]*):\s*([^\]:]*)(?::\s*([^\]:]*))?\]")
+
+
+def circuit_bytes_estimate(circuit: QuantumCircuit) -> int:
+    """An estimate of the memory an imported circuit holds (measured: ~190 B per instruction)."""
+    return 256 * (len(circuit.data) + 1) + 64 * (circuit.num_qubits + circuit.num_clbits)
+
+
+def cache_bytes() -> int:
+    """Estimated bytes the import cache holds now (see :data:`IMPORT_CACHE_BYTES`)."""
+    return _cache_bytes
+
+
+@dataclass
+class _ImportScope:
+    max_total_bytes: int
+    total_bytes: int = 0
+    pending: list[tuple[tuple[bytes, int | None], ImportedCircuit]] = field(default_factory=list)
+
+
+_SCOPE: contextvars.ContextVar[_ImportScope | None] = contextvars.ContextVar(
+    "qrp_import_scope", default=None
+)
+
+
+@contextmanager
+def admission_imports(max_total_bytes: int | None = None) -> Iterator[None]:
+    """Import circuits for one job: a byte budget for the job, and caching only if it is accepted.
+
+    Inside the block, :func:`import_qasm` counts the bytes of every program against
+    ``max_total_bytes`` (default :data:`MAX_JOB_CIRCUIT_BYTES`) and keeps new imports aside; they
+    enter the cache only when the block exits without an exception, so input that fails
+    admission (too wide, not ISA, too large) never stays in memory.
+
+    Example:
+        >>> with admission_imports():
+        ...     _ = import_qasm("OPENQASM 3.0; qubit[1] q; rz(0.25) q[0];")
+    """
+    scope = _ImportScope(MAX_JOB_CIRCUIT_BYTES if max_total_bytes is None else max_total_bytes)
+    token = _SCOPE.set(scope)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+    for key, imported in scope.pending:
+        _remember(key, imported)
+
+
+def _remember(key: tuple[bytes, int | None], imported: ImportedCircuit) -> None:
+    global _cache_bytes
+    size = circuit_bytes_estimate(imported.circuit)
+    if size > IMPORT_CACHE_BYTES // 4:
+        return
+    with _LOCK:
+        if key in _IMPORT_CACHE:
+            return
+        _IMPORT_CACHE[key] = (imported, size)
+        _cache_bytes += size
+        while _IMPORT_CACHE and (
+            len(_IMPORT_CACHE) > _IMPORT_CACHE_SIZE or _cache_bytes > IMPORT_CACHE_BYTES
+        ):
+            _, (_, dropped) = _IMPORT_CACHE.popitem(last=False)
+            _cache_bytes -= dropped
+
+
+def _check_source(text: str, nbytes: int) -> tuple[str, int]:
+    """Cheap structural checks before any parser runs.
+
+    Returns the text with comments blanked out and its number of statements.
+
+    Raises:
+        WireFormatError: naming the limit.
+    """
+    if nbytes > MAX_CIRCUIT_BYTES:
+        raise WireFormatError(
+            f"the program is {nbytes} bytes; this server accepts at most {MAX_CIRCUIT_BYTES} "
+            "bytes of OpenQASM per circuit (limit max_circuit_bytes)"
+        )
+    body = _SIZE_COMMENT.sub(" ", text)
+    data = np.frombuffer(body.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    ends = np.flatnonzero(data == ord(";"))
+    statements = int(ends.size)
+    if statements > MAX_STATEMENTS:
+        raise WireFormatError(
+            f"the program has {statements} statements; at most {MAX_STATEMENTS} are allowed "
+            "per circuit (limit max_statements)"
+        )
+    operators = np.flatnonzero(_OPERATOR_BYTES[data])
+    if operators.size > MAX_STATEMENT_OPERATORS:
+        per_statement = np.bincount(np.searchsorted(ends, operators))
+        worst = int(per_statement.max())
+        if worst > MAX_STATEMENT_OPERATORS:
+            raise WireFormatError(
+                f"a statement of the program holds {worst} operators and brackets; at most "
+                f"{MAX_STATEMENT_OPERATORS} are allowed per statement (nesting limit)"
+            )
+    iterations = 0
+    for match in _FOR_RANGE.finditer(body):
+        bounds = [_integer_literal(g) if g is not None else None for g in match.groups()]
+        start, second, third = bounds
+        if start is None or second is None or (match.group(3) is not None and third is None):
+            raise WireFormatError("for-loop ranges must be integer literals")
+        step, stop = (1, second) if third is None else (second, third)
+        count = 0 if step == 0 else max(0, (stop - start) // step + 1)
+        iterations += count
+    if iterations > MAX_LOOP_ITERATIONS:
+        raise WireFormatError(
+            f"the program's for loops declare {iterations} iterations; at most "
+            f"{MAX_LOOP_ITERATIONS} are allowed per circuit (limit max_loop_iterations)"
+        )
+    return body, statements
 
 
 def _rename_registers(circuit: QuantumCircuit, renames: dict[str, str]) -> QuantumCircuit:
@@ -304,9 +462,11 @@ def _rename_registers(circuit: QuantumCircuit, renames: dict[str, str]) -> Quant
     return out
 
 
-def _check_declared_sizes(text: str, num_qubits: int | None) -> None:
-    """Reject programs whose declarations alone would exhaust memory, before parsing them."""
-    body = _SIZE_COMMENT.sub(" ", text)
+def _check_declared_sizes(body: str, num_qubits: int | None) -> None:
+    """Reject programs whose declarations alone would exhaust memory, before parsing them.
+
+    ``body`` is the program with its comments blanked out.
+    """
     qubits = clbits = 0
     for kind, raw in _SIZED_DECL.findall(body):
         size = _integer_literal(raw)
@@ -342,8 +502,39 @@ def _integer_literal(raw: str) -> int | None:
         return None
 
 
-def _import_uncached(text: str, num_qubits: int | None) -> ImportedCircuit:
-    _check_declared_sizes(text, num_qubits)
+def _import_general(text: str, renames: dict[str, str], statements: int) -> tuple:
+    """The ANTLR importer, bounded: statement count, one import at a time, a CPU-time budget."""
+    if statements > MAX_GENERAL_STATEMENTS:
+        raise WireFormatError(
+            f"the program has {statements} statements and needs the general OpenQASM 3 importer "
+            f"(control flow or non-standard gates), which takes at most {MAX_GENERAL_STATEMENTS} "
+            "statements per circuit (limit max_general_statements); send it as QPY instead"
+        )
+    # One at a time per process: concurrent imports would only share the GIL and slow every
+    # other request of the process; a waiter gives up rather than hold a worker thread forever.
+    if not _GENERAL_IMPORT_LOCK.acquire(timeout=4 * GENERAL_IMPORT_BUDGET):
+        raise WireFormatError(
+            "the general OpenQASM 3 importer is busy with other programs; retry, or send the "
+            "circuit as QPY"
+        )
+    try:
+        deadline = time.thread_time() + GENERAL_IMPORT_BUDGET
+        return _qasm_import.import_antlr(text, renames, deadline=deadline)
+    except _qasm_import.ImportBudgetExceeded:
+        raise WireFormatError(
+            f"the program took more than {GENERAL_IMPORT_BUDGET:g} s to import (limit "
+            "general_import_budget); send it as QPY instead"
+        ) from None
+    except Exception as exc:
+        message = str(exc).strip() or type(exc).__name__
+        raise WireFormatError(f"invalid OpenQASM 3 program: {message}") from exc
+    finally:
+        _GENERAL_IMPORT_LOCK.release()
+
+
+def _import_uncached(text: str, num_qubits: int | None, nbytes: int) -> ImportedCircuit:
+    body, statements = _check_source(text, nbytes)
+    _check_declared_sizes(body, num_qubits)
     pragma = _PRAGMA_RE.search(text)
     renames: dict[str, str] = {}
     if pragma is not None:
@@ -378,11 +569,7 @@ def _import_uncached(text: str, num_qubits: int | None) -> ImportedCircuit:
             parameters = ()
             import_stats["fast"] += 1
         else:
-            try:
-                circuit, parameters = _qasm_import.import_antlr(text, renames)
-            except Exception as exc:
-                message = str(exc).strip() or type(exc).__name__
-                raise WireFormatError(f"invalid OpenQASM 3 program: {message}") from exc
+            circuit, parameters = _import_general(text, renames, statements)
             hardware = circuit.layout is not None
             import_stats["antlr"] += 1
             renames = {}  # applied while reading
@@ -423,26 +610,44 @@ def import_qasm(text: str, *, num_qubits: int | None = None) -> ImportedCircuit:
     """
     if not isinstance(text, str):
         raise WireFormatError(f"circuit: expected OpenQASM text, got {type(text).__name__}")
-    key = (hashlib.blake2b(text.encode("utf-8"), digest_size=20).digest(), num_qubits)
+    data = text.encode("utf-8", "surrogatepass")
+    scope = _SCOPE.get()
+    if scope is not None:
+        scope.total_bytes += len(data)
+        if scope.total_bytes > scope.max_total_bytes:
+            raise WireFormatError(
+                f"the job's OpenQASM circuits total at least {scope.total_bytes} bytes; this "
+                f"server accepts at most {scope.max_total_bytes} per job "
+                "(limit max_job_circuit_bytes)"
+            )
+    if len(data) > MAX_CIRCUIT_BYTES:
+        _check_source(text, len(data))  # raises, naming the limit, before hashing 4 MiB+
+    nbytes = len(data)
+    key = (hashlib.blake2b(data, digest_size=20).digest(), num_qubits)
+    del data
     with _LOCK:
-        hit = _IMPORT_CACHE.get(key)
-        if hit is not None:
+        entry = _IMPORT_CACHE.get(key)
+        if entry is not None:
             _IMPORT_CACHE.move_to_end(key)
             import_stats["cache_hits"] += 1
-    if hit is None:
-        hit = _import_uncached(text, num_qubits)
-        with _LOCK:
-            _IMPORT_CACHE[key] = hit
-            while len(_IMPORT_CACHE) > _IMPORT_CACHE_SIZE:
-                _IMPORT_CACHE.popitem(last=False)
+    if entry is not None:
+        hit = entry[0]
+    else:
+        hit = _import_uncached(text, num_qubits, nbytes)
+        if scope is not None:
+            scope.pending.append((key, hit))
+        else:
+            _remember(key, hit)
     return ImportedCircuit(circuit=hit.circuit.copy(), parameters=hit.parameters)
 
 
 def clear_caches() -> None:
     """Forget every cached export and import (tests, benchmarks)."""
+    global _cache_bytes
     with _LOCK:
         _EXPORT_CACHE.clear()
         _IMPORT_CACHE.clear()
+        _cache_bytes = 0
 
 
 # ----------------------------------------------------------------------------------------------
