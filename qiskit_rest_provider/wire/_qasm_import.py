@@ -300,6 +300,8 @@ def _fast_path_text(text: str) -> tuple[str, int] | None:
         return None
     body = text[header.end() :]
     defined = set(_GATE_DEF.findall(body))
+    if defined - _STDGATES_NAMES - set(_STANDARD):
+        return None  # the Rust importer cannot handle any non-built-in gate definition
     statements = _GATE_DEF.sub(";", body)
     if _UNSUPPORTED.search(statements) or _BUILTIN_U.search(body):
         return None

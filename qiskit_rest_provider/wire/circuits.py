@@ -315,6 +315,14 @@ Qiskit's Rust importer overflows its stack (the process dies with SIGSEGV) on on
 MAX_LOOP_ITERATIONS = 100_000
 """Most iterations the ``for`` loops of one program may declare, summed over its loops."""
 
+MAX_NATIVE_STATEMENTS = 20_000
+"""Most statements a program may have for Qiskit's Rust importer (the reader of static programs
+outside the flat subset, e.g. register broadcasts): it holds ~3 KiB per statement while it reads."""
+
+LARGE_IMPORT_BYTES = 64 << 10
+"""Programs from this size on are imported one at a time per process (they only share the GIL
+otherwise, and every other request of the process waits with them)."""
+
 GENERAL_IMPORT_BUDGET = 2.0
 """Seconds of CPU time one import through the general (ANTLR) importer may take."""
 
@@ -326,6 +334,7 @@ _IMPORT_CACHE: OrderedDict[tuple[bytes, int | None], tuple[ImportedCircuit, int]
 _IMPORT_CACHE_SIZE = 128
 _cache_bytes = 0
 _GENERAL_IMPORT_LOCK = threading.Lock()
+_LARGE_IMPORT_LOCK = threading.Lock()
 import_stats = {"fast": 0, "flat": 0, "antlr": 0, "qasm2": 0, "cache_hits": 0}
 """Counters of which import path was taken (for tests and server metrics)."""
 
@@ -507,8 +516,9 @@ def _import_general(text: str, renames: dict[str, str], statements: int) -> tupl
     if statements > MAX_GENERAL_STATEMENTS:
         raise WireFormatError(
             f"the program has {statements} statements and needs the general OpenQASM 3 importer "
-            f"(control flow or non-standard gates), which takes at most {MAX_GENERAL_STATEMENTS} "
-            "statements per circuit (limit max_general_statements); send it as QPY instead"
+            "(it is not flat ISA text: control flow, non-standard gates or broadcasts), which "
+            f"takes at most {MAX_GENERAL_STATEMENTS} statements per circuit (limit "
+            "max_general_statements); send it as QPY instead"
         )
     # One at a time per process: concurrent imports would only share the GIL and slow every
     # other request of the process; a waiter gives up rather than hold a worker thread forever.
@@ -558,7 +568,8 @@ def _import_uncached(text: str, num_qubits: int | None, nbytes: int) -> Imported
     else:
         # flat reader (ISA texts, with inputs) > Rust importer (static texts) > ANTLR (anything)
         flat = _qasm_flat.import_flat(text)
-        fast = None if flat is not None else _qasm_import.import_fast(text)
+        native = flat is None and statements <= MAX_NATIVE_STATEMENTS
+        fast = _qasm_import.import_fast(text) if native else None
         if flat is not None:
             circuit, parameters, hardware = flat
             if hardware:
@@ -633,7 +644,18 @@ def import_qasm(text: str, *, num_qubits: int | None = None) -> ImportedCircuit:
     if entry is not None:
         hit = entry[0]
     else:
-        hit = _import_uncached(text, num_qubits, nbytes)
+        if nbytes < LARGE_IMPORT_BYTES:
+            hit = _import_uncached(text, num_qubits, nbytes)
+        else:
+            if not _LARGE_IMPORT_LOCK.acquire(timeout=10.0):
+                raise WireFormatError(
+                    "the server is busy importing other large programs; retry, or send the "
+                    "circuit as QPY"
+                )
+            try:
+                hit = _import_uncached(text, num_qubits, nbytes)
+            finally:
+                _LARGE_IMPORT_LOCK.release()
         if scope is not None:
             scope.pending.append((key, hit))
         else:
