@@ -32,6 +32,7 @@ import contextvars
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -330,6 +331,28 @@ IMPORT_CACHE_BYTES = 64 << 20
 """Estimated bytes of imported circuits the import cache may hold (an entry larger than a quarter
 of this is not cached)."""
 
+LIMIT_ENV = {
+    "MAX_CIRCUIT_BYTES": "QISKIT_REST_MAX_CIRCUIT_BYTES",
+    "MAX_JOB_CIRCUIT_BYTES": "QISKIT_REST_MAX_JOB_CIRCUIT_BYTES",
+    "MAX_GENERAL_STATEMENTS": "QISKIT_REST_MAX_GENERAL_STATEMENTS",
+}
+"""Environment variables overriding the limits above (``serve`` sets them from its flags, so its
+worker processes, which import the stored circuits again, apply the same limits)."""
+
+
+def limits_from_env() -> None:
+    """Apply the :data:`LIMIT_ENV` variables set in this process (also run at import)."""
+    for name, variable in LIMIT_ENV.items():
+        value = os.environ.get(variable, "").strip()
+        if value:
+            try:
+                globals()[name] = max(1, int(value))
+            except ValueError:
+                logger.warning("ignoring %s=%r: not an integer", variable, value)
+
+
+limits_from_env()
+
 _IMPORT_CACHE: OrderedDict[tuple[bytes, int | None], tuple[ImportedCircuit, int]] = OrderedDict()
 _IMPORT_CACHE_SIZE = 128
 _cache_bytes = 0
@@ -416,7 +439,7 @@ def _check_source(text: str, nbytes: int) -> tuple[str, int]:
     if nbytes > MAX_CIRCUIT_BYTES:
         raise WireFormatError(
             f"the program is {nbytes} bytes; this server accepts at most {MAX_CIRCUIT_BYTES} "
-            "bytes of OpenQASM per circuit (limit max_circuit_bytes)"
+            "bytes of OpenQASM per circuit (--max-circuit-bytes)"
         )
     body = _SIZE_COMMENT.sub(" ", text)
     data = np.frombuffer(body.encode("utf-8", "surrogatepass"), dtype=np.uint8)
@@ -425,7 +448,7 @@ def _check_source(text: str, nbytes: int) -> tuple[str, int]:
     if statements > MAX_STATEMENTS:
         raise WireFormatError(
             f"the program has {statements} statements; at most {MAX_STATEMENTS} are allowed "
-            "per circuit (limit max_statements)"
+            "per circuit (max_statements)"
         )
     operators = np.flatnonzero(_OPERATOR_BYTES[data])
     if operators.size > MAX_STATEMENT_OPERATORS:
@@ -448,7 +471,7 @@ def _check_source(text: str, nbytes: int) -> tuple[str, int]:
     if iterations > MAX_LOOP_ITERATIONS:
         raise WireFormatError(
             f"the program's for loops declare {iterations} iterations; at most "
-            f"{MAX_LOOP_ITERATIONS} are allowed per circuit (limit max_loop_iterations)"
+            f"{MAX_LOOP_ITERATIONS} are allowed per circuit (max_loop_iterations)"
         )
     return body, statements
 
@@ -518,7 +541,7 @@ def _import_general(text: str, renames: dict[str, str], statements: int) -> tupl
             f"the program has {statements} statements and needs the general OpenQASM 3 importer "
             "(it is not flat ISA text: control flow, non-standard gates or broadcasts), which "
             f"takes at most {MAX_GENERAL_STATEMENTS} statements per circuit (limit "
-            "max_general_statements); send it as QPY instead"
+            "--max-general-statements); send it as QPY instead"
         )
     # One at a time per process: concurrent imports would only share the GIL and slow every
     # other request of the process; a waiter gives up rather than hold a worker thread forever.
@@ -629,7 +652,7 @@ def import_qasm(text: str, *, num_qubits: int | None = None) -> ImportedCircuit:
             raise WireFormatError(
                 f"the job's OpenQASM circuits total at least {scope.total_bytes} bytes; this "
                 f"server accepts at most {scope.max_total_bytes} per job "
-                "(limit max_job_circuit_bytes)"
+                "(--max-job-circuit-bytes)"
             )
     if len(data) > MAX_CIRCUIT_BYTES:
         _check_source(text, len(data))  # raises, naming the limit, before hashing 4 MiB+

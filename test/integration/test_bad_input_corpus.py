@@ -406,7 +406,7 @@ CASES: list[Case] = [
         "POST",
         "jobs",
         400,
-        ("pubs[0].circuit", "max_general_statements", "QPY"),
+        ("pubs[0].circuit", "--max-general-statements", "QPY"),
         json=sampler([QASM_GENERAL_3000, None, 10]),
     ),
     C(
@@ -430,7 +430,7 @@ CASES: list[Case] = [
         "POST",
         "jobs",
         400,
-        ("pubs[0].circuit", "max_circuit_bytes"),
+        ("pubs[0].circuit", "--max-circuit-bytes"),
         json=sampler([QASM_5_MIB, None, 10]),
     ),
     C(

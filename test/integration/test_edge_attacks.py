@@ -266,7 +266,7 @@ def big_qasm_programs(s, bodies: list[bytes]) -> None:
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda b: post_job(s, b), bodies))
     for answer in answers[:2]:
-        assert_400(*answer, "pubs[0].circuit", "max_general_statements")
+        assert_400(*answer, "pubs[0].circuit", "--max-general-statements")
     for answer in answers[2:]:
         assert_400(*answer, "pubs[0].shots")
 
@@ -358,3 +358,18 @@ def test_attack_is_refused_in_bounded_memory_while_b_is_served(target, name):
             run(target[0], *prepared, meter=meter)
         else:
             run(target[0], *prepared)
+
+
+def test_circuit_limit_flags_reach_the_workers(server_factory):
+    """--max-general-statements raised: admission and the worker both import the program."""
+    s = server_factory.start(workers=1, args=["--max-general-statements", "2200",
+                                              "--max-circuit-bytes", "40000"])  # fmt: skip
+    header = 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] b;\n'
+    program = (header + "b[0] = measure q[0];\nif (b[0]) { x q[1]; }\n"  # -> the ANTLR importer
+               + "rz(0.5) q[0];\n" * 2050 + "b[1] = measure q[1];\n")  # fmt: skip
+    status, job = post_job(s, sampler([program, None, 10]))
+    assert status == 200, job
+    headers = {"Authorization": f"apikey {s.token}"}
+    assert s.wait_job(s.runtime_url, job["id"], headers)["state"]["status"] == "Completed"
+    status, answer = post_job(s, sampler([program + "// " + "x" * 20_000, None, 10]))
+    assert_400(status, answer, "pubs[0].circuit", "at most 40000 bytes", "--max-circuit-bytes")

@@ -41,7 +41,7 @@ def test_a_program_over_the_byte_cap_is_refused_before_parsing(monkeypatch):
     text = flat(2000)
     stats = dict(circuits.import_stats)
     started = time.perf_counter()
-    with pytest.raises(WireFormatError, match=r"at most 10000 bytes .*max_circuit_bytes"):
+    with pytest.raises(WireFormatError, match=r"at most 10000 bytes .*--max-circuit-bytes"):
         import_qasm(text)
     assert time.perf_counter() - started < 0.1
     assert circuits.import_stats == stats  # no reader ran
@@ -98,7 +98,7 @@ def test_job_byte_budget_counts_every_circuit_of_the_job():
     with admission_imports(max_total_bytes=3 * len(BELL)):
         for _ in range(3):
             import_qasm(BELL)
-        with pytest.raises(WireFormatError, match=r"at most \d+ per job .*max_job_circuit_bytes"):
+        with pytest.raises(WireFormatError, match=r"at most \d+ per job .*--max-job-circuit-bytes"):
             import_qasm(BELL)
 
 
@@ -143,3 +143,15 @@ def test_a_job_refused_by_admission_leaves_nothing_in_the_cache():
     isa = HEAD + "rz(0.5) q[0];\nsx q[0];\nb[0] = measure q[0];\n"
     prepare_job("sampler", {"pubs": [[isa, None, 10]], "version": 2}, backend)
     assert len(circuits._IMPORT_CACHE) == 1
+
+
+def test_limits_from_the_environment(monkeypatch):
+    """``serve`` passes its flags to worker processes through these variables."""
+    monkeypatch.setenv("QISKIT_REST_MAX_CIRCUIT_BYTES", "5000")
+    monkeypatch.setenv("QISKIT_REST_MAX_GENERAL_STATEMENTS", "not a number")
+    for name in ("MAX_CIRCUIT_BYTES", "MAX_GENERAL_STATEMENTS"):
+        monkeypatch.setattr(circuits, name, getattr(circuits, name))
+    circuits.limits_from_env()
+    assert circuits.MAX_CIRCUIT_BYTES == 5000 and circuits.MAX_GENERAL_STATEMENTS == 2000
+    with pytest.raises(WireFormatError, match="at most 5000 bytes .*--max-circuit-bytes"):
+        import_qasm(flat(1000))
