@@ -298,7 +298,8 @@ MAX_STATEMENTS = 300_000
 """Most statements (``;``) one program may have; the flat reader takes ~9 us each."""
 
 MAX_GENERAL_STATEMENTS = 2_000
-"""Most statements a program may have when it needs the general (ANTLR) importer.
+"""Most statements a program may have when it needs the general (ANTLR) importer at admission
+(inside :func:`admission_imports`, i.e. in the API process).
 
 That importer costs about 1 ms of the process's CPU (and GIL) per statement: a 583 KiB program of
 custom-gate calls took 31-34 s and made every other request of the API process slow (issue 15).
@@ -325,7 +326,7 @@ LARGE_IMPORT_BYTES = 64 << 10
 otherwise, and every other request of the process waits with them)."""
 
 GENERAL_IMPORT_BUDGET = 2.0
-"""Seconds of CPU time one import through the general (ANTLR) importer may take."""
+"""Seconds of CPU time one import through the general (ANTLR) importer may take at admission."""
 
 IMPORT_CACHE_BYTES = 64 << 20
 """Estimated bytes of imported circuits the import cache may hold (an entry larger than a quarter
@@ -535,7 +536,17 @@ def _integer_literal(raw: str) -> int | None:
 
 
 def _import_general(text: str, renames: dict[str, str], statements: int) -> tuple:
-    """The ANTLR importer, bounded: statement count, one import at a time, a CPU-time budget."""
+    """The ANTLR importer; bounded during admission: statements, one at a time, a CPU budget.
+
+    Outside :func:`admission_imports` (a worker transpiling a request, a client reading a
+    transpiled circuit) the work belongs to a job already accepted and nothing else waits on it.
+    """
+    if _SCOPE.get() is None:
+        try:
+            return _qasm_import.import_antlr(text, renames)
+        except Exception as exc:
+            message = str(exc).strip() or type(exc).__name__
+            raise WireFormatError(f"invalid OpenQASM 3 program: {message}") from exc
     if statements > MAX_GENERAL_STATEMENTS:
         raise WireFormatError(
             f"the program has {statements} statements and needs the general OpenQASM 3 importer "

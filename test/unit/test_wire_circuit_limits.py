@@ -80,18 +80,27 @@ def test_declared_loop_iterations_are_capped():
 def test_general_importer_statement_cap_names_the_limit_and_qpy():
     started = time.perf_counter()
     with pytest.raises(WireFormatError, match=r"general OpenQASM 3 importer.*at most 2000.*QPY"):
-        import_qasm(general(3000))
+        with admission_imports():
+            import_qasm(general(3000))
     assert time.perf_counter() - started < 1.0  # instead of ~3 s of ANTLR
-    assert import_qasm(general(50)).circuit.size() == 50
+    with admission_imports():
+        assert import_qasm(general(50)).circuit.size() == 50
 
 
 def test_general_importer_cpu_budget(monkeypatch):
     monkeypatch.setattr(circuits, "GENERAL_IMPORT_BUDGET", 0.05)
     started = time.perf_counter()
     with pytest.raises(WireFormatError, match=r"more than 0.05 s to import.*QPY"):
-        import_qasm(general(1500))
+        with admission_imports():
+            import_qasm(general(1500))
     assert time.perf_counter() - started < 1.0
     assert len(circuits._IMPORT_CACHE) == 0
+
+
+def test_outside_admission_the_general_importer_is_not_capped(monkeypatch):
+    """A worker transpiling a request, or a client, reads what it was given (no API to guard)."""
+    monkeypatch.setattr(circuits, "MAX_GENERAL_STATEMENTS", 10)
+    assert import_qasm(general(30)).circuit.size() == 30
 
 
 def test_job_byte_budget_counts_every_circuit_of_the_job():
