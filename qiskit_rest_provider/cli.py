@@ -429,7 +429,7 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         os.environ.setdefault(MAX_JOB_MEMORY_ENV, job_memory_mb)
     # Circuit import limits: read by wire.circuits at import, here and in every worker process.
-    from .wire.circuits import LIMIT_ENV, limits_from_env
+    from .wire._qasm_limits import LIMIT_ENV, limits_from_env
 
     for flag, name in (
         ("max_circuit_bytes", "MAX_CIRCUIT_BYTES"),

@@ -32,7 +32,6 @@ import contextvars
 import hashlib
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -44,14 +43,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from qiskit import QuantumCircuit, qasm2, qasm3
 from qiskit.circuit import ClassicalRegister, Parameter, QuantumRegister
 
 from ..exceptions import WireFormatError
 from . import _qasm_flat, _qasm_import
+from . import _qasm_limits as limits
 from ._qpy import QPY_MAX_VERSION, decode_qpy, encode_qpy
-from .limits import MAX_CLBITS, MAX_QUBITS
 
 __all__ = [
     "QPY_MAX_VERSION",
@@ -73,9 +71,8 @@ _REG_DECL_RE = re.compile(r"^\s*(bit|qubit)\[(\d+)\]\s+([^\s;]+)\s*;", re.M)
 _BAD_CHARS = re.compile(r"\W", re.U)
 # Declared sizes, checked before any parser runs: `qubit[100000000] q;` would otherwise make the
 # importers allocate gigabytes (a request could take the server down).
-_SIZE_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
-_SIZED_DECL = re.compile(r"\b(qubit|bit|qreg|creg)\b\s*(?:[A-Za-z_]\w*\s*)?\[([^\]]*)\]")
-_HARDWARE_QUBIT = re.compile(r"\$(\d+)")
+_SIZE_COMMENT = limits.COMMENT
+_HARDWARE_QUBIT = limits.HARDWARE_QUBIT
 _QUBIT_DECL = re.compile(r"^\s*(?:qubit\b|qreg\b)", re.M)
 
 _RUST_SAFE_OPS = {g.name for g in qasm3.STDGATES_INC_GATES} | {"measure", "barrier", "ecr"}
@@ -287,72 +284,9 @@ def export_qasm3(circuit: QuantumCircuit) -> ExportedCircuit:
 # ----------------------------------------------------------------------------------------------
 # Import
 # ----------------------------------------------------------------------------------------------
-MAX_CIRCUIT_BYTES = 4 << 20
-"""Most bytes of OpenQASM text one circuit may have (checked before anything is parsed)."""
-
-MAX_JOB_CIRCUIT_BYTES = 16 << 20
-"""Most bytes of OpenQASM text all circuits of one job may have together (see
-:func:`admission_imports`)."""
-
-MAX_STATEMENTS = 300_000
-"""Most statements (``;``) one program may have; the flat reader takes ~9 us each."""
-
-MAX_GENERAL_STATEMENTS = 2_000
-"""Most statements a program may have when it needs the general (ANTLR) importer at admission
-(inside :func:`admission_imports`, i.e. in the API process).
-
-That importer costs about 1 ms of the process's CPU (and GIL) per statement: a 583 KiB program of
-custom-gate calls took 31-34 s and made every other request of the API process slow (issue 15).
-Flat ISA programs and static ``stdgates.inc`` programs take the fast readers and are not bound by
-this; anything else (control flow, non-standard gate definitions) of this size can be sent as QPY.
-"""
-
-MAX_STATEMENT_OPERATORS = 1_000
-"""Most operators and opening brackets (``+-*/%^~!<>&|({``) one statement may hold.
-
-Qiskit's Rust importer overflows its stack (the process dies with SIGSEGV) on one expression of
-~10,000 terms, a 20 KiB request; the other importers recurse too.
-"""
-
-MAX_LOOP_ITERATIONS = 100_000
-"""Most iterations the ``for`` loops of one program may declare, summed over its loops."""
-
-MAX_NATIVE_STATEMENTS = 20_000
-"""Most statements a program may have for Qiskit's Rust importer (the reader of static programs
-outside the flat subset, e.g. register broadcasts): it holds ~3 KiB per statement while it reads."""
-
-LARGE_IMPORT_BYTES = 64 << 10
-"""Programs from this size on are imported one at a time per process (they only share the GIL
-otherwise, and every other request of the process waits with them)."""
-
-GENERAL_IMPORT_BUDGET = 2.0
-"""Seconds of CPU time one import through the general (ANTLR) importer may take at admission."""
-
 IMPORT_CACHE_BYTES = 64 << 20
 """Estimated bytes of imported circuits the import cache may hold (an entry larger than a quarter
 of this is not cached)."""
-
-LIMIT_ENV = {
-    "MAX_CIRCUIT_BYTES": "QISKIT_REST_MAX_CIRCUIT_BYTES",
-    "MAX_JOB_CIRCUIT_BYTES": "QISKIT_REST_MAX_JOB_CIRCUIT_BYTES",
-    "MAX_GENERAL_STATEMENTS": "QISKIT_REST_MAX_GENERAL_STATEMENTS",
-}
-"""Environment variables overriding the limits above (``serve`` sets them from its flags, so its
-worker processes, which import the stored circuits again, apply the same limits)."""
-
-
-def limits_from_env() -> None:
-    """Apply the :data:`LIMIT_ENV` variables set in this process (also run at import)."""
-    for name, variable in LIMIT_ENV.items():
-        value = os.environ.get(variable, "").strip()
-        if value:
-            try:
-                globals()[name] = max(1, int(value))
-            except ValueError:
-                logger.warning("ignoring %s=%r: not an integer", variable, value)
-
-
-limits_from_env()
 
 _IMPORT_CACHE: OrderedDict[tuple[bytes, int | None], tuple[ImportedCircuit, int]] = OrderedDict()
 _IMPORT_CACHE_SIZE = 128
@@ -361,10 +295,6 @@ _GENERAL_IMPORT_LOCK = threading.Lock()
 _LARGE_IMPORT_LOCK = threading.Lock()
 import_stats = {"fast": 0, "flat": 0, "antlr": 0, "qasm2": 0, "cache_hits": 0}
 """Counters of which import path was taken (for tests and server metrics)."""
-
-_OPERATOR_BYTES = np.zeros(256, dtype=bool)
-_OPERATOR_BYTES[list(b"+-*/%^~!<>&|({")] = True
-_FOR_RANGE = re.compile(r"\bfor\b[^;{]*?\bin\s*\[\s*([^\]:]*):\s*([^\]:]*)(?::\s*([^\]:]*))?\]")
 
 
 def circuit_bytes_estimate(circuit: QuantumCircuit) -> int:
@@ -394,15 +324,18 @@ def admission_imports(max_total_bytes: int | None = None) -> Iterator[None]:
     """Import circuits for one job: a byte budget for the job, and caching only if it is accepted.
 
     Inside the block, :func:`import_qasm` counts the bytes of every program against
-    ``max_total_bytes`` (default :data:`MAX_JOB_CIRCUIT_BYTES`) and keeps new imports aside; they
-    enter the cache only when the block exits without an exception, so input that fails
-    admission (too wide, not ISA, too large) never stays in memory.
+    ``max_total_bytes`` (default: ``--max-job-circuit-bytes``, 16 MiB) and keeps new imports
+    aside; they enter the cache only when the block exits without an exception, so input that
+    fails admission (too wide, not ISA, too large) never stays in memory. The general (ANTLR)
+    importer is bounded inside the block only (statements, one at a time, a CPU budget).
 
     Example:
         >>> with admission_imports():
         ...     _ = import_qasm("OPENQASM 3.0; qubit[1] q; rz(0.25) q[0];")
     """
-    scope = _ImportScope(MAX_JOB_CIRCUIT_BYTES if max_total_bytes is None else max_total_bytes)
+    scope = _ImportScope(
+        limits.MAX_JOB_CIRCUIT_BYTES if max_total_bytes is None else max_total_bytes
+    )
     token = _SCOPE.set(scope)
     try:
         yield
@@ -429,54 +362,6 @@ def _remember(key: tuple[bytes, int | None], imported: ImportedCircuit) -> None:
             _cache_bytes -= dropped
 
 
-def _check_source(text: str, nbytes: int) -> tuple[str, int]:
-    """Cheap structural checks before any parser runs.
-
-    Returns the text with comments blanked out and its number of statements.
-
-    Raises:
-        WireFormatError: naming the limit.
-    """
-    if nbytes > MAX_CIRCUIT_BYTES:
-        raise WireFormatError(
-            f"the program is {nbytes} bytes; this server accepts at most {MAX_CIRCUIT_BYTES} "
-            "bytes of OpenQASM per circuit (--max-circuit-bytes)"
-        )
-    body = _SIZE_COMMENT.sub(" ", text)
-    data = np.frombuffer(body.encode("utf-8", "surrogatepass"), dtype=np.uint8)
-    ends = np.flatnonzero(data == ord(";"))
-    statements = int(ends.size)
-    if statements > MAX_STATEMENTS:
-        raise WireFormatError(
-            f"the program has {statements} statements; at most {MAX_STATEMENTS} are allowed "
-            "per circuit (max_statements)"
-        )
-    operators = np.flatnonzero(_OPERATOR_BYTES[data])
-    if operators.size > MAX_STATEMENT_OPERATORS:
-        per_statement = np.bincount(np.searchsorted(ends, operators))
-        worst = int(per_statement.max())
-        if worst > MAX_STATEMENT_OPERATORS:
-            raise WireFormatError(
-                f"a statement of the program holds {worst} operators and brackets; at most "
-                f"{MAX_STATEMENT_OPERATORS} are allowed per statement (nesting limit)"
-            )
-    iterations = 0
-    for match in _FOR_RANGE.finditer(body):
-        bounds = [_integer_literal(g) if g is not None else None for g in match.groups()]
-        start, second, third = bounds
-        if start is None or second is None or (match.group(3) is not None and third is None):
-            raise WireFormatError("for-loop ranges must be integer literals")
-        step, stop = (1, second) if third is None else (second, third)
-        count = 0 if step == 0 else max(0, (stop - start) // step + 1)
-        iterations += count
-    if iterations > MAX_LOOP_ITERATIONS:
-        raise WireFormatError(
-            f"the program's for loops declare {iterations} iterations; at most "
-            f"{MAX_LOOP_ITERATIONS} are allowed per circuit (max_loop_iterations)"
-        )
-    return body, statements
-
-
 def _rename_registers(circuit: QuantumCircuit, renames: dict[str, str]) -> QuantumCircuit:
     if not any(r.name in renames for r in (*circuit.qregs, *circuit.cregs)):
         return circuit
@@ -495,46 +380,6 @@ def _rename_registers(circuit: QuantumCircuit, renames: dict[str, str]) -> Quant
     return out
 
 
-def _check_declared_sizes(body: str, num_qubits: int | None) -> None:
-    """Reject programs whose declarations alone would exhaust memory, before parsing them.
-
-    ``body`` is the program with its comments blanked out.
-    """
-    qubits = clbits = 0
-    for kind, raw in _SIZED_DECL.findall(body):
-        size = _integer_literal(raw)
-        if size is None:
-            raise WireFormatError(
-                f"{kind} register sizes must be integer literals, got [{raw.strip()[:40]}]"
-            )
-        if kind in ("qubit", "qreg"):
-            qubits += size
-        else:
-            clbits += size
-    limit = MAX_QUBITS if num_qubits is None else num_qubits
-    bound = f"at most {limit} are allowed" if num_qubits is None else f"the backend has {limit}"
-    if qubits > limit:
-        raise WireFormatError(f"the program declares {qubits} qubits but {bound}")
-    if clbits > MAX_CLBITS:
-        raise WireFormatError(
-            f"the program declares {clbits} classical bits; at most {MAX_CLBITS} are allowed"
-        )
-    hardware = [int(index) for index in _HARDWARE_QUBIT.findall(body)]
-    if hardware and max(hardware) >= limit:
-        raise WireFormatError(
-            f"the program uses hardware qubit ${max(hardware)} but {bound} qubits"
-        )
-
-
-def _integer_literal(raw: str) -> int | None:
-    """An OpenQASM integer literal (decimal, hex, octal, binary, with ``_``), else ``None``."""
-    text = raw.strip().replace("_", "")
-    try:
-        return int(text, 10) if text.isdigit() else int(text, 0)
-    except ValueError:
-        return None
-
-
 def _import_general(text: str, renames: dict[str, str], statements: int) -> tuple:
     """The ANTLR importer; bounded during admission: statements, one at a time, a CPU budget.
 
@@ -547,26 +392,26 @@ def _import_general(text: str, renames: dict[str, str], statements: int) -> tupl
         except Exception as exc:
             message = str(exc).strip() or type(exc).__name__
             raise WireFormatError(f"invalid OpenQASM 3 program: {message}") from exc
-    if statements > MAX_GENERAL_STATEMENTS:
+    if statements > limits.MAX_GENERAL_STATEMENTS:
         raise WireFormatError(
             f"the program has {statements} statements and needs the general OpenQASM 3 importer "
             "(it is not flat ISA text: control flow, non-standard gates or broadcasts), which "
-            f"takes at most {MAX_GENERAL_STATEMENTS} statements per circuit (limit "
+            f"takes at most {limits.MAX_GENERAL_STATEMENTS} statements per circuit (limit "
             "--max-general-statements); send it as QPY instead"
         )
     # One at a time per process: concurrent imports would only share the GIL and slow every
     # other request of the process; a waiter gives up rather than hold a worker thread forever.
-    if not _GENERAL_IMPORT_LOCK.acquire(timeout=4 * GENERAL_IMPORT_BUDGET):
+    if not _GENERAL_IMPORT_LOCK.acquire(timeout=4 * limits.GENERAL_IMPORT_BUDGET):
         raise WireFormatError(
             "the general OpenQASM 3 importer is busy with other programs; retry, or send the "
             "circuit as QPY"
         )
     try:
-        deadline = time.thread_time() + GENERAL_IMPORT_BUDGET
+        deadline = time.thread_time() + limits.GENERAL_IMPORT_BUDGET
         return _qasm_import.import_antlr(text, renames, deadline=deadline)
     except _qasm_import.ImportBudgetExceeded:
         raise WireFormatError(
-            f"the program took more than {GENERAL_IMPORT_BUDGET:g} s to import (limit "
+            f"the program took more than {limits.GENERAL_IMPORT_BUDGET:g} s to import (limit "
             "general_import_budget); send it as QPY instead"
         ) from None
     except Exception as exc:
@@ -577,8 +422,8 @@ def _import_general(text: str, renames: dict[str, str], statements: int) -> tupl
 
 
 def _import_uncached(text: str, num_qubits: int | None, nbytes: int) -> ImportedCircuit:
-    body, statements = _check_source(text, nbytes)
-    _check_declared_sizes(body, num_qubits)
+    body, statements = limits.check_source(text, nbytes)
+    limits.check_declared_sizes(body, num_qubits)
     pragma = _PRAGMA_RE.search(text)
     renames: dict[str, str] = {}
     if pragma is not None:
@@ -602,7 +447,7 @@ def _import_uncached(text: str, num_qubits: int | None, nbytes: int) -> Imported
     else:
         # flat reader (ISA texts, with inputs) > Rust importer (static texts) > ANTLR (anything)
         flat = _qasm_flat.import_flat(text)
-        native = flat is None and statements <= MAX_NATIVE_STATEMENTS
+        native = flat is None and statements <= limits.MAX_NATIVE_STATEMENTS
         fast = _qasm_import.import_fast(text) if native else None
         if flat is not None:
             circuit, parameters, hardware = flat
@@ -665,8 +510,8 @@ def import_qasm(text: str, *, num_qubits: int | None = None) -> ImportedCircuit:
                 f"server accepts at most {scope.max_total_bytes} per job "
                 "(--max-job-circuit-bytes)"
             )
-    if len(data) > MAX_CIRCUIT_BYTES:
-        _check_source(text, len(data))  # raises, naming the limit, before hashing 4 MiB+
+    if len(data) > limits.MAX_CIRCUIT_BYTES:
+        limits.check_source(text, len(data))  # raises, naming the limit, before hashing 4 MiB+
     nbytes = len(data)
     key = (hashlib.blake2b(data, digest_size=20).digest(), num_qubits)
     del data
@@ -678,7 +523,7 @@ def import_qasm(text: str, *, num_qubits: int | None = None) -> ImportedCircuit:
     if entry is not None:
         hit = entry[0]
     else:
-        if nbytes < LARGE_IMPORT_BYTES:
+        if nbytes < limits.LARGE_IMPORT_BYTES:
             hit = _import_uncached(text, num_qubits, nbytes)
         else:
             if not _LARGE_IMPORT_LOCK.acquire(timeout=10.0):

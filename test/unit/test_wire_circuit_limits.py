@@ -11,6 +11,7 @@ import pytest
 from qiskit_rest_provider.exceptions import WireFormatError
 from qiskit_rest_provider.server.backends.catalog import BackendCatalog
 from qiskit_rest_provider.server.jobs.admission import JobInputError, prepare_job
+from qiskit_rest_provider.wire import _qasm_limits as limits
 from qiskit_rest_provider.wire import circuits
 from qiskit_rest_provider.wire.circuits import admission_imports, cache_bytes, import_qasm
 
@@ -37,7 +38,7 @@ def _fresh_cache():
 
 # ------------------------------------------------------------------ checks before any parser
 def test_a_program_over_the_byte_cap_is_refused_before_parsing(monkeypatch):
-    monkeypatch.setattr(circuits, "MAX_CIRCUIT_BYTES", 10_000)
+    monkeypatch.setattr(limits, "MAX_CIRCUIT_BYTES", 10_000)
     text = flat(2000)
     stats = dict(circuits.import_stats)
     started = time.perf_counter()
@@ -48,7 +49,7 @@ def test_a_program_over_the_byte_cap_is_refused_before_parsing(monkeypatch):
 
 
 def test_statement_cap(monkeypatch):
-    monkeypatch.setattr(circuits, "MAX_STATEMENTS", 100)
+    monkeypatch.setattr(limits, "MAX_STATEMENTS", 100)
     with pytest.raises(WireFormatError, match=r"\d+ statements; at most 100 .*max_statements"):
         import_qasm(flat(200))
     assert import_qasm(flat(90)).circuit.size() == 90
@@ -88,7 +89,7 @@ def test_general_importer_statement_cap_names_the_limit_and_qpy():
 
 
 def test_general_importer_cpu_budget(monkeypatch):
-    monkeypatch.setattr(circuits, "GENERAL_IMPORT_BUDGET", 0.05)
+    monkeypatch.setattr(limits, "GENERAL_IMPORT_BUDGET", 0.05)
     started = time.perf_counter()
     with pytest.raises(WireFormatError, match=r"more than 0.05 s to import.*QPY"):
         with admission_imports():
@@ -99,7 +100,7 @@ def test_general_importer_cpu_budget(monkeypatch):
 
 def test_outside_admission_the_general_importer_is_not_capped(monkeypatch):
     """A worker transpiling a request, or a client, reads what it was given (no API to guard)."""
-    monkeypatch.setattr(circuits, "MAX_GENERAL_STATEMENTS", 10)
+    monkeypatch.setattr(limits, "MAX_GENERAL_STATEMENTS", 10)
     assert import_qasm(general(30)).circuit.size() == 30
 
 
@@ -159,8 +160,8 @@ def test_limits_from_the_environment(monkeypatch):
     monkeypatch.setenv("QISKIT_REST_MAX_CIRCUIT_BYTES", "5000")
     monkeypatch.setenv("QISKIT_REST_MAX_GENERAL_STATEMENTS", "not a number")
     for name in ("MAX_CIRCUIT_BYTES", "MAX_GENERAL_STATEMENTS"):
-        monkeypatch.setattr(circuits, name, getattr(circuits, name))
-    circuits.limits_from_env()
-    assert circuits.MAX_CIRCUIT_BYTES == 5000 and circuits.MAX_GENERAL_STATEMENTS == 2000
+        monkeypatch.setattr(limits, name, getattr(limits, name))
+    limits.limits_from_env()
+    assert limits.MAX_CIRCUIT_BYTES == 5000 and limits.MAX_GENERAL_STATEMENTS == 2000
     with pytest.raises(WireFormatError, match="at most 5000 bytes .*--max-circuit-bytes"):
         import_qasm(flat(1000))
