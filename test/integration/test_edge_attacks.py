@@ -18,11 +18,11 @@ import base64
 import contextlib
 import io
 import json
+import multiprocessing
 import resource
 import secrets
 import socket
 import statistics
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -35,6 +35,8 @@ import requests
 
 pytest.importorskip("fastapi")
 
+import _bell_probe  # noqa: E402
+from _bell_probe import bell  # noqa: E402
 from conftest import OTHER_INSTANCE  # noqa: E402
 from test_edge_hardening import call, closed_by_server, connect, head, read_response  # noqa: E402
 
@@ -64,24 +66,6 @@ def _status(pid: int) -> dict[str, int]:
     return out
 
 
-def bell(s, token: str) -> float:
-    """Submit B's Bell job and wait for it; seconds from POST to the final state."""
-    headers = {"Authorization": f"apikey {token}"}
-    body = {"program_id": "sampler", "backend": "rest_simulator",
-            "params": {"pubs": [[BELL, None, 16]], "version": 2}}  # fmt: skip
-    started = time.perf_counter()
-    r = requests.post(f"{s.runtime_url}/jobs", json=body, headers=headers, timeout=30)
-    assert r.status_code == 200, r.text
-    job_id = r.json()["id"]
-    while True:
-        r = requests.get(f"{s.runtime_url}/jobs/{job_id}", params={"wait": 5}, headers=headers,
-                         timeout=30)  # fmt: skip
-        status = r.json()["state"]["status"]
-        if status in ("Completed", "Failed", "Cancelled"):
-            assert status == "Completed", r.text
-            return time.perf_counter() - started
-
-
 @pytest.fixture(scope="module")
 def target(_session_factory):
     """The server (A's token, B's token), warmed up, its API process under RLIMIT_AS."""
@@ -97,11 +81,19 @@ def target(_session_factory):
         ],
     )  # fmt: skip
     with ThreadPoolExecutor(4) as pool:  # warm up the importers and the handler threads
-        list(pool.map(lambda _: bell(s, other), range(8)))
+        list(pool.map(lambda _: bell(s.runtime_url, other), range(8)))
+    # B submits from a process of its own: its latencies then measure the server alone.
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    probe = context.Process(target=_bell_probe.serve, args=(s.runtime_url, other, theirs),
+                            daemon=True)  # fmt: skip
+    probe.start()
     vm = _status(s.process.pid)
     cap = vm["VmPeak"] + AS_HEADROOM
     resource.prlimit(s.process.pid, resource.RLIMIT_AS, (cap, cap))
-    yield s, other
+    yield s, ours
+    ours.send("exit")
+    probe.join(timeout=30)
     print("\n| attack | API peak growth (MiB) | B's Bell p50 (ms) | max (ms) | Bells |")
     print("|---|---|---|---|---|")
     for name, row in RESULTS.items():
@@ -131,26 +123,16 @@ class Meter:
 @contextlib.contextmanager
 def attack(target, name: str) -> Iterator[Meter]:
     """Measure the API process and B's Bell latency while the block runs (and assert both)."""
-    s, other = target
+    s, probe = target
     meter = Meter(s.process.pid)
-    stop = threading.Event()
-    latencies: list[float] = []
-    errors: list[BaseException] = []
-
-    def probe() -> None:
-        try:
-            while not stop.is_set() or len(latencies) < 2:
-                latencies.append(bell(s, other))
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
+    probe.send("start")
     try:
         yield meter
     finally:
-        stop.set()
-        thread.join(timeout=60)
+        probe.send("stop")
+        answer = probe.recv() if probe.poll(120) else "no answer from B's probe in 120 s"
+    errors = [answer] if isinstance(answer, str) else []
+    latencies: list[float] = [] if errors else answer
     meter.checkpoint()
     peak = meter.peak
     RESULTS[name] = {
