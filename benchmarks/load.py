@@ -8,19 +8,26 @@ threads (each its own :class:`~qiskit_rest_provider.ProviderService` and ``Sampl
   result has its 100 shots of ``00``/``11``): none lost, none duplicated;
 * submit -> result latency p50 / p90 / p99 / max, and jobs per second overall;
 * peak RSS of the server process tree (server + workers, sampled from ``/proc`` or psutil) and
-  of the server process alone, at start and at the end (memory stays bounded).
+  of the server process alone, at start and at the end (memory stays bounded);
+* **under attack** (issue 15; ``benchmarks/_attacks.py``): on a second server, another
+  instance's ("B's") Bell job p50/p99 while each attack on the edge runs (wrong key + huge body,
+  trickled body, half-open heads, inflation bomb, 583 KiB OpenQASM programs, unknown-params
+  padding, failed-login flood, odd queries), as a ratio to B's idle p50 measured first, with the
+  API process's peak memory growth during the attack. ``--skip-attack`` leaves it out.
 
 Usage::
 
-    python benchmarks/load.py [--quick] [--jobs N] [--threads T] [--workers W] [--out load.json]
+    python benchmarks/load.py [--quick] [--jobs N] [--threads T] [--workers W] [--skip-attack]
+                              [--out load.json]
 
-``--quick`` runs 100 jobs (CI / ``tox -e bench``).
+``--quick`` runs 100 jobs and the short form of each attack (CI / ``tox -e bench``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import statistics
 import sys
 import threading
@@ -31,6 +38,7 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _attacks import ATTACKS, SERVER_ARGS, bell_latency, measure  # noqa: E402
 from _common import markdown_table, reference_server, write_json  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -179,6 +187,22 @@ def server_job_count(url: str, token: str, tag: str | None = None) -> tuple[int,
             return count, ids
 
 
+def under_attack(workers: int, quick: bool) -> list[dict[str, Any]]:
+    """B's Bell latency idle, then during each attack of issue 15 (a fresh server)."""
+    other = "bench-b-" + secrets.token_urlsafe(12)
+    extra = [*SERVER_ARGS, "--extra-token", f"{other}:other/team/project"]
+    with reference_server(workers=workers, prefix="qrp-attack-", extra_args=extra) as server:
+        for _ in range(3):  # warm up the importers and the worker pool
+            bell_latency(server.url, other)
+        pid = server.process.pid
+        rows = [measure(server.url, server.token, other, pid, None, quick)]
+        rows += [measure(server.url, server.token, other, pid, name, quick) for name in ATTACKS]
+    idle = rows[0]["bell_p50_ms"]
+    for row in rows:
+        row["p50_vs_idle"] = row["bell_p50_ms"] / idle if idle else float("nan")
+    return rows
+
+
 def main() -> int:
     """Run the benchmark and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -187,6 +211,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=8, help="client threads")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--shots", type=int, default=100)
+    parser.add_argument("--skip-attack", action="store_true", help="leave out the attack rows")
     parser.add_argument("--out", help="write the numbers as JSON here")
     args = parser.parse_args()
     jobs = args.jobs or (100 if args.quick else 1000)
@@ -245,6 +270,13 @@ def main() -> int:
     print(markdown_table(rows, ["metric", "value"]))
     if out["errors"]:
         print("first errors:", *out["errors"][:5], sep="\n  ")
+    if not args.skip_attack:
+        numbers["under_attack"] = under_attack(args.workers, args.quick)
+        print()
+        print(markdown_table(numbers["under_attack"], [
+            "attack", "answers", "bells", "bell_p50_ms", "bell_p99_ms", "p50_vs_idle",
+            "api_peak_growth_mib",
+        ]))  # fmt: skip
     write_json(args.out, numbers)
     return 0 if ok else 1
 

@@ -96,6 +96,25 @@ def _parser() -> argparse.ArgumentParser:
         help="larger request bodies answer 413 (default 64 MiB)",
     )
     serve.add_argument(
+        "--max-circuit-bytes",
+        type=int,
+        default=None,
+        help="most bytes of OpenQASM text per circuit (default 4 MiB; larger circuits as QPY)",
+    )
+    serve.add_argument(
+        "--max-job-circuit-bytes",
+        type=int,
+        default=None,
+        help="most bytes of OpenQASM text per job, all circuits together (default 16 MiB)",
+    )
+    serve.add_argument(
+        "--max-general-statements",
+        type=int,
+        default=None,
+        help="most statements of a program that needs the general (ANTLR) OpenQASM 3 importer, "
+        "about 1 ms of API CPU each (default 2000)",
+    )
+    serve.add_argument(
         "--body-timeout",
         type=float,
         default=10.0,
@@ -181,6 +200,26 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="jobs of one instance running at once (default 0 = as many as the workers)",
+    )
+    serve.add_argument(
+        "--max-transpile-time",
+        type=float,
+        default=1800.0,
+        help="largest max_execution_time a transpile task may ask for, in s (default 1800)",
+    )
+    serve.add_argument(
+        "--default-transpile-time",
+        type=float,
+        default=300.0,
+        help="wall-clock limit of a transpile task without its own max_execution_time, in s "
+        "(default 300)",
+    )
+    serve.add_argument(
+        "--max-transpile-qpy-bytes",
+        default=None,
+        metavar="SIZE",
+        help="the most a transpile task's qpy_circuits may inflate to, e.g. 16MiB (default "
+        "64 MiB; a compressed input also at most 100 times its size, 4 MiB at least)",
     )
     serve.add_argument(
         "--max-job-memory",
@@ -387,6 +426,13 @@ def _serve(args: argparse.Namespace) -> int:
             event_stream_seconds=args.event_stream_seconds,
             event_heartbeat_seconds=args.event_heartbeat,
             max_job_memory=parse_size(args.max_job_memory) if args.max_job_memory else None,
+            default_transpile_time=args.default_transpile_time,
+            max_transpile_time=args.max_transpile_time,
+            **(
+                {"max_transpile_qpy_bytes": parse_size(args.max_transpile_qpy_bytes)}
+                if args.max_transpile_qpy_bytes
+                else {}
+            ),
             log_level=args.log_level,
             body_timeout=args.body_timeout,
             header_timeout=args.header_timeout,
@@ -429,6 +475,21 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ[MAX_JOB_MEMORY_ENV] = job_memory_mb
     else:
         os.environ.setdefault(MAX_JOB_MEMORY_ENV, job_memory_mb)
+    # Circuit import limits: read by wire.circuits at import, here and in every worker process.
+    from .wire._qasm_limits import LIMIT_ENV, limits_from_env
+
+    for flag, name in (
+        ("max_circuit_bytes", "MAX_CIRCUIT_BYTES"),
+        ("max_job_circuit_bytes", "MAX_JOB_CIRCUIT_BYTES"),
+        ("max_general_statements", "MAX_GENERAL_STATEMENTS"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            if value < 1:
+                print(f"error: --{flag.replace('_', '-')} must be positive", file=sys.stderr)
+                return 2
+            os.environ[LIMIT_ENV[name]] = str(value)
+    limits_from_env()
     # Each worker's Aer run would otherwise start one thread per core and oversubscribe the CPU.
     os.environ.setdefault(
         "QISKIT_REST_AER_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, config.workers)))

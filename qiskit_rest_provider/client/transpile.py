@@ -1,4 +1,4 @@
-"""The transpile endpoints (``POST /transpile``, ``GET /transpile/{id}``), plain dicts only.
+"""The transpile endpoints (``POST /transpile``, ``GET /transpile/{id}``, its cancel), plain dicts.
 
 They live under the service root, not the runtime API (``base="root"``), as on IBM's transpiler
 service. Circuits arrive here already encoded (Base64 QPY or OpenQASM 3 text, built by
@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from ..exceptions import RequestError
+from ..exceptions import ConflictError, RequestError
 from .base import BaseClient
 
 __all__ = ["TRANSPILE_WAIT_SLACK", "TranspileEndpoints"]
@@ -36,7 +36,7 @@ def _q(segment: str) -> str:
 
 
 class TranspileEndpoints(BaseClient):
-    """The transpile service's two endpoints; :class:`~.runtime.RuntimeClient` inherits them."""
+    """The transpile service's endpoints; :class:`~.runtime.RuntimeClient` inherits them."""
 
     def create_transpile_task(
         self, *, backend: str, optimization_level: int, body: dict[str, Any]
@@ -84,7 +84,8 @@ class TranspileEndpoints(BaseClient):
 
         Returns:
             The task document; ``state`` is ``"PENDING"``/``"STARTED"``, ``"SUCCESS"`` (with
-            ``result``: one dict per circuit) or ``"FAILURE"`` (``result``: the message).
+            ``result``: one dict per circuit), ``"FAILURE"`` or ``"CANCELLED"`` (``result``: the
+            message).
         """
         params = None if wait is None else {"wait": f"{max(wait, 0.0):.3f}"}
         if timeout is None and wait is not None:
@@ -95,3 +96,21 @@ class TranspileEndpoints(BaseClient):
         if not isinstance(data, dict):
             raise RequestError(f"GET /transpile/{task_id}: the answer is not a JSON object")
         return data
+
+    def cancel_transpile_task(self, task_id: str) -> None:
+        """``POST /transpile/{task_id}/cancel``: stop a queued or running task.
+
+        The task ends ``CANCELLED`` (a running one's worker is stopped). Retried like a GET:
+        cancelling twice is harmless.
+
+        A reference-server extension (IBM's transpiler service has no cancel).
+
+        Raises:
+            ConflictError: the task already ended otherwise (``SUCCESS`` or ``FAILURE``).
+        """
+        try:
+            self.request("POST", f"transpile/{_q(task_id)}/cancel", base="root", idempotent=True)
+        except ConflictError:
+            # a retried cancel whose first attempt succeeded answers 409: that is success
+            if str(self.transpile_task(task_id).get("state", "")).upper() != "CANCELLED":
+                raise

@@ -37,6 +37,7 @@ from .jobs.notify import JobChangeListener
 from .jobs.store import Store
 from .jobs.watchers import JobWatchers
 from .state import ServerState
+from .transpile.tasks import run_stored_transpile
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         executor = _make_executor(config)
-        dispatcher = Dispatcher(store, executor, config, watchers, catalog=catalog)
+        dispatcher = Dispatcher(
+            store, executor, config, watchers, catalog=catalog, run_transpile=run_stored_transpile
+        )
         listener = JobChangeListener(
             store, watchers, config.notify_fallback, on_change=dispatcher.job_changed
         )

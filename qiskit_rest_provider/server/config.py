@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..wire.limits import MAX_QPY_BYTES
+
 DEFAULT_INSTANCE = "local/default/main"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 
@@ -99,6 +101,12 @@ class ServerConfig:
             replica that dies leaves its jobs Running that long, then another re-queues them.
         notify_fallback: seconds between re-reads of waited-on jobs where no PostgreSQL
             ``NOTIFY`` wakes them (SQLite): the latest a change made elsewhere is noticed.
+        default_transpile_time: wall-clock limit of a transpile task without its own
+            ``max_execution_time`` (seconds); at most ``max_transpile_time`` (clamped).
+        max_transpile_time: the largest ``max_execution_time`` a transpile task may ask for
+            (seconds); a larger one is refused with 400.
+        max_transpile_qpy_bytes: the most a ``qpy_circuits`` input may inflate to (bytes; a
+            compressed one also to at most 100 times its size, 4 MiB at least).
     """
 
     data_dir: Path
@@ -138,6 +146,9 @@ class ServerConfig:
     replica_id: str = ""
     lease_seconds: float = 30.0
     notify_fallback: float = 5.0
+    default_transpile_time: float = 300.0
+    max_transpile_time: float = 1800.0
+    max_transpile_qpy_bytes: int = MAX_QPY_BYTES
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -179,6 +190,11 @@ class ServerConfig:
             raise ValueError("lease_seconds must be at least 1 second")
         if not self.notify_fallback > 0:
             raise ValueError("notify_fallback must be a positive number of seconds")
+        if not self.max_transpile_time > 0 or not self.default_transpile_time > 0:
+            raise ValueError("transpile time limits must be positive numbers of seconds")
+        self.default_transpile_time = min(self.default_transpile_time, self.max_transpile_time)
+        if not 1 <= self.max_transpile_qpy_bytes <= MAX_QPY_BYTES:
+            raise ValueError(f"max_transpile_qpy_bytes must be from 1 to {MAX_QPY_BYTES} bytes")
 
     @property
     def job_memory_limit(self) -> int:

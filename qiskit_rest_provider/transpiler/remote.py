@@ -99,7 +99,7 @@ def client_of(source: RuntimeClient | HoldsClient) -> RuntimeClient:
 
 
 class RemoteTranspileError(QiskitRestProviderError, TranspilerError):
-    """The service reported the transpile task as ``FAILURE``.
+    """The service reported the transpile task as ``FAILURE`` (or ``CANCELLED``).
 
     Attributes:
         task_id: the service's task id.
@@ -250,9 +250,11 @@ def _poll(client: RuntimeClient, task_id: str, timeout: float) -> list[dict[str,
             for warning in body.get("warnings") or ():
                 logger.info("transpile task %s: %s", task_id, warning)
             return list(body["result"])
-        if state == "FAILURE":
+        if state in ("FAILURE", "CANCELLED", "REVOKED"):
             raise RemoteTranspileError(
-                f"transpile task {task_id} failed: {body.get('result')}", task_id=task_id
+                f"transpile task {task_id} {'failed' if state == 'FAILURE' else 'was cancelled'}: "
+                f"{body.get('result')}",
+                task_id=task_id,
             )
         if time.monotonic() - asked < 0.5 * wait:  # the service ignored `wait`: back off
             time.sleep(min(sleep, max(deadline - time.monotonic(), 0.0)))

@@ -23,6 +23,7 @@ rejected or mis-counted.
 from __future__ import annotations
 
 import re
+import time
 import warnings
 from typing import Any
 
@@ -32,12 +33,23 @@ from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.transpiler import Layout, TranspileLayout
 
 __all__ = [
+    "ImportBudgetExceeded",
     "import_antlr",
     "import_fast",
     "pad_hardware_qubits",
     "set_trivial_layout",
     "standard_gate_builders",
 ]
+
+
+class ImportBudgetExceeded(Exception):
+    """An import ran past its CPU-time deadline (:func:`time.thread_time`)."""
+
+
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.thread_time() > deadline:
+        raise ImportBudgetExceeded
+
 
 _EXCLUDED = {"measure", "reset", "delay", "barrier", "global_phase", "store"}
 
@@ -77,10 +89,15 @@ def _make_visitor_class() -> Any:
     class StandardGateVisitor(converter.ConvertVisitor):
         """ConvertVisitor that keeps standard gate classes and records `input` order."""
 
-        def __init__(self, renames: dict[str, str]) -> None:
+        def __init__(self, renames: dict[str, str], deadline: float | None = None) -> None:
             super().__init__()
             self.inputs: list[Parameter] = []
             self.renames = renames
+            self.deadline = deadline
+
+        def visit(self, node, context=None):
+            _check_deadline(self.deadline)
+            return super().visit(node, context)
 
         # Registers are created with their final names (no ``esc_`` prefix, pragma applied), so
         # that conditions on registers refer to the registers the circuit really has.
@@ -148,20 +165,23 @@ _VISITOR_CLASS: Any = None
 
 
 def import_antlr(
-    text: str, renames: dict[str, str] | None = None
+    text: str, renames: dict[str, str] | None = None, *, deadline: float | None = None
 ) -> tuple[QuantumCircuit, tuple[Parameter, ...]]:
     """Import with the ANTLR-based importer; returns the circuit and its `input` parameters.
 
-    ``renames`` maps register names of the text to the names the circuit must have.
+    ``renames`` maps register names of the text to the names the circuit must have;
+    ``deadline`` is a :func:`time.thread_time` value past which lexing, parsing and conversion
+    stop with :class:`ImportBudgetExceeded`.
 
     Raises:
+        ImportBudgetExceeded: past ``deadline``.
         Exception: whatever the parser raises (the caller wraps it in ``WireFormatError``).
     """
     global _VISITOR_CLASS
     if _VISITOR_CLASS is None:
         _VISITOR_CLASS = _make_visitor_class()
-    visitor = _VISITOR_CLASS(renames or {})
-    circuit = visitor.convert(parse_qasm3(text), source=text).circuit
+    visitor = _VISITOR_CLASS(renames or {}, deadline)
+    circuit = visitor.convert(parse_qasm3(text, deadline=deadline), source=text).circuit
     return circuit, tuple(visitor.inputs)
 
 
@@ -169,7 +189,7 @@ class QasmSyntaxError(ValueError):
     """An OpenQASM 3 program does not parse; the message says where (``line L:C``) and why."""
 
 
-def parse_qasm3(text: str) -> Any:
+def parse_qasm3(text: str, *, deadline: float | None = None) -> Any:
     """Parse OpenQASM 3 text into the reference AST, reporting *where* a syntax error is.
 
     ``openqasm3.parse`` raises a bare ``QASM3ParsingError()`` on syntax errors and leaves the
@@ -179,6 +199,7 @@ def parse_qasm3(text: str) -> Any:
 
     Raises:
         QasmSyntaxError: the text does not parse.
+        ImportBudgetExceeded: past ``deadline`` (a :func:`time.thread_time` value).
     """
     from antlr4 import CommonTokenStream, InputStream
     from antlr4.error.ErrorListener import ErrorListener
@@ -195,9 +216,20 @@ def parse_qasm3(text: str) -> Any:
 
     if not text.strip():
         raise QasmSyntaxError("empty program")
+
+    class _BudgetedTokens(CommonTokenStream):  # noqa: D101 - local
+        count = 0
+
+        def consume(self) -> None:
+            self.count += 1
+            if not self.count & 255:
+                _check_deadline(deadline)
+            super().consume()
+
     listener = _Collect()
     lexer = oq_parser.qasm3Lexer(InputStream(text))
-    parser = oq_parser.qasm3Parser(CommonTokenStream(lexer))
+    tokens = CommonTokenStream(lexer) if deadline is None else _BudgetedTokens(lexer)
+    parser = oq_parser.qasm3Parser(tokens)
     for recognizer in (lexer, parser):
         recognizer.removeErrorListeners()
         recognizer.addErrorListener(listener)
@@ -268,6 +300,8 @@ def _fast_path_text(text: str) -> tuple[str, int] | None:
         return None
     body = text[header.end() :]
     defined = set(_GATE_DEF.findall(body))
+    if defined - _STDGATES_NAMES - set(_STANDARD):
+        return None  # the Rust importer cannot handle any non-built-in gate definition
     statements = _GATE_DEF.sub(";", body)
     if _UNSUPPORTED.search(statements) or _BUILTIN_U.search(body):
         return None

@@ -70,6 +70,14 @@ def npy_bytes(array: np.ndarray) -> bytes:
 MAX_DECOMPRESSED_BYTES = 1 << 30
 """Refuse payloads that inflate beyond this (a zlib bomb in a request must not exhaust memory)."""
 
+MAX_ARRAY_BYTES = 128 << 20
+"""Most bytes one ``.npy`` array on the wire may declare (16 M float64 values).
+
+A compressed array is inflated only up to the size its own ``.npy`` header declares, and a
+header declaring more than this is refused before anything is inflated: a 340 KiB request of
+zeros otherwise became 2.7 GiB in the API process (issue 15).
+"""
+
 _PROBE_BYTES = 1 << 16
 _INCOMPRESSIBLE = 0.9
 
@@ -126,9 +134,45 @@ def decompress(raw: bytes, field: str, what: str, limit: int | None = None) -> b
     return out
 
 
-def _load_npy(raw: bytes, field: str) -> np.ndarray:
-    if not raw.startswith(_NPY_MAGIC):
-        raw = decompress(raw, field, "npy")
+def _declared_npy_bytes(head: bytes, field: str, max_bytes: int) -> int:
+    """The total length (header + data) an ``.npy`` file declares in its first bytes."""
+    from numpy.lib import format as npy_format
+
+    stream = io.BytesIO(head)
+    try:
+        version = npy_format.read_magic(stream)
+        read = (
+            npy_format.read_array_header_1_0
+            if version == (1, 0)
+            else (npy_format.read_array_header_2_0)
+        )
+        shape, _, dtype = read(stream)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        raise WireFormatError(f"{field}: invalid npy payload ({exc})") from exc
+    if dtype.hasobject:
+        raise WireFormatError(f"{field}: npy payloads of Python objects are not accepted")
+    count = 1
+    for extent in shape:
+        count *= int(extent)
+    nbytes = count * dtype.itemsize
+    if nbytes > max_bytes:
+        raise WireFormatError(
+            f"{field}: the array declares {nbytes} bytes (shape {tuple(shape)}, {dtype}); at "
+            f"most {max_bytes} bytes per array are accepted"
+        )
+    return stream.tell() + nbytes
+
+
+def _load_npy(raw: bytes, field: str, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+    if raw.startswith(_NPY_MAGIC):
+        _declared_npy_bytes(raw[:65536], field, max_bytes)
+    else:
+        # Inflate the header first, then no more than the header declares.
+        try:
+            head = zlib.decompressobj().decompress(raw, 65536)
+        except zlib.error as exc:
+            raise WireFormatError(f"{field}: npy payload is neither zlib nor npy") from exc
+        raw = decompress(raw, field, "npy", _declared_npy_bytes(head, field, max_bytes))
     try:
         return np.load(io.BytesIO(raw), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -145,7 +189,13 @@ def _from_plain(obj: Any, field: str) -> np.ndarray:
     return array
 
 
-def decode_ndarray(obj: Any, *, dtype: DTypeLike | None = None, field: str = "value") -> np.ndarray:
+def decode_ndarray(
+    obj: Any,
+    *,
+    dtype: DTypeLike | None = None,
+    field: str = "value",
+    max_bytes: int = MAX_ARRAY_BYTES,
+) -> np.ndarray:
     """Decode the ndarray wrapper, a plain nested list or a number into an array.
 
     Args:
@@ -155,6 +205,7 @@ def decode_ndarray(obj: Any, *, dtype: DTypeLike | None = None, field: str = "va
             values cannot be).
         field: name of the field being decoded, used in error messages
             (``pubs[0].parameter_values``).
+        max_bytes: the most bytes a ``.npy`` payload may declare (checked before inflating).
 
     Returns:
         The decoded array (read-write).
@@ -167,7 +218,7 @@ def decode_ndarray(obj: Any, *, dtype: DTypeLike | None = None, field: str = "va
             raise WireFormatError(f"{field}: expected an ndarray wrapper, got keys {sorted(obj)}")
         value = obj["__value__"]
         if isinstance(value, (str, bytes, memoryview)):
-            array = _load_npy(b64decode(value, field=field), field)
+            array = _load_npy(b64decode(value, field=field), field, max_bytes)
         elif isinstance(value, (list, int, float, bool)):
             array = _from_plain(value, field)
         else:

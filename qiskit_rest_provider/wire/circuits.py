@@ -28,15 +28,19 @@ Example:
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
 import re
 import threading
+import time
 import warnings
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from qiskit import QuantumCircuit, qasm2, qasm3
@@ -44,13 +48,14 @@ from qiskit.circuit import ClassicalRegister, Parameter, QuantumRegister
 
 from ..exceptions import WireFormatError
 from . import _qasm_flat, _qasm_import
+from . import _qasm_limits as limits
 from ._qpy import QPY_MAX_VERSION, decode_qpy, encode_qpy
-from .limits import MAX_CLBITS, MAX_QUBITS
 
 __all__ = [
     "QPY_MAX_VERSION",
     "ExportedCircuit",
     "ImportedCircuit",
+    "admission_imports",
     "decode_circuit",
     "encode_qpy",
     "export_qasm3",
@@ -66,9 +71,8 @@ _REG_DECL_RE = re.compile(r"^\s*(bit|qubit)\[(\d+)\]\s+([^\s;]+)\s*;", re.M)
 _BAD_CHARS = re.compile(r"\W", re.U)
 # Declared sizes, checked before any parser runs: `qubit[100000000] q;` would otherwise make the
 # importers allocate gigabytes (a request could take the server down).
-_SIZE_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
-_SIZED_DECL = re.compile(r"\b(qubit|bit|qreg|creg)\b\s*(?:[A-Za-z_]\w*\s*)?\[([^\]]*)\]")
-_HARDWARE_QUBIT = re.compile(r"\$(\d+)")
+_SIZE_COMMENT = limits.COMMENT
+_HARDWARE_QUBIT = limits.HARDWARE_QUBIT
 _QUBIT_DECL = re.compile(r"^\s*(?:qubit\b|qreg\b)", re.M)
 
 _RUST_SAFE_OPS = {g.name for g in qasm3.STDGATES_INC_GATES} | {"measure", "barrier", "ecr"}
@@ -280,10 +284,82 @@ def export_qasm3(circuit: QuantumCircuit) -> ExportedCircuit:
 # ----------------------------------------------------------------------------------------------
 # Import
 # ----------------------------------------------------------------------------------------------
-_IMPORT_CACHE: OrderedDict[tuple[bytes, int | None], ImportedCircuit] = OrderedDict()
+IMPORT_CACHE_BYTES = 64 << 20
+"""Estimated bytes of imported circuits the import cache may hold (an entry larger than a quarter
+of this is not cached)."""
+
+_IMPORT_CACHE: OrderedDict[tuple[bytes, int | None], tuple[ImportedCircuit, int]] = OrderedDict()
 _IMPORT_CACHE_SIZE = 128
+_cache_bytes = 0
+_GENERAL_IMPORT_LOCK = threading.Lock()
+_LARGE_IMPORT_LOCK = threading.Lock()
 import_stats = {"fast": 0, "flat": 0, "antlr": 0, "qasm2": 0, "cache_hits": 0}
 """Counters of which import path was taken (for tests and server metrics)."""
+
+
+def circuit_bytes_estimate(circuit: QuantumCircuit) -> int:
+    """An estimate of the memory an imported circuit holds (measured: ~190 B per instruction)."""
+    return 256 * (len(circuit.data) + 1) + 64 * (circuit.num_qubits + circuit.num_clbits)
+
+
+def cache_bytes() -> int:
+    """Estimated bytes the import cache holds now (see :data:`IMPORT_CACHE_BYTES`)."""
+    return _cache_bytes
+
+
+@dataclass
+class _ImportScope:
+    max_total_bytes: int
+    total_bytes: int = 0
+    pending: list[tuple[tuple[bytes, int | None], ImportedCircuit]] = field(default_factory=list)
+
+
+_SCOPE: contextvars.ContextVar[_ImportScope | None] = contextvars.ContextVar(
+    "qrp_import_scope", default=None
+)
+
+
+@contextmanager
+def admission_imports(max_total_bytes: int | None = None) -> Iterator[None]:
+    """Import circuits for one job: a byte budget for the job, and caching only if it is accepted.
+
+    Inside the block, :func:`import_qasm` counts the bytes of every program against
+    ``max_total_bytes`` (default: ``--max-job-circuit-bytes``, 16 MiB) and keeps new imports
+    aside; they enter the cache only when the block exits without an exception, so input that
+    fails admission (too wide, not ISA, too large) never stays in memory. The general (ANTLR)
+    importer is bounded inside the block only (statements, one at a time, a CPU budget).
+
+    Example:
+        >>> with admission_imports():
+        ...     _ = import_qasm("OPENQASM 3.0; qubit[1] q; rz(0.25) q[0];")
+    """
+    scope = _ImportScope(
+        limits.MAX_JOB_CIRCUIT_BYTES if max_total_bytes is None else max_total_bytes
+    )
+    token = _SCOPE.set(scope)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+    for key, imported in scope.pending:
+        _remember(key, imported)
+
+
+def _remember(key: tuple[bytes, int | None], imported: ImportedCircuit) -> None:
+    global _cache_bytes
+    size = circuit_bytes_estimate(imported.circuit)
+    if size > IMPORT_CACHE_BYTES // 4:
+        return
+    with _LOCK:
+        if key in _IMPORT_CACHE:
+            return
+        _IMPORT_CACHE[key] = (imported, size)
+        _cache_bytes += size
+        while _IMPORT_CACHE and (
+            len(_IMPORT_CACHE) > _IMPORT_CACHE_SIZE or _cache_bytes > IMPORT_CACHE_BYTES
+        ):
+            _, (_, dropped) = _IMPORT_CACHE.popitem(last=False)
+            _cache_bytes -= dropped
 
 
 def _rename_registers(circuit: QuantumCircuit, renames: dict[str, str]) -> QuantumCircuit:
@@ -304,46 +380,50 @@ def _rename_registers(circuit: QuantumCircuit, renames: dict[str, str]) -> Quant
     return out
 
 
-def _check_declared_sizes(text: str, num_qubits: int | None) -> None:
-    """Reject programs whose declarations alone would exhaust memory, before parsing them."""
-    body = _SIZE_COMMENT.sub(" ", text)
-    qubits = clbits = 0
-    for kind, raw in _SIZED_DECL.findall(body):
-        size = _integer_literal(raw)
-        if size is None:
-            raise WireFormatError(
-                f"{kind} register sizes must be integer literals, got [{raw.strip()[:40]}]"
-            )
-        if kind in ("qubit", "qreg"):
-            qubits += size
-        else:
-            clbits += size
-    limit = MAX_QUBITS if num_qubits is None else num_qubits
-    bound = f"at most {limit} are allowed" if num_qubits is None else f"the backend has {limit}"
-    if qubits > limit:
-        raise WireFormatError(f"the program declares {qubits} qubits but {bound}")
-    if clbits > MAX_CLBITS:
-        raise WireFormatError(
-            f"the program declares {clbits} classical bits; at most {MAX_CLBITS} are allowed"
-        )
-    hardware = [int(index) for index in _HARDWARE_QUBIT.findall(body)]
-    if hardware and max(hardware) >= limit:
-        raise WireFormatError(
-            f"the program uses hardware qubit ${max(hardware)} but {bound} qubits"
-        )
+def _import_general(text: str, renames: dict[str, str], statements: int) -> tuple:
+    """The ANTLR importer; bounded during admission: statements, one at a time, a CPU budget.
 
-
-def _integer_literal(raw: str) -> int | None:
-    """An OpenQASM integer literal (decimal, hex, octal, binary, with ``_``), else ``None``."""
-    text = raw.strip().replace("_", "")
+    Outside :func:`admission_imports` (a worker transpiling a request, a client reading a
+    transpiled circuit) the work belongs to a job already accepted and nothing else waits on it.
+    """
+    if _SCOPE.get() is None:
+        try:
+            return _qasm_import.import_antlr(text, renames)
+        except Exception as exc:
+            message = str(exc).strip() or type(exc).__name__
+            raise WireFormatError(f"invalid OpenQASM 3 program: {message}") from exc
+    if statements > limits.MAX_GENERAL_STATEMENTS:
+        raise WireFormatError(
+            f"the program has {statements} statements and needs the general OpenQASM 3 importer "
+            "(it is not flat ISA text: control flow, non-standard gates or broadcasts), which "
+            f"takes at most {limits.MAX_GENERAL_STATEMENTS} statements per circuit (limit "
+            "--max-general-statements); send it as QPY instead"
+        )
+    # One at a time per process: concurrent imports would only share the GIL and slow every
+    # other request of the process; a waiter gives up rather than hold a worker thread forever.
+    if not _GENERAL_IMPORT_LOCK.acquire(timeout=4 * limits.GENERAL_IMPORT_BUDGET):
+        raise WireFormatError(
+            "the general OpenQASM 3 importer is busy with other programs; retry, or send the "
+            "circuit as QPY"
+        )
     try:
-        return int(text, 10) if text.isdigit() else int(text, 0)
-    except ValueError:
-        return None
+        deadline = time.thread_time() + limits.GENERAL_IMPORT_BUDGET
+        return _qasm_import.import_antlr(text, renames, deadline=deadline)
+    except _qasm_import.ImportBudgetExceeded:
+        raise WireFormatError(
+            f"the program took more than {limits.GENERAL_IMPORT_BUDGET:g} s to import (limit "
+            "general_import_budget); send it as QPY instead"
+        ) from None
+    except Exception as exc:
+        message = str(exc).strip() or type(exc).__name__
+        raise WireFormatError(f"invalid OpenQASM 3 program: {message}") from exc
+    finally:
+        _GENERAL_IMPORT_LOCK.release()
 
 
-def _import_uncached(text: str, num_qubits: int | None) -> ImportedCircuit:
-    _check_declared_sizes(text, num_qubits)
+def _import_uncached(text: str, num_qubits: int | None, nbytes: int) -> ImportedCircuit:
+    body, statements = limits.check_source(text, nbytes)
+    limits.check_declared_sizes(body, num_qubits)
     pragma = _PRAGMA_RE.search(text)
     renames: dict[str, str] = {}
     if pragma is not None:
@@ -367,7 +447,8 @@ def _import_uncached(text: str, num_qubits: int | None) -> ImportedCircuit:
     else:
         # flat reader (ISA texts, with inputs) > Rust importer (static texts) > ANTLR (anything)
         flat = _qasm_flat.import_flat(text)
-        fast = None if flat is not None else _qasm_import.import_fast(text)
+        native = flat is None and statements <= limits.MAX_NATIVE_STATEMENTS
+        fast = _qasm_import.import_fast(text) if native else None
         if flat is not None:
             circuit, parameters, hardware = flat
             if hardware:
@@ -378,11 +459,7 @@ def _import_uncached(text: str, num_qubits: int | None) -> ImportedCircuit:
             parameters = ()
             import_stats["fast"] += 1
         else:
-            try:
-                circuit, parameters = _qasm_import.import_antlr(text, renames)
-            except Exception as exc:
-                message = str(exc).strip() or type(exc).__name__
-                raise WireFormatError(f"invalid OpenQASM 3 program: {message}") from exc
+            circuit, parameters = _import_general(text, renames, statements)
             hardware = circuit.layout is not None
             import_stats["antlr"] += 1
             renames = {}  # applied while reading
@@ -423,26 +500,55 @@ def import_qasm(text: str, *, num_qubits: int | None = None) -> ImportedCircuit:
     """
     if not isinstance(text, str):
         raise WireFormatError(f"circuit: expected OpenQASM text, got {type(text).__name__}")
-    key = (hashlib.blake2b(text.encode("utf-8"), digest_size=20).digest(), num_qubits)
+    data = text.encode("utf-8", "surrogatepass")
+    scope = _SCOPE.get()
+    if scope is not None:
+        scope.total_bytes += len(data)
+        if scope.total_bytes > scope.max_total_bytes:
+            raise WireFormatError(
+                f"the job's OpenQASM circuits total at least {scope.total_bytes} bytes; this "
+                f"server accepts at most {scope.max_total_bytes} per job "
+                "(--max-job-circuit-bytes)"
+            )
+    if len(data) > limits.MAX_CIRCUIT_BYTES:
+        limits.check_source(text, len(data))  # raises, naming the limit, before hashing 4 MiB+
+    nbytes = len(data)
+    key = (hashlib.blake2b(data, digest_size=20).digest(), num_qubits)
+    del data
     with _LOCK:
-        hit = _IMPORT_CACHE.get(key)
-        if hit is not None:
+        entry = _IMPORT_CACHE.get(key)
+        if entry is not None:
             _IMPORT_CACHE.move_to_end(key)
             import_stats["cache_hits"] += 1
-    if hit is None:
-        hit = _import_uncached(text, num_qubits)
-        with _LOCK:
-            _IMPORT_CACHE[key] = hit
-            while len(_IMPORT_CACHE) > _IMPORT_CACHE_SIZE:
-                _IMPORT_CACHE.popitem(last=False)
+    if entry is not None:
+        hit = entry[0]
+    else:
+        if nbytes < limits.LARGE_IMPORT_BYTES:
+            hit = _import_uncached(text, num_qubits, nbytes)
+        else:
+            if not _LARGE_IMPORT_LOCK.acquire(timeout=10.0):
+                raise WireFormatError(
+                    "the server is busy importing other large programs; retry, or send the "
+                    "circuit as QPY"
+                )
+            try:
+                hit = _import_uncached(text, num_qubits, nbytes)
+            finally:
+                _LARGE_IMPORT_LOCK.release()
+        if scope is not None:
+            scope.pending.append((key, hit))
+        else:
+            _remember(key, hit)
     return ImportedCircuit(circuit=hit.circuit.copy(), parameters=hit.parameters)
 
 
 def clear_caches() -> None:
     """Forget every cached export and import (tests, benchmarks)."""
+    global _cache_bytes
     with _LOCK:
         _EXPORT_CACHE.clear()
         _IMPORT_CACHE.clear()
+        _cache_bytes = 0
 
 
 # ----------------------------------------------------------------------------------------------

@@ -34,9 +34,12 @@ these rules are part of the contract, documented here and applied in both halves
 * **Sampler ``execution.meas_type``** must be ``"classified"``: a simulator has no kerneled IQ data.
 * **Options not performed** (:data:`NOT_PERFORMED`): the layer-learning experiment's
   ``resilience.layer_noise_learning.num_randomizations``, ``shots_per_randomization`` and
-  ``layer_pair_depths``, ``resilience.measure_noise_learning.shots_per_randomization`` and a given
-  ``resilience.layer_noise_model`` accept only their defaults: the server computes the layer noise
-  PEC and PEA need from its device model instead of learning it.
+  ``layer_pair_depths``, and ``resilience.measure_noise_learning.shots_per_randomization`` accept
+  only their defaults: the server computes the layer noise PEC and PEA need from its device model
+  instead of learning it. A given ``resilience.layer_noise_model`` (a ``NoiseLearner`` result) is
+  used instead of that model, and then no learning is due, so the learning experiment's options
+  are accepted as set (:data:`MOOT_WITH_LAYER_NOISE_MODEL`; :func:`check_options` only, since one
+  leaf alone cannot know).
 * The ``simulator`` group, ``None`` by default in the models, is filled with its group defaults in
   the server's tree, so the runner never asks "was this set?".
 
@@ -79,6 +82,7 @@ from .protocol import DEFAULT_PRECISION, DEFAULT_RESILIENCE_LEVEL, DEFAULT_SHOTS
 
 __all__ = [
     "EXTENSION_OPTIONS",
+    "MOOT_WITH_LAYER_NOISE_MODEL",
     "NOT_PERFORMED",
     "SIMULATOR_METHODS",
     "not_performed_default",
@@ -539,12 +543,20 @@ NOT_PERFORMED: dict[str, str] = {
     "resilience.measure_noise_learning.shots_per_randomization": (
         "the TREX calibration uses the twirled circuits' shots per randomization"
     ),
-    "resilience.layer_noise_model": (
-        "PEC and PEA use the layer noise computed from the device's own noise model"
-    ),
 }
 """Estimator options the reference server cannot perform, and why: only their defaults are
-accepted (the layer noise PEC/PEA need is computed from the device model, not learned)."""
+accepted (the layer noise PEC/PEA need is computed from the device model, not learned). With a
+given ``resilience.layer_noise_model`` no learning is due (IBM's service skips it too), so the
+learning experiment's options are then accepted as set (:data:`MOOT_WITH_LAYER_NOISE_MODEL`)."""
+
+MOOT_WITH_LAYER_NOISE_MODEL = frozenset(
+    {
+        "resilience.layer_noise_learning.num_randomizations",
+        "resilience.layer_noise_learning.shots_per_randomization",
+        "resilience.layer_noise_learning.layer_pair_depths",
+    }
+)
+"""Options of the layer-learning experiment, which no job with a given layer noise model runs."""
 
 
 def not_performed_default(dotted: str) -> Any:
@@ -581,7 +593,11 @@ _EXTRA_RULES: dict[tuple[str | None, str], _Rule] = {
 }
 
 
-def _extra_rule(program_id: str, dotted: str) -> _Rule | None:
+def _extra_rule(program_id: str, dotted: str, relaxed: bool = False) -> _Rule | None:
+    """The server's extra rule of an option; ``relaxed``: a layer noise model is given."""
+    if relaxed and program_id == "estimator" and dotted in MOOT_WITH_LAYER_NOISE_MODEL:
+        # moot, not refused; the depths keep their own rule (>= 0)
+        return _rule_layer_pair_depths if dotted.endswith(".layer_pair_depths") else None
     return _EXTRA_RULES.get((program_id, dotted)) or _EXTRA_RULES.get((None, dotted))
 
 
@@ -627,6 +643,52 @@ def _check_noise_model(
     return value, value, copy.deepcopy(inner)
 
 
+def _layer_error_wire(entry: Any) -> Any:
+    """A ``LayerError``-like object (qiskit-ibm-runtime's) in its wire form; else as it is.
+
+    The form is the ``ibm-quantum-schemas`` model's (``LayerNoiseModelWrapperModel``), what the
+    official client's ``RuntimeEncoder`` writes: the layer circuit as QPY, the physical qubits,
+    the ``PauliLindbladError`` (generator labels, rates as an ndarray) or ``null``.
+    """
+    if isinstance(entry, Mapping) or not all(hasattr(entry, a) for a in ("circuit", "qubits")):
+        return entry
+    from ibm_quantum_schemas.estimator.version_0_1.layer_noise_model import (
+        LayerNoiseModelWrapperModel,
+    )
+
+    from ._qpy import encode_qpy
+    from .arrays import encode_ndarray
+
+    error = getattr(entry, "error", None)
+    wire_error = None
+    if error is not None:
+        wire_error = {
+            "__value__": {
+                "generators": {"__value__": {"data": list(error.generators.to_labels())}},
+                "rates": encode_ndarray(np.asarray(error.rates, dtype=float)),
+            }
+        }
+    document = {
+        "__value__": {
+            "circuit": encode_qpy(entry.circuit),
+            "qubits": [int(q) for q in entry.qubits],
+            "error": wire_error,
+        }
+    }
+    return LayerNoiseModelWrapperModel.model_validate(document).model_dump(
+        by_alias=True, mode="json"
+    )
+
+
+def _layer_noise_model_wire(value: Any) -> Any:
+    """A ``NoiseLearnerResult`` or ``LayerError`` objects as the option's wire form (a list)."""
+    if not isinstance(value, (Mapping, list, tuple)) and hasattr(value, "data"):
+        value = list(value.data)  # a NoiseLearnerResult: its layers are the model
+    if isinstance(value, (list, tuple)):
+        return [_layer_error_wire(entry) for entry in value]
+    return value
+
+
 # ----------------------------------------------------------------------------- leaves
 
 
@@ -644,9 +706,12 @@ def _check_leaf(
     dotted: str,
     path: str,
     reader: NoiseModelReader | None = None,
+    relaxed: bool = False,
 ) -> _Leaf:
     if dotted == "simulator.noise_model":
         return _Leaf(*_check_noise_model(value, path, reader))
+    if dotted == "resilience.layer_noise_model":
+        value = _layer_noise_model_wire(value)
     opaque = dotted in _OPAQUE
     strict = not opaque
     plain = _plain(value)
@@ -661,7 +726,7 @@ def _check_leaf(
         bad = _first_non_finite(plain, path)
         if bad:
             raise OptionsError(f"{bad} must be finite, got {_short(value)}", bad)
-    rule = _extra_rule(program_id, dotted)
+    rule = _extra_rule(program_id, dotted, relaxed)
     if rule is not None:
         rule(plain, path)
     return _Leaf(plain, plain, copy.deepcopy(plain))
@@ -726,6 +791,7 @@ def _check_group(
     prefix: str,
     path: str,
     reader: NoiseModelReader | None,
+    relaxed: bool = False,
 ) -> dict[str, Any]:
     if given is None:
         given = {}
@@ -742,11 +808,24 @@ def _check_group(
         sub_path = f"{path}.{name}"
         if name in groups:
             out[name] = _check_group(
-                program_id, groups[name], given.get(name), f"{prefix}{name}.", sub_path, reader
+                program_id,
+                groups[name],
+                given.get(name),
+                f"{prefix}{name}.",
+                sub_path,
+                reader,
+                relaxed,
             )
         elif name in given:
             leaf = _check_leaf(
-                program_id, model, name, given[name], f"{prefix}{name}", sub_path, reader
+                program_id,
+                model,
+                name,
+                given[name],
+                f"{prefix}{name}",
+                sub_path,
+                reader,
+                relaxed,
             )
             out[name] = leaf.server
             model_input[name] = leaf.model
@@ -806,7 +885,15 @@ def check_options(
         >>> check_options("sampler", {"default_shots": 100})["twirling"]["strategy"]
         'active-accum'
     """
-    return _check_group(program_id, _model_for(program_id), options, "", path, noise_model_reader)
+    resilience = options.get("resilience") if isinstance(options, Mapping) else None
+    relaxed = (
+        program_id == "estimator"
+        and isinstance(resilience, Mapping)
+        and resilience.get("layer_noise_model") is not None
+    )
+    return _check_group(
+        program_id, _model_for(program_id), options, "", path, noise_model_reader, relaxed
+    )
 
 
 # Estimator twirling and mitigation by resilience level when the options leave them unset

@@ -165,6 +165,9 @@ class TranspileCreate(_Request):
     ai_layout_mode: str | None = None
     use_fractional_gates: LenientBool | None = None
     optimization_preferences: str | list[str] | None = None
+    max_execution_time: float | str | None = Field(
+        None, description="wall-clock limit of the task on a worker, seconds"
+    )
 
 
 # ------------------------------------------------------------------------------ response bodies

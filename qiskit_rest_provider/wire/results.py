@@ -32,7 +32,7 @@ from ..exceptions import WireFormatError
 from . import _hex
 from . import binary as _binary
 from ._spans import DoubleSliceSpan, ExecutionSpans
-from .arrays import _load_npy, b64decode, decode_ndarray, encode_ndarray
+from .arrays import MAX_DECOMPRESSED_BYTES, _load_npy, b64decode, decode_ndarray, encode_ndarray
 from .json import dumps, loads
 
 __all__ = [
@@ -333,7 +333,7 @@ def _decode_wrapped(obj: Any, blobs: Sequence[memoryview | np.ndarray]) -> Any:
     if kind == "ndarray":
         if isinstance(value, str) and value.startswith(_BLOB_MARK):
             obj = {"__type__": "ndarray", "__value__": blobs[int(value[len(_BLOB_MARK) :])]}
-        return decode_ndarray(obj, field="result")
+        return decode_ndarray(obj, field="result", max_bytes=MAX_DECOMPRESSED_BYTES)
     if kind == "BitArray":
         array = _decode_wrapped(value["array"], blobs)
         if not isinstance(array, np.ndarray) or array.dtype != np.uint8:
@@ -446,7 +446,9 @@ def _decode_plain(doc: dict, segments: list[bytes]) -> PrimitiveResult:
                 fields[name] = BitArray(packed, num_bits)
                 shape = full[:-1]
             elif isinstance(value, dict) and value.get("__type__") == "ndarray":
-                fields[name] = decode_ndarray(value, field=f"results[{i}].data.{name}")
+                fields[name] = decode_ndarray(
+                    value, field=f"results[{i}].data.{name}", max_bytes=MAX_DECOMPRESSED_BYTES
+                )
             else:
                 fields[name] = np.asarray(value, dtype=float)
                 if shape is None and name in ("evs", "stds", "ensemble_standard_error"):
@@ -563,7 +565,7 @@ def to_binary(body: bytes, *, inline_max: int = _binary.INLINE_MAX) -> bytes | N
         blob = blob_of(value) if isinstance(value, str) else None
         if obj.get("__type__") == "ndarray" and blob is not None:
             payload = b64decode(blob, field="result")
-            array = _load_npy(payload, "result")
+            array = _load_npy(payload, "result", MAX_DECOMPRESSED_BYTES)
             if not _binary.buffer_worthy(array, inline_max):
                 return {"__type__": "ndarray", "__value__": bytes(blob).decode("ascii")}
             zlib_npy = payload if payload[:1] == b"x" else None  # (else a bare .npy)

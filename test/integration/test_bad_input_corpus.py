@@ -11,6 +11,8 @@ at the end). Body-size cases run against a second server started with a small
 from __future__ import annotations
 
 import base64
+import functools
+import io
 import re
 import time
 import zlib
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+import numpy as np
 import pytest
 import requests
 
@@ -141,6 +144,28 @@ def _bad_qpy_zlib() -> dict:
 def _bad_ndarray() -> dict:
     return {"__type__": "ndarray", "__value__": "!!!not base64!!!"}
 
+
+def _inflation_bomb() -> dict:
+    """An npy array declaring 144 MB of zeros in ~150 KiB of zlib (issue 15)."""
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 2)))
+    header["shape"] = (9_000_000, 2)
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, header)
+    deflate = zlib.compressobj(9)
+    raw = deflate.compress(buffer.getvalue())
+    chunk = bytes(1 << 20)
+    for _ in range(9_000_000 * 16 >> 20):
+        raw += deflate.compress(chunk)
+    raw += deflate.compress(bytes(9_000_000 * 16 % (1 << 20))) + deflate.flush()
+    return {"__type__": "ndarray", "__value__": base64.b64encode(raw).decode()}
+
+
+_QASM_HEAD = 'OPENQASM 3.0; include "stdgates.inc"; qubit[2] q; bit[2] c; '
+# Issue 15: programs each of which took the API process's CPU (or crashed it) before any check.
+QASM_GENERAL_3000 = _QASM_HEAD + "gate g(a) x { rz(a) x; } " + "g(0.5) q[0]; " * 3000
+QASM_DEEP_EXPR = _QASM_HEAD + "rz(" + "+".join(["1"] * 10_240) + ") q[0]; c[0] = measure q[0];"
+QASM_LONG_LOOP = _QASM_HEAD + "for int i in [0:100000000] { x q[0]; } c[0] = measure q[0];"
+QASM_5_MIB = BELL + " //" + "x" * (5 << 20)
 
 AUTH_FAIL = ("credential",)
 CASES: list[Case] = [
@@ -359,6 +384,63 @@ CASES: list[Case] = [
         json=with_options(simulator={"seed_simulator": "abc"}),
     ),
     C("options-list", "POST", "jobs", 400, "options", json=sampler([BELL], options=[1])),
+    C(
+        "options-experimental-300-deep",
+        "POST",
+        "jobs",
+        400,
+        "params.options.experimental",
+        json=with_options(experimental=functools.reduce(lambda d, _: {"x": d}, range(300), {})),
+    ),
+    C(
+        "params-unknown-padding",
+        "POST",
+        "jobs",
+        400,
+        "params.padding",
+        json=sampler([BELL, None, 10], padding="x" * (1 << 20)),
+    ),
+    # --- issue 15: circuits bounded before they are parsed, arrays before they are inflated
+    C(
+        "qasm-general-3000-statements",
+        "POST",
+        "jobs",
+        400,
+        ("pubs[0].circuit", "--max-general-statements", "QPY"),
+        json=sampler([QASM_GENERAL_3000, None, 10]),
+    ),
+    C(
+        "qasm-10240-term-expression",
+        "POST",
+        "jobs",
+        400,
+        ("pubs[0].circuit", "10240 operators"),
+        json=sampler([QASM_DEEP_EXPR, None, 10]),
+    ),
+    C(
+        "qasm-for-1e8-iterations",
+        "POST",
+        "jobs",
+        400,
+        ("pubs[0].circuit", "max_loop_iterations"),
+        json=sampler([QASM_LONG_LOOP, None, 10]),
+    ),
+    C(
+        "qasm-5-mib",
+        "POST",
+        "jobs",
+        400,
+        ("pubs[0].circuit", "--max-circuit-bytes"),
+        json=sampler([QASM_5_MIB, None, 10]),
+    ),
+    C(
+        "values-inflation-bomb",
+        "POST",
+        "jobs",
+        400,
+        ("pubs[0]", "declares 144000000 bytes"),
+        json=sampler([PARAM2, _inflation_bomb(), 10]),
+    ),
     # --- unknown objects and bad queries on other endpoints
     C("job-unknown", "GET", "jobs/nope123", 404, "nope123"),
     C("job-results-unknown", "GET", "jobs/nope123/results", 404, "nope123"),
@@ -406,6 +488,9 @@ CASES: list[Case] = [
     C("list-limit-word", "GET", "jobs", 400, "limit", params={"limit": "many"}),
     C("list-limit-negative", "GET", "jobs", 400, "limit", params={"limit": -1}),
     C("list-offset-negative", "GET", "jobs", 400, "offset", params={"offset": -5}),
+    C("list-offset-2-63", "GET", "jobs", 400, "offset", params={"offset": 2**63}),
+    C("list-skip-2-63", "GET", "jobs", 400, "skip", params={"skip": 2**63}),
+    C("list-1500-tags", "GET", "jobs", 400, "tags", params={"tags": ["t"] * 1500}),
     C("list-bad-date", "GET", "jobs", 400, "created_after", params={"created_after": "yesterday"}),
     C("list-bad-sort", "GET", "jobs", 400, "sort", params={"sort": "SIDEWAYS"}),
     C("list-bad-pending", "GET", "jobs", 400, "pending", params={"pending": "perhaps"}),

@@ -149,7 +149,10 @@ def test_learned_noise_drives_pec_through_the_executor_estimator(official_servic
 
     estimator = Estimator(mode=backend)
     estimator.options.resilience_level = 1
-    estimator.options.default_precision = 0.02
+    # At 0.02 the client draws so few PEC randomizations that its twirl-level std is itself
+    # noisy (0.03-0.09 run to run) and 3-sigma misses came one run in five; at 0.01 the spread
+    # of the std settles (0.035-0.045) and the bias stays within 1.6 of it over repeated runs.
+    estimator.options.default_precision = 0.01
     estimator.options.resilience.pec_mitigation = True
     layers = estimator.find_unique_layers(pubs, types="gates")
     learner = NoiseLearnerV3(backend)

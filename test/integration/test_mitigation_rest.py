@@ -3,7 +3,8 @@
 User stories against the real reference server (seeded): readout-dominated states get their
 error cut by TREX (level 1), gate-dominated mirror circuits by ZNE (level 2), dynamical
 decoupling inserts pulses and changes what an idle qubit keeps, twirled sampler jobs run
-``num_randomizations x shots_per_randomization`` shots, and what the server cannot perform is a
+``num_randomizations x shots_per_randomization`` shots, PEC removes a bias with the device's layer
+noise or with the noise our noise-learner program learned, and what the server cannot perform is a
 400 naming the option. Expected values come from Qiskit's reference ``StatevectorEstimator``.
 """
 
@@ -344,3 +345,95 @@ def test_a_small_job_on_a_wide_device_simulates_only_its_qubits(service):
     result = _estimate(backend, circuit, observables, 2)
     assert time.perf_counter() - start < 60
     assert np.all(np.abs(result[0].data.evs - np.array([-1.0, 1.0])) < 0.05)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_pec_with_the_noise_our_noise_learner_learned(official_service):
+    """NoiseLearner (our noise-learner program) -> EstimatorV2 PEC with that layer noise model.
+
+    Through qiskit-ibm-runtime's own legacy clients: the learned model is what PEC uses (metadata
+    echoes it, as IBM's service does), and the bias of level 1 goes, within PEC's reported stds.
+    """
+    runtime = pytest.importorskip("qiskit_ibm_runtime")
+    pytest.importorskip("qiskit_noise_learning")
+    from qiskit.transpiler import generate_preset_pass_manager
+    from qiskit_ibm_runtime.noise_learner import NoiseLearner
+    from qiskit_ibm_runtime.options import NoiseLearnerOptions
+
+    backend = official_service.backend("rest_line_5q")
+    logical = _cz_mirror()
+    isa = generate_preset_pass_manager(
+        optimization_level=0, backend=backend, initial_layout=[1, 2], seed_transpiler=1
+    ).run(logical)
+    observables = [o.apply_layout(isa.layout) for o in _z_each(2)]
+    exact = _reference(logical, _z_each(2))
+
+    learning = NoiseLearnerOptions()
+    learning.layer_pair_depths = [0, 1, 2, 4, 8]
+    learning.num_randomizations = 16
+    learning.shots_per_randomization = 256
+    learning.simulator.seed_simulator = 5
+    learned = NoiseLearner(mode=backend, options=learning).run([isa]).result()
+    assert len(learned) == 1  # one unique CZ layer on qubits 1, 2
+
+    def estimate(**resilience):
+        estimator = runtime.EstimatorV2(mode=backend)
+        estimator.options.seed_estimator = 11
+        estimator.options.default_precision = 0.008  # PEC's stds well below the bias it removes
+        for key, value in resilience.items():
+            setattr(estimator.options.resilience, key, value)
+        return estimator.run([(isa, observables)]).result()
+
+    level1 = estimate()
+    pec = estimate(pec_mitigation=True, layer_noise_model=learned.data)
+    bias1 = level1[0].data.evs - exact
+    bias_pec = pec[0].data.evs - exact
+    stds = pec[0].data.stds
+    assert np.all(bias1 < -0.05), bias1  # the CZ error is visible without PEC
+    assert np.all(np.abs(bias_pec) < 3 * stds), (bias_pec, stds)
+    assert np.mean(np.abs(bias_pec)) < 0.5 * np.mean(np.abs(bias1))
+    assert pec.metadata["resilience"]["pec_mitigation"] is True
+    layer_noise = pec[0].metadata["resilience"]["layer_noise"]
+    assert layer_noise["unique_mitigated_layers"] == 1
+    assert "given" in layer_noise["source"]
+    echoed = pec.metadata["resilience"]["layer_noise_model"]
+    assert [e.qubits for e in echoed] == [d.qubits for d in learned.data]
+    assert echoed[0].error.rates.tolist() == learned.data[0].error.rates.tolist()
+
+
+def test_a_layer_noise_model_learned_elsewhere_is_a_400(reference_server):
+    """Noise learned on qubits 3, 4 for a circuit on 1, 2: the entry is named, nothing runs."""
+    import json
+
+    import requests
+    from qiskit.primitives.containers.estimator_pub import EstimatorPub
+    from qiskit.quantum_info import PauliList
+
+    runtime = pytest.importorskip("qiskit_ibm_runtime")
+    from qiskit_ibm_runtime.results.noise_learner import LayerError, PauliLindbladError
+
+    from qiskit_rest_provider.wire.pubs import encode_estimator_params
+
+    circuit = QuantumCircuit(5)
+    circuit.x(1)
+    circuit.cz(1, 2)
+    layer = QuantumCircuit(2)
+    layer.cz(0, 1)
+    elsewhere = LayerError(layer, [3, 4], PauliLindbladError(PauliList(["XX"]), np.array([0.01])))
+    params = encode_estimator_params([EstimatorPub.coerce((circuit, _z_each(5)[1]))])
+    params["options"] = {
+        "resilience": {
+            "pec_mitigation": True,
+            "layer_noise_model": json.loads(json.dumps([elsewhere], cls=runtime.RuntimeEncoder)),
+        }
+    }
+    response = requests.post(
+        f"{reference_server.runtime_url}/jobs",
+        headers={"Authorization": f"apikey {reference_server.token}"},
+        json={"program_id": "estimator", "backend": "rest_line_5q", "params": params},
+        timeout=60,
+    )
+    assert response.status_code == 400, response.text[:300]
+    message = response.json()["errors"][0]["message"]
+    assert "params.options.resilience.layer_noise_model[0]" in message
+    assert "cz[3, 4] on qubits [3, 4]" in message and "cz[1, 2]" in message

@@ -6,13 +6,18 @@ and is told why", "an old transpiler-service client (seeds 001/002) still works"
 
 from __future__ import annotations
 
+import base64
+import io
 import math
+import re
+import secrets
 import time
+import zlib
 
 import numpy as np
 import pytest
 import requests
-from qiskit import QuantumCircuit
+from qiskit import QuantumCircuit, qpy
 from qiskit.circuit import Parameter
 from qiskit.circuit.random import random_circuit
 from qiskit.quantum_info import Operator, Statevector
@@ -231,6 +236,14 @@ def test_unknown_backend_is_404_before_queuing(service):
             None,
             "seed_transpiler",
         ),
+        ({"backend": "rest_line_5q", "max_execution_time": "soon"}, None, "max_execution_time"),
+        ({"backend": "rest_line_5q", "max_execution_time": "-1"}, None, "max_execution_time"),
+        (
+            {"backend": "rest_line_5q"},
+            {"qasm_circuits": QASM2_H, "max_execution_time": 1e9},
+            r"max_execution_time: .*\(1800 s, --max-transpile-time\)",
+        ),
+        ({"backend": "rest_line_5q"}, {"qpy_circuits": "bm90IHFweQ=="}, "qpy_circuits"),
     ],
 )
 def test_bad_requests_are_400_naming_the_field(reference_server, params, body, field):
@@ -244,7 +257,7 @@ def test_bad_requests_are_400_naming_the_field(reference_server, params, body, f
     )
     assert r.status_code == 400, r.text
     error = r.json()["errors"][0]
-    assert field in error["message"]
+    assert re.search(field, error["message"]), error
 
 
 def test_client_rejects_bad_level_locally(service):
@@ -400,3 +413,173 @@ def test_local_preset_pass_manager_for_a_rest_backend_uses_our_plugin(service, l
     assert all(unsupported_instructions(backend.target, out) == [] for out in outs)
     result = SamplerV2(mode=backend).run(outs, shots=50).result()
     assert [sum(r.data.meas.get_counts().values()) for r in result] == [50, 50, 50]
+
+
+# ------------------------------------------------ the queue: restart, cancel, limits, fairness
+OTHER_INSTANCE = "other/team/project"
+BELL_JOB = {
+    "program_id": "sampler",
+    "backend": "rest_simulator",
+    "params": {
+        "pubs": [
+            [
+                'OPENQASM 3.0; include "stdgates.inc"; qubit[2] q; bit[2] c; h q[0]; '
+                "cx q[0], q[1]; c = measure q;",
+                None,
+                256,
+            ]
+        ],
+        "version": 2,
+    },
+}
+
+
+def _slow_qasm() -> list[str]:
+    """Ten 20-qubit random circuits: optimization level 3 on rest_hex_27q takes ~45 s of CPU."""
+    from qiskit.qasm2 import dumps
+
+    return [dumps(random_circuit(20, 60, max_operands=2, seed=3))] * 10
+
+
+def _post_task(server, qasm, token=None, backend="rest_hex_27q", level=3, **extra) -> str:
+    r = requests.post(
+        f"{server.url}/transpile",
+        params={"backend": backend, "optimization_level": level},
+        json={"qasm_circuits": qasm, **extra},
+        headers=_bearer(server, token),
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["task_id"]
+
+
+def _task(server, task_id, token=None, wait=None) -> dict:
+    r = requests.get(
+        f"{server.url}/transpile/{task_id}",
+        params=None if wait is None else {"wait": wait},
+        headers=_bearer(server, token),
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _wait_for(server, task_id, states, token=None, timeout=60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        body = _task(server, task_id, token, wait=2)
+        if body["state"] in states:
+            return body
+        assert time.monotonic() < deadline, f"task {task_id} never reached {states}: {body}"
+
+
+def _cancel(server, task_id, token=None) -> requests.Response:
+    return requests.post(
+        f"{server.url}/transpile/{task_id}/cancel", headers=_bearer(server, token), timeout=60
+    )
+
+
+def test_tasks_queue_with_jobs_fairly_with_time_limits_and_cancel(server_factory):
+    """One worker. A's task hits its 8 s limit; B's job (5 s limit) queued behind it runs next,
+    before A's earlier task; a queued and a running task are cancelled and free the worker."""
+    other = "other-" + secrets.token_hex(8)
+    server = server_factory.start(
+        workers=1,
+        extra_tokens={other: OTHER_INSTANCE},
+        args=["--cancel-grace", "1", "--default-transpile-time", "25"],
+    )
+    slow = _slow_qasm()
+    first = _post_task(server, slow, max_execution_time=8)
+    assert _wait_for(server, first, ("STARTED",))["result"] is None
+    second = _post_task(server, slow)  # A's, queued before B's job
+    doomed = _post_task(server, slow)
+    job = requests.post(
+        f"{server.runtime_url}/jobs",
+        headers={"Authorization": f"apikey {other}"},
+        json={**BELL_JOB, "cost": 5},
+        timeout=60,
+    )
+    assert job.status_code == 200, job.text
+    job_id = job.json()["id"]
+    assert _cancel(server, doomed).status_code == 204  # a queued task
+    assert _task(server, doomed)["state"] == "CANCELLED"
+    assert _cancel(server, doomed).status_code == 409  # already final
+
+    failed = _wait_for(server, first, ("FAILURE", "SUCCESS"), timeout=60)
+    assert failed["state"] == "FAILURE"
+    assert "time limit of 8 s" in failed["result"] and "--max-transpile-time" in failed["result"]
+    done = server.wait_job(
+        server.runtime_url, job_id, {"Authorization": f"apikey {other}"}, timeout=60
+    )
+    # it waited more than its 5 s behind the task, but its clock starts when it runs
+    assert done["state"]["status"] == "Completed", done
+    # round-robin: B's job went before A's earlier task, which is still unfinished
+    assert _task(server, second)["state"] in ("PENDING", "STARTED")
+    _wait_for(server, second, ("STARTED",))
+    assert _cancel(server, second, token=other).status_code == 404  # private to its instance
+    assert _cancel(server, second).status_code == 204  # a running task: its worker is killed
+    cancelled = _task(server, second)
+    assert cancelled["state"] == "CANCELLED" and "cancelled" in cancelled["result"]
+    quick = _post_task(server, QASM2_H, backend="rest_line_5q", level=1)
+    started = time.monotonic()
+    assert _wait_for(server, quick, ("SUCCESS",), timeout=60)["result"][0]["qasm"]
+    assert time.monotonic() - started < 30  # the cancelled task does not hold the worker
+    assert _cancel(server, quick).status_code == 409
+
+
+def test_tasks_survive_a_restart_and_can_be_cancelled(server_factory):
+    """Stop the server with a task running and one queued: after the restart both are still
+    there, the running one runs again (and is cancelled), the queued one completes."""
+    server = server_factory.start(workers=1, args=["--cancel-grace", "1"])
+    running = _post_task(server, _slow_qasm())
+    _wait_for(server, running, ("STARTED",))
+    queued = _post_task(server, QASM2_H, backend="rest_line_5q", level=1)
+    assert _task(server, queued)["state"] == "PENDING"
+    server = server_factory.restart(server)
+    assert _task(server, queued)["state"] in ("PENDING", "STARTED", "SUCCESS")
+    assert _wait_for(server, running, ("STARTED",))["result"] is None  # re-queued, running again
+    assert "re-queued 1 transpile task(s)" in server.log_text()
+    assert _cancel(server, running).status_code == 204
+    assert _task(server, running)["state"] == "CANCELLED"
+    done = _wait_for(server, queued, ("SUCCESS", "FAILURE"), timeout=60)
+    assert done["state"] == "SUCCESS", done
+    missing = _cancel(server, "00000000000000000000")
+    assert missing.status_code == 404
+
+
+def _qpy_file(circuit: QuantumCircuit) -> bytes:
+    buffer = io.BytesIO()
+    qpy.dump(circuit, buffer, version=min(qpy.QPY_VERSION, 17))
+    return buffer.getvalue()
+
+
+def test_qpy_inflate_is_capped_before_queuing(reference_server):
+    """A compressed QPY input that inflates over its cap is a 400 naming the limit; a fair one
+    runs (its QPY comes back)."""
+    bomb = zlib.compress(_qpy_file(QuantumCircuit(1)) + b"\0" * (32 << 20), 9)
+    assert len(bomb) < 64_000  # over 500 times its size
+    r = requests.post(
+        f"{reference_server.url}/transpile",
+        params={"backend": "rest_line_5q"},
+        json={"qpy_circuits": base64.b64encode(bomb).decode()},
+        headers=_bearer(reference_server),
+        timeout=60,
+    )
+    assert r.status_code == 400, r.text
+    message = r.json()["errors"][0]["message"]
+    assert message.startswith("qpy_circuits: the compressed QPY payload")
+    assert "inflates beyond 4194304 bytes" in message and "--max-transpile-qpy-bytes" in message
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    fair = base64.b64encode(zlib.compress(_qpy_file(circuit))).decode()
+    r = requests.post(
+        f"{reference_server.url}/transpile",
+        params={"backend": "rest_line_5q", "optimization_level": 1},
+        json={"qpy_circuits": fair},
+        headers=_bearer(reference_server),
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    body = _wait_task(reference_server, r.json()["task_id"])
+    assert body["state"] == "SUCCESS" and body["result"][0]["qpy"]

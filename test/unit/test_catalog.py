@@ -41,7 +41,7 @@ def _fake_backends_dir() -> Path:
 
 def test_builtin_names(catalog):
     assert catalog.names() == sorted(BUILTIN_BACKENDS)
-    assert len(catalog) == 4
+    assert len(catalog) == 5
     for name in BUILTIN_BACKENDS:
         assert name in catalog
         assert catalog.get(name).name == name
@@ -61,6 +61,21 @@ def test_simulator_spec(catalog):
         assert name in target.operation_names, name
     assert target.qargs_for_operation_name("cx") is None  # global: any pair
     assert len(sim.configuration["coupling_map"]) == 32 * 31
+
+
+def test_ecr_device_has_directed_ecr_and_its_noise(catalog):
+    """``rest_line_5q_ecr``: Eagle-style ``ecr`` on each edge, one direction, noisy."""
+    spec = catalog.get("rest_line_5q_ecr")
+    conf = spec.configuration
+    assert conf["basis_gates"] == ["ecr", "id", "rz", "sx", "x"]
+    assert spec.num_qubits == 5 and not spec.simulator
+    target = spec.target
+    assert "cz" not in target.operation_names
+    assert set(target["ecr"]) == {(0, 1), (1, 2), (2, 3), (3, 4)}
+    for props in target["ecr"].values():
+        assert 0 < props.error < 0.05 and props.duration == pytest.approx(400e-9)
+    errors = spec.noise_model._local_quantum_errors["ecr"]  # noqa: SLF001 - Aer has no getter
+    assert set(errors) == set(target["ecr"])
 
 
 @pytest.mark.parametrize("name", NOISY)
@@ -225,7 +240,7 @@ def test_load_backends_dir(snapshots_dir: Path):
     for name in ("ibmq_manila", "ibm_sherbrooke", "ibmq_cambridge"):
         assert name in catalog, catalog.names()
     assert set(BUILTIN_BACKENDS) <= set(catalog.names())
-    assert len(catalog) == 7  # props_cambridge_alt.json has no configuration: not a backend
+    assert len(catalog) == 8  # props_cambridge_alt.json has no configuration: not a backend
     manila = catalog.get("ibmq_manila")
     assert manila.num_qubits == 5 and manila.properties is not None
     assert manila.target["cx"][(0, 1)].error > 0
@@ -332,5 +347,6 @@ def test_preset_pass_manager_produces_isa_circuits(catalog, name):
     ops = set(isa.count_ops())
     assert "if_else" in ops
     if name != "rest_simulator":
-        assert ops - {"if_else", "measure", "barrier"} <= {"cz", "rz", "sx", "x", "id"}
+        two = "ecr" if name.endswith("_ecr") else "cz"
+        assert ops - {"if_else", "measure", "barrier"} <= {two, "rz", "sx", "x", "id"}
         assert not math.isnan(sum(target["sx"][(q,)].error for q in range(target.num_qubits)))

@@ -14,6 +14,7 @@ from test_client_transport import API_KEY, FaultServer, platform_client
 
 from qiskit_rest_provider import ProviderService, RestBackend, RestPrimitiveJob
 from qiskit_rest_provider.exceptions import (
+    ConflictError,
     InvalidInputError,
     QiskitRestProviderError,
     RequestError,
@@ -109,6 +110,21 @@ def test_transpile_endpoints_send_the_documented_requests(server):
     server.script("GET", "/transpile/t-1", ("status", 200, {}, {"state": "PENDING"}))
     assert client.transpile_task("t-1", wait=2.5) == {"state": "PENDING"}
     assert server.of("GET", "/transpile/t-1")[0].query == {"wait": ["2.500"]}
+
+
+def test_cancel_transpile_task_posts_the_cancel_and_a_repeat_is_success(server):
+    client = platform_client(server)
+    server.script("POST", "/transpile/t-1/cancel", ("status", 204, {}, None))
+    client.cancel_transpile_task("t-1")
+    assert len(server.of("POST", "/transpile/t-1/cancel")) == 1
+    # a retried cancel whose first attempt won answers 409: success when the task is CANCELLED
+    server.script("POST", "/transpile/t-2/cancel", ("status", 409, {}, {"errors": []}))
+    server.script("GET", "/transpile/t-2", ("status", 200, {}, {"state": "CANCELLED"}))
+    client.cancel_transpile_task("t-2")
+    server.script("POST", "/transpile/t-3/cancel", ("status", 409, {}, {"errors": []}))
+    server.script("GET", "/transpile/t-3", ("status", 200, {}, {"state": "SUCCESS"}))
+    with pytest.raises(ConflictError):
+        client.cancel_transpile_task("t-3")
 
 
 def test_a_transpile_answer_without_task_id_is_an_error(server):

@@ -230,11 +230,14 @@ ROWS: tuple[Row, ...] = (
             "=server.execution.split",
             "=server.execution.method",
             "=server.execution.learning",
+            "=server.execution.given_layer_noise",
+            "=server.execution.compaction",
         ),
         forbidden=SERVER_FORBIDDEN,
         why="execution: only its interface, its (Aer-free) cost model and method choice, the "
-        "(Aer-free) splitting of a job into parts and merging of their results, and the "
-        "(Aer-free) building of a noise-learning program",
+        "(Aer-free) splitting of a job into parts and merging of their results, the "
+        "(Aer-free) building of a noise-learning program, and the (Aer-free) matching of a "
+        "given layer noise model to the PUBs' layers",
     ),
     Row(
         "server/sessions/",

@@ -65,7 +65,6 @@ def _estimator_pub(circuit, precision=0.015625):
 @pytest.mark.parametrize(
     ("options", "path"),
     [
-        ({"resilience": {"layer_noise_model": []}}, "options.resilience.layer_noise_model"),
         (
             {"resilience": {"layer_noise_learning": {"num_randomizations": 8}}},
             "options.resilience.layer_noise_learning.num_randomizations",

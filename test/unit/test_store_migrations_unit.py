@@ -43,7 +43,7 @@ FIXTURE = Path(__file__).resolve().parents[1] / "data" / "store_v0_1_0.sql"
 PG_URL = os.environ.get("QRP_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parents[2]
 COMPLETED_ID = "1k8s48r0aagcb6oebist"
-HEAD = "0004"  # the newest revision (update with each new migration)
+HEAD = "0005"  # the newest revision (update with each new migration)
 QUEUED_ID = "1k8s4a0000v010queued"
 
 
@@ -108,7 +108,8 @@ def test_migrations_ship_inside_the_package():
         "0001_initial.py",
         "0002_job_results_consumed_at.py",
         "0003_job_leases.py",
-        "0004_instance_quotas.py",
+        "0004_transpile_tasks.py",
+        "0005_instance_quotas.py",
     ]
     assert head_revision() == HEAD
 

@@ -141,38 +141,3 @@ def test_request_body_splits_service_and_qiskit_options():
     assert body["backend_coupling_map"] == [[0, 1]]
     assert body["qasm_circuits"][0].startswith("OPENQASM 3")
     assert exported[0].text == body["qasm_circuits"][0]
-
-
-def test_task_table_is_bounded_and_expires_finished_tasks():
-    import concurrent.futures as cf
-
-    from qiskit_rest_provider.server.http import ApiError
-    from qiskit_rest_provider.server.transpile.routes import TranspileTask, TranspileTasks
-
-    def task(i: int, *, done: bool) -> TranspileTask:
-        future: cf.Future = cf.Future()
-        if done:
-            future.set_result({"ok": True, "result": []})
-        return TranspileTask(task_id=f"t{i}", instance_id="inst", future=future)
-
-    table = TranspileTasks(max_tasks=3, ttl=60.0)
-    pending = [task(i, done=False) for i in range(3)]
-    for t in pending:
-        table.add(t)
-    assert not table.has_room()  # nothing finished: nothing may be dropped
-    pending[0].future.set_result({"ok": False, "message": "boom"})
-    assert table.has_room()  # the finished task makes room
-    assert pending[0].body() == {"task_id": "t0", "state": "FAILURE", "result": "boom"}
-    with pytest.raises(ApiError) as info:
-        table.get("t0", "inst")
-    assert info.value.status_code == 404
-    with pytest.raises(ApiError):
-        table.get("t1", "another-instance")  # private to its instance
-    assert table.get("t1", "inst").state() == "PENDING"
-    expired = task(9, done=True)
-    table.add(expired)
-    table.has_room()
-    expired.finished -= 61.0
-    table.has_room()
-    with pytest.raises(ApiError):
-        table.get("t9", "inst")

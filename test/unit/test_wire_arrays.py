@@ -103,8 +103,34 @@ def test_zlib_bomb_is_refused(monkeypatch):
 
     monkeypatch.setattr(arrays, "MAX_DECOMPRESSED_BYTES", 1 << 20)
     bomb = base64.b64encode(zlib.compress(b"\0" * (8 << 20), 9)).decode()
-    with pytest.raises(WireFormatError, match="inflates beyond"):
+    # Not an npy header: refused after inflating only the first 64 KiB.
+    with pytest.raises(WireFormatError, match="pubs.0..parameter_values: invalid npy"):
         decode_ndarray({"__type__": "ndarray", "__value__": bomb}, field="pubs[0].parameter_values")
     truncated = base64.b64encode(zlib.compress(b"abc" * 1000)[:-5]).decode()
-    with pytest.raises(WireFormatError, match="truncated|neither"):
+    with pytest.raises(WireFormatError, match="truncated|neither|invalid npy"):
         decode_ndarray({"__type__": "ndarray", "__value__": truncated})
+
+
+def test_a_compressed_array_inflates_only_to_what_its_header_declares():
+    """Issue 15: a 455 KiB zlib bomb of zeros is refused from its header, before inflating."""
+    import base64
+    import zlib
+
+    from qiskit_rest_provider.exceptions import WireFormatError
+    from qiskit_rest_provider.wire.arrays import MAX_ARRAY_BYTES, decode_ndarray, npy_bytes
+
+    def wrap(raw: bytes) -> dict:
+        return {
+            "__type__": "ndarray",
+            "__value__": base64.b64encode(zlib.compress(raw, 9)).decode(),
+        }
+
+    bomb = wrap(npy_bytes(np.zeros((30_000_000, 2))))
+    with pytest.raises(
+        WireFormatError, match=f"declares 480000000 bytes.*at most {MAX_ARRAY_BYTES}"
+    ):
+        decode_ndarray(bomb, field="pubs[0].parameter_values")
+    lying = wrap(npy_bytes(np.zeros((3, 2))) + b"\0" * 10_000_000)
+    with pytest.raises(WireFormatError, match="inflates beyond 176 bytes"):
+        decode_ndarray(lying)
+    assert decode_ndarray(wrap(npy_bytes(np.ones((3, 2))))).tolist() == [[1.0, 1.0]] * 3

@@ -8,7 +8,8 @@ simulation) are derived on first use.
 Sources, in load order:
 
 1. the built-in devices shipped in ``server/backends/devices/`` (``rest_simulator``,
-   ``rest_line_5q``, ``rest_hex_27q``, ``rest_hex_127q``; see :mod:`.devices.generate`);
+   ``rest_line_5q``, ``rest_line_5q_ecr`` (its two-qubit gate is ``ecr``), ``rest_hex_27q``,
+   ``rest_hex_127q``; see :mod:`.devices.generate`);
 2. every ``conf_<X>.json`` found recursively under ``--backends-dir``, paired with
    ``props_<X>.json`` from the same folder when there is one (no properties means an ideal
    backend). The backend's name is the configuration's ``backend_name``. This is the layout of
@@ -59,7 +60,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BUILTIN_DEVICES_DIR = Path(__file__).resolve().parent / "devices"
-BUILTIN_BACKENDS = ("rest_simulator", "rest_line_5q", "rest_hex_27q", "rest_hex_127q")
+BUILTIN_BACKENDS = (
+    "rest_simulator",
+    "rest_line_5q",
+    "rest_line_5q_ecr",
+    "rest_hex_27q",
+    "rest_hex_127q",
+)
 
 MOCK_PREFIX = "mock_"
 """Names starting with this are dry-run twins (qiskit-ibm-runtime's ``mock_*`` convention)."""

@@ -19,12 +19,14 @@ qiskit-ibm-runtime's client-side ``executor_estimator.Estimator`` runs:
    ``ensemble_stds_noise_factors``, ``evs_extrapolated``, ``stds_extrapolated``.
 
 PEC (``pec_mitigation``, ``pec.max_overhead``, ``pec.noise_gain``) and PEA (``zne.amplifier =
-"pea"``) run qiskit-mitigation's ``PEC``/``PEA`` tasks with a layer noise model computed from the
-device's noise model (:mod:`.layer_noise`: the Pauli-twirled noise of each boxed layer, what a
-perfect noise learner converges to). What the server cannot perform is refused at admission
-(:func:`qiskit_rest_provider.server.jobs.mitigation_checks.check_estimator_options`) with a 400
-naming the option; options never performed (the learning experiment's, a given
-``layer_noise_model``) are refused by the shared options checker
+"pea"``) run qiskit-mitigation's ``PEC``/``PEA`` tasks with a layer noise model: the one the job
+gives in ``resilience.layer_noise_model`` (a ``NoiseLearner`` result, matched to the PUBs' layers
+by :mod:`.given_layer_noise` and echoed in the result metadata, as IBM's service does), else one
+computed from the device's noise model (:mod:`.layer_noise`: the Pauli-twirled noise of each boxed
+layer, what a perfect noise learner converges to). What the server cannot perform is refused at
+admission (:func:`qiskit_rest_provider.server.jobs.mitigation_checks.check_suppression`) with a
+400 naming the option; options never performed (the learning experiment's, unless a layer noise
+model is given and no learning is due) are refused by the shared options checker
 (:data:`qiskit_rest_provider.wire.options.NOT_PERFORMED`).
 
 Ideal backends: the resilience level's *implicit* techniques have no noise to act on there,
@@ -45,6 +47,13 @@ from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
 
 from ...wire.options import resolved_mitigation
 from .compaction import compact_circuit, compact_observables, embed, relevant_qubits
+from .given_layer_noise import (
+    decode_layer_noise_model,
+    finalized_options,
+    given_noise_maps,
+    needs_layer_noise,
+    pub_layers,
+)
 from .layer_noise import layer_noise_model
 from .simulators import job_noise_model
 from .suppression import apply_decoupling, dd_metadata, program_seed, run_program
@@ -58,40 +67,6 @@ __all__ = [
 ]
 
 
-def finalized_options(options: dict, level: int, *, noisy: bool, shots: int | None) -> Any:
-    """qiskit-ibm-runtime's finalized ``EstimatorOptions`` for one PUB of the job.
-
-    On an ideal backend the level's implicit defaults are those of level 0 (nothing to mitigate);
-    explicitly set options are kept.
-    """
-    from qiskit_ibm_runtime.executor_estimator.finalize_options import (
-        finalize_estimator_options,
-    )
-    from qiskit_ibm_runtime.options_models.estimator import EstimatorOptions
-
-    resilience = options["resilience"]
-    zne = dict(resilience["zne"])
-    given: dict[str, Any] = {
-        "resilience_level": level if noisy else 0,
-        "default_shots": shots,
-        "twirling": {k: v for k, v in options["twirling"].items() if v is not None},
-        "dynamical_decoupling": {"enable": False},  # applied afterwards, to count pulses
-        "resilience": {
-            "measure_mitigation": resilience.get("measure_mitigation"),
-            "zne_mitigation": resilience.get("zne_mitigation"),
-            "zne": zne,
-            "measure_noise_learning": {
-                "num_randomizations": resilience["measure_noise_learning"]["num_randomizations"]
-            },
-            "pec_mitigation": bool(resilience.get("pec_mitigation")),
-            "pec": dict(resilience["pec"]),
-        },
-    }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return finalize_estimator_options(EstimatorOptions(**given))
-
-
 def estimator_mitigation_applies(options: dict, level: int, *, noisy: bool) -> bool:
     """Whether the job runs as a mitigated/suppressed program (else the exact path runs).
 
@@ -99,14 +74,6 @@ def estimator_mitigation_applies(options: dict, level: int, *, noisy: bool) -> b
     to act on there).
     """
     return any(resolved_mitigation(options, level if noisy else 0).values())
-
-
-def _needs_layer_noise(final: Any) -> bool:
-    resilience = final.resilience
-    return bool(
-        resilience.pec_mitigation
-        or (resilience.zne_mitigation and resilience.zne.amplifier == "pea")
-    )
 
 
 def _legacy_pub_metadata(raw: Any, pub: Any, shots: int, randomizations: int, noisy: bool) -> dict:
@@ -158,6 +125,10 @@ def run_mitigated_estimator_pubs(
     from qiskit_ibm_runtime.executor_estimator.prepare import prepare
 
     dd_on = bool(options["dynamical_decoupling"]["enable"])
+    given_model = options["resilience"].get("layer_noise_model")
+    given = None
+    if given_model is not None:  # admission checked it: no learning, its noise is used
+        given = decode_layer_noise_model(given_model, backend.num_qubits)
     results = []
     simulate = 0.0
     total_pulses = 0
@@ -179,7 +150,13 @@ def run_mitigated_estimator_pubs(
             observables = compact_observables(pub.observables, width, qubits)
         bare = type(pub)(circuit, observables, pub.parameter_values, None)
         layers = 0
-        if _needs_layer_noise(final):
+        if needs_layer_noise(final) and given is not None:
+            _, _, unique = pub_layers(pub, final)
+            final.resilience.layer_noise_model, matched = given_noise_maps(
+                unique, circuit, qubits, given
+            )
+            layers = len(matched)
+        elif needs_layer_noise(final):
             max_layers = options["resilience"]["layer_noise_learning"]["max_layers_to_learn"]
             final.resilience.layer_noise_model = layer_noise_model(
                 circuit, final, job_noise_model(backend, options), max_layers, physical=qubits
@@ -218,7 +195,9 @@ def run_mitigated_estimator_pubs(
         if layers:
             pub_meta.setdefault("resilience", {})["layer_noise"] = {
                 "unique_mitigated_layers": layers,
-                "source": "device noise model, Pauli-twirled (see layer_noise)",
+                "source": "device noise model, Pauli-twirled (see layer_noise)"
+                if given is None
+                else "resilience.layer_noise_model (given)",
             }
         data = {name: np.asarray(raw.data[name], dtype=float) for name in raw.data.keys()}
         results.append(PubResult(DataBin(**data, shape=raw.data.shape), metadata=pub_meta))
@@ -238,6 +217,9 @@ def run_mitigated_estimator_pubs(
             "extrapolated_noise_factors": extrapolated.tolist(),
             "amplifier": final.resilience.zne.amplifier,
         }
+    if given is not None and needs_layer_noise(final):
+        # what IBM's service reports: the layer noise model the job used, as LayerError entries
+        resilience["layer_noise_model"] = [entry.wire for entry in given]
     if final.resilience.pec_mitigation:
         resilience["pec"] = {
             "max_overhead": final.resilience.pec.max_overhead,

@@ -225,6 +225,15 @@ def prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
     Raises:
         JobInputError: naming the field (``code="program_not_found"`` for an unknown program).
     """
+    from ...wire.circuits import admission_imports  # lazily: wire pulls in the QASM machinery
+
+    # The job's circuits share one byte budget, and enter the import cache only if it is
+    # accepted: rejected input never stays in the API process's memory (issue 15).
+    with admission_imports():
+        return _prepare_job(program_id, params, backend)
+
+
+def _prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
     from ...wire import pubs as wire_pubs  # lazily: wire pulls in the QASM machinery
 
     if program_id not in PROGRAMS:

@@ -38,6 +38,15 @@ Cancelling: :meth:`Dispatcher.cancel` is the one way to cancel a job. A job bein
 (claimed Running in the store, not yet registered as in flight) is remembered while the hand-off
 lasts, so a cancel landing in that window is applied the moment the job is registered: its worker
 is killed at once, and a cancel answered 204 never leaves a worker busy behind a Cancelled job.
+
+Time limits count from the moment a task actually starts on a worker (its future running), not
+from the hand-off: a task that waits in the executor is never cancelled for time it did not run.
+
+Transpile tasks (``POST /transpile``, table ``transpile_tasks``) wait in the same queue: an
+instance's PENDING tasks and Queued jobs share its round-robin turn (oldest first, session jobs
+ahead), each task holds one worker, is claimed with a lease and re-queued after a crash by the
+same rules, is stopped (its worker killed) past its time limit (FAILURE) or when cancelled
+(CANCELLED), and is re-queued up to three times if its worker dies.
 """
 
 from __future__ import annotations
@@ -69,9 +78,11 @@ from ..execution.base import (
     WorkerDied,
 )
 from ..execution.cost import format_bytes
+from . import transpile_store as tstore
 from .admission import prepare_job
 from .models import FINAL_STATES
 from .store import QueuedJob, Store
+from .transpile_store import QueuedTranspileTask, TranspileStore
 from .watchers import JobWatchers
 
 logger = logging.getLogger(__name__)
@@ -117,6 +128,8 @@ class _InFlight:
     attempts: int = 0
     parse_seconds: float | None = None
     split: _SplitRun | None = None
+    transpile: bool = False  # a transpile task, not a job
+    running_seen: bool = False  # its task was seen running (the time limit counts from then)
 
     @property
     def workers(self) -> int:
@@ -139,6 +152,10 @@ class Dispatcher:
     handoff_hook: Callable[[str], None] | None = None
     #: The server's backend catalog (tells noisy backends, whose PUBs may also split by shots).
     catalog: Any = None
+    #: What runs a transpile task in a worker: a picklable module-level function taking the
+    #: stored request (JSON object) and the catalog's spec of its backend (the app passes
+    #: :func:`~..transpile.tasks.run_stored_transpile`); without one, tasks fail at once.
+    run_transpile: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
@@ -154,6 +171,10 @@ class Dispatcher:
         self._last_heartbeat = 0.0
         self._check_leases = False
         self._handoff_seq = 0
+        self.transpile = TranspileStore(self.store)
+        # PENDING tasks may exist (look each fill); else look once a second (other replicas')
+        self._tasks_pending = True
+        self._next_task_look = 0.0
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
@@ -162,9 +183,13 @@ class Dispatcher:
         Only jobs no live replica holds: this replica's own (an earlier process with the same
         ``replica_id``), those of dead replicas on this host, and those whose lease expired.
         """
-        n = self.store.requeue_expired(self._gone_owners())
+        gone = self._gone_owners()
+        n = self.store.requeue_expired(gone)
         if n:
             logger.info("re-queued %d job(s) left running by a previous process", n)
+        n = self.transpile.requeue_expired(gone)
+        if n:
+            logger.info("re-queued %d transpile task(s) left running by a previous process", n)
         self._thread = threading.Thread(target=self._loop, name="job-dispatcher", daemon=True)
         self._thread.start()
 
@@ -180,6 +205,11 @@ class Dispatcher:
         """A job was queued (or something else changed): look at the queue now."""
         with self._cond:
             self._cond.notify_all()
+
+    def transpile_queued(self) -> None:
+        """A transpile task was queued: look at the tasks' queue now."""
+        self._tasks_pending = True
+        self.wake()
 
     def remember_prepared(self, job_id: str, prepared: Any, parse_seconds: float) -> None:
         """Keep the route's validated job so the worker need not parse it again."""
@@ -207,6 +237,24 @@ class Dispatcher:
         else:
             return False
         self.watchers.notify(job_id)
+        self.wake()
+        return True
+
+    def cancel_transpile(self, task_id: str, reason: str = "cancelled by the user") -> bool:
+        """Cancel a PENDING or STARTED transpile task; False when it is already final.
+
+        A running task's worker is killed at once (also mid hand-off, as for jobs).
+        """
+        message = reason.encode()
+        if self.transpile.transition(task_id, (tstore.PENDING,), tstore.CANCELLED, result=message):
+            pass
+        elif self.transpile.transition(
+            task_id, (tstore.STARTED,), tstore.CANCELLED, result=message
+        ):
+            self.abandon(task_id)
+        else:
+            return False
+        self.watchers.notify(task_id)
         self.wake()
         return True
 
@@ -249,7 +297,7 @@ class Dispatcher:
         """Replica ids whose Running jobs no live process holds: ours, and dead ones here."""
         gone = {self.owner}
         host = socket.gethostname()
-        for owner in self.store.running_owners():
+        for owner in self.store.running_owners() | self.transpile.running_owners():
             name, _, pid = owner.rpartition("-")
             if name == host and pid.isdigit() and not _pid_alive(int(pid)):
                 gone.add(owner)
@@ -265,20 +313,26 @@ class Dispatcher:
         self._last_heartbeat = now
         self._next_heartbeat = now + max(0.2, min(self.config.lease_seconds / 3.0, 5.0))
         live = [j for j, e in self._inflight.items() if e.abandoned_since is None]
+        tasks = [j for j in live if self._inflight[j].transpile]
+        live = [j for j in live if j not in tasks]
         held = self.store.renew_leases(self.owner, live, self.config.lease_seconds)
-        for job_id in live:
+        if tasks:
+            held |= self.transpile.renew_leases(self.owner, tasks, self.config.lease_seconds)
+        for job_id in live + tasks:
             if job_id not in held and job_id in self._inflight:
                 logger.info("job %s is no longer held by this replica; stopping it", job_id)
                 self.abandon(job_id)
                 self.watchers.notify(job_id)
-        n = self.store.requeue_expired()
+        tasks_back = self.transpile.requeue_expired()
+        self._tasks_pending = self._tasks_pending or tasks_back > 0
+        n = self.store.requeue_expired() + tasks_back
         if n:
-            logger.warning("re-queued %d job(s) whose replica's lease expired", n)
+            logger.warning("re-queued %d job(s)/task(s) whose replica's lease expired", n)
             self.wake()
 
     @property
     def in_flight(self) -> int:
-        """Jobs currently held by workers."""
+        """Jobs and transpile tasks currently held by workers."""
         return len(self._inflight)
 
     # --------------------------------------------------------------------- loop
@@ -305,7 +359,9 @@ class Dispatcher:
         timeout = 1.0
         now = time.monotonic()
         for entry in self._inflight.values():
-            if entry.abandoned_since is None:
+            if entry.abandoned_since is None and not entry.running_seen:
+                timeout = min(timeout, 0.1)  # look again soon: its clock starts when it runs
+            elif entry.abandoned_since is None:
                 timeout = min(timeout, max(0.01, entry.deadline - now))
         return timeout
 
@@ -348,9 +404,7 @@ class Dispatcher:
             free = self.executor.capacity - self._busy()
             if free <= 0:
                 return True
-            heads: dict[str, collections.deque[QueuedJob]] = {}
-            for job in self.store.queued_heads(free, exclude=self._inflight):
-                heads.setdefault(job.instance_id, collections.deque()).append(job)
+            heads = self._queued_heads(free)
             if not heads:
                 return False
             running: collections.Counter[str] = collections.Counter()
@@ -382,6 +436,30 @@ class Dispatcher:
                         free -= started.workers
             waiting = any(q and running[i] < cap for i, q in heads.items())
         return waiting
+
+    def _queued_heads(self, free: int) -> dict[str, collections.deque[QueuedJob]]:
+        """The first ``free`` queued jobs and transpile tasks of every instance, in turn order.
+
+        Within an instance: session jobs first, then jobs and tasks by submission time (their
+        ids start with it), so a task neither jumps ahead of the jobs queued before it nor waits
+        behind those queued after it.
+        """
+        merged: dict[str, list[QueuedJob]] = {}
+        for job in self.store.queued_heads(free, exclude=self._inflight):
+            merged.setdefault(job.instance_id, []).append(job)
+        tasks: list[QueuedJob] = []
+        now = time.monotonic()
+        if self._tasks_pending or now >= self._next_task_look:
+            tasks = self.transpile.queued_heads(free, exclude=self._inflight)
+            self._tasks_pending, self._next_task_look = bool(tasks), now + 1.0
+        for task in tasks:
+            merged.setdefault(task.instance_id, []).append(task)
+        heads: dict[str, collections.deque[QueuedJob]] = {}
+        for instance_id, queue in merged.items():
+            if tasks:  # stable: within one millisecond, the store's own order stays
+                queue.sort(key=lambda job: (job.session_id is None, job.id[:9]))
+            heads[instance_id] = collections.deque(queue[:free])
+        return heads
 
     def _feed_parts(self) -> None:
         """Run waiting parts of split jobs on free workers, one job's part after another's."""
@@ -480,6 +558,9 @@ class Dispatcher:
 
     def _hand_off(self, job: QueuedJob, width: int = 1) -> None:
         job_id = job.id
+        if isinstance(job, QueuedTranspileTask):
+            self._hand_off_transpile(job)
+            return
         if not self.store.claim(job_id, self.owner, self.config.lease_seconds):
             return
         prepared, parse_seconds = self.prepared.pop(job_id, (None, None))
@@ -532,6 +613,15 @@ class Dispatcher:
             instance_id=job.instance_id,
             split=split,
         )
+        self._register(job_id, entry)
+        for submitted in [future] if split is None else list(split.running.values()):
+            submitted.add_done_callback(functools.partial(self._on_done_future, job_id))
+        if job.session_id:
+            self._touch_session(job.session_id, started=True)
+        self.watchers.notify(job_id)
+
+    def _register(self, job_id: str, entry: _InFlight) -> None:
+        """Record a handed-over job or task as in flight; apply a cancel that came meanwhile."""
         with self._cond:
             self._inflight[job_id] = entry
             self._handing_off.discard(job_id)
@@ -542,16 +632,77 @@ class Dispatcher:
         if cancelled:
             logger.info("job %s was cancelled while being handed over; stopping it", job_id)
             self._kill(entry)
-        for submitted in [future] if split is None else list(split.running.values()):
-            submitted.add_done_callback(functools.partial(self._on_done_future, job_id))
-        if job.session_id:
-            self._touch_session(job.session_id, started=True)
-        self.watchers.notify(job_id)
+
+    def _hand_off_transpile(self, task: QueuedTranspileTask) -> None:
+        """Claim a PENDING transpile task (→ STARTED) and run it on one worker."""
+        task_id = task.id
+        if not self.transpile.claim(task_id, self.owner, self.config.lease_seconds):
+            return
+        if self.run_transpile is None:
+            self.transpile.transition(
+                task_id,
+                (tstore.STARTED,),
+                tstore.FAILURE,
+                owner=self.owner,
+                result=b"this server runs no transpile tasks",
+            )
+            self.watchers.notify(task_id)
+            return
+        data = self.transpile.request(task_id) or {}
+        spec = None
+        backend = data.get("backend")
+        if backend and self.catalog is not None and backend in self.catalog:
+            spec = self.catalog.get(backend)
+        now = time.monotonic()
+        try:
+            future = self.executor.submit(self.run_transpile, data, spec)
+        except Exception as exc:  # the pool could not take it: try again later
+            logger.warning("could not submit transpile task %s: %s", task_id, exc)
+            self.transpile.transition(task_id, (tstore.STARTED,), tstore.PENDING, owner=self.owner)
+            self._tasks_pending = True
+            return
+        if self.handoff_hook is not None:
+            self.handoff_hook(task_id)
+        entry = _InFlight(
+            future,
+            now,
+            now + task.time_limit,
+            None,
+            attempts=task.attempts,
+            instance_id=task.instance_id,
+            transpile=True,
+        )
+        self._register(task_id, entry)
+        future.add_done_callback(functools.partial(self._on_done_future, task_id))
+        self.watchers.notify(task_id)
 
     def _enforce_limits(self) -> None:
         now = time.monotonic()
         for job_id, entry in list(self._inflight.items()):
-            if entry.abandoned_since is None and now > entry.deadline:
+            if entry.abandoned_since is None and not entry.running_seen:
+                if not (entry.future.running() or entry.future.done()):
+                    continue  # still waiting for a worker: its time has not started
+                entry.running_seen = True  # the limit counts from now
+                entry.deadline, entry.started = now + (entry.deadline - entry.started), now
+            if entry.abandoned_since is None and now > entry.deadline and entry.transpile:
+                limit = entry.deadline - entry.started
+                message = (
+                    f"the transpile task ran longer than its time limit of {limit:g} s and was "
+                    "stopped (max_execution_time; this server allows at most "
+                    f"{self.config.max_transpile_time:g} s, --max-transpile-time)"
+                )
+                if self.transpile.transition(
+                    job_id,
+                    (tstore.STARTED,),
+                    tstore.FAILURE,
+                    owner=self.owner,
+                    result=message.encode(),
+                    seconds=limit,
+                ):
+                    self.watchers.notify(job_id)
+                entry.abandoned_since = now
+                self._kill(entry)
+            elif entry.abandoned_since is None and now > entry.deadline:
                 limit = entry.deadline - entry.started
                 if self.store.transition(
                     job_id,
@@ -636,6 +787,9 @@ class Dispatcher:
         if entry.abandoned_since is not None:
             logger.info("job %s finished after being cancelled; result discarded", job_id)
             return
+        if entry.transpile:
+            self._record_transpile(job_id, entry)
+            return
         if entry.split is not None:
             if entry.split.failure is not None:  # recorded as that part's outcome
                 self._record(
@@ -678,6 +832,56 @@ class Dispatcher:
             self._fail(job_id, reason, REASON_WORKER_CRASH, reason)
             return
         self._complete(job_id, entry, fut.result())
+
+    def _record_transpile(self, task_id: str, entry: _InFlight) -> None:
+        """A transpile task's outcome: SUCCESS, FAILURE, or PENDING again if its worker died."""
+        fut = entry.future
+        exc = None if fut.cancelled() else fut.exception()
+        if fut.cancelled() or exc is not None:
+            attempts = entry.attempts + 1
+            died = isinstance(exc, BrokenProcessPool) or fut.cancelled()
+            if died and _killed_by_the_system(exc):
+                message = (
+                    "out of memory: the worker running the transpile task was killed by the "
+                    "system (SIGKILL), most likely for exhausting the host's memory"
+                )
+            elif died and attempts < MAX_ATTEMPTS:
+                self.transpile.transition(
+                    task_id, (tstore.STARTED,), tstore.PENDING, owner=self.owner, attempts=attempts
+                )
+                self._tasks_pending = True
+                return
+            elif died:
+                message = f"the worker process died while transpiling ({attempts} attempts)"
+            else:
+                message = f"the transpile worker failed: {type(exc).__name__}: {exc}"
+            self.transpile.transition(
+                task_id,
+                (tstore.STARTED,),
+                tstore.FAILURE,
+                owner=self.owner,
+                result=message.encode(),
+            )
+            return
+        out = fut.result()
+        if out.get("ok"):
+            self.transpile.transition(
+                task_id,
+                (tstore.STARTED,),
+                tstore.SUCCESS,
+                owner=self.owner,
+                result=orjson.dumps(out.get("result") or []),
+                seconds=out.get("seconds"),
+            )
+        else:
+            message = str(out.get("message") or "the transpile task failed")
+            self.transpile.transition(
+                task_id,
+                (tstore.STARTED,),
+                tstore.FAILURE,
+                owner=self.owner,
+                result=message.encode(),
+            )
 
     def _merge(self, split: _SplitRun) -> dict[str, Any]:
         """A split job's parts merged into one worker-style outcome."""

@@ -19,6 +19,7 @@ from .checks import JobInputError
 __all__ = [
     "MAX_SAMPLED_SHOTS",
     "MAX_SAMPLED_TOTAL",
+    "check_layer_noise_model",
     "check_sampled_precision",
     "check_suppression",
 ]
@@ -63,6 +64,64 @@ def check_sampled_precision(pubs: list, options: dict, level: int | None, noisy:
             )
 
 
+def check_layer_noise_model(options: dict, pubs: list, level: int | None, noisy: bool) -> None:
+    """A given ``resilience.layer_noise_model`` must be well formed, used, and fit the PUBs.
+
+    Used means PEC or PEA runs (nothing else reads it); fit means each entry matches a layer of
+    some PUB (:mod:`..execution.given_layer_noise`), so noise learned for other circuits (another
+    layout, another twirling strategy) is a 400 rather than a silently unmitigated job.
+    """
+    value = options["resilience"].get("layer_noise_model")
+    if value is None:
+        return
+    from ..execution.given_layer_noise import (
+        FIELD,
+        LayerNoiseModelError,
+        decode_layer_noise_model,
+        describe_key,
+        finalized_options,
+        needs_layer_noise,
+        unmatched_entries,
+    )
+
+    width = max((pub.circuit.num_qubits for pub in pubs), default=0)
+    try:
+        given = decode_layer_noise_model(value, width)
+    except LayerNoiseModelError as exc:
+        raise JobInputError(str(exc), field=exc.path, code="invalid_option") from None
+    level = protocol.DEFAULT_RESILIENCE_LEVEL if level is None else level
+    final = finalized_options(options, level, noisy=noisy, shots=None)
+    if not needs_layer_noise(final):
+        raise JobInputError(
+            f"{FIELD}: only PEC (resilience.pec_mitigation) and PEA (resilience.zne_mitigation "
+            "with resilience.zne.amplifier='pea') use a layer noise model, and this job runs "
+            "neither; turn one on or leave it unset",
+            field=FIELD,
+            code="invalid_option",
+        )
+    unmatched, keys = unmatched_entries(pubs, lambda _i: final, given)
+    # Entries for layers this job lacks are fine (noise learned once for many circuits is
+    # reused for a few of them), but a model none of whose entries matches would leave the
+    # job unmitigated while saying otherwise: that is refused.
+    if given and len(unmatched) == len(given):
+        entry = unmatched[0]
+        field = entry.path if len(given) == 1 else FIELD
+        what = (
+            f"its layer ({describe_key(entry.key)}) matches"
+            if len(given) == 1
+            else f"none of its {len(given)} layers (e.g. {describe_key(entry.key)}) matches"
+        )
+        shown = "; ".join(describe_key(key) for key in keys[:6]) or "none"
+        more = f" and {len(keys) - 6} more" if len(keys) > 6 else ""
+        raise JobInputError(
+            f"{field}: {what} no layer of the job's circuits (their unique twirled layers: "
+            f"{shown}{more}); pass the noise learned for these circuits as transpiled for this "
+            "job",
+            field=field,
+            code="invalid_option",
+        )
+
+
 def _gate_after_measurement(circuit) -> bool:
     """Whether an instruction touches a qubit after that qubit was measured (non-final)."""
     measured: set = set()
@@ -105,6 +164,7 @@ def check_suppression(
     """
     if program_id == protocol.ESTIMATOR:
         check_sampled_precision(pubs, options, level, noisy)
+        check_layer_noise_model(options, pubs, level, noisy)
     dd_on = bool(options["dynamical_decoupling"]["enable"])
     twirling = options["twirling"]
     for name, on in (

@@ -138,7 +138,7 @@ class Job(Base):
     # the server replica running the job and until when its claim holds; migration 0003
     claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    # the job's shots as the daily shot quota counts them (NULL: before 0004); migration 0004
+    # the job's shots as the daily shot quota counts them (NULL: before 0005); migration 0005
     shots: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
     __table_args__ = (
@@ -147,8 +147,39 @@ class Job(Base):
     )
 
 
+class TranspileTaskRow(Base):
+    """A transpile task (``POST /transpile``), queued with the jobs; migration 0004.
+
+    ``state`` holds the transpiler service's states (``PENDING``, ``STARTED``, ``SUCCESS``,
+    ``FAILURE``, ``CANCELLED``); ``request`` the validated request as JSON (the QPY input as the
+    Base64 text it came as); ``result`` the JSON list of per-circuit results on ``SUCCESS``, the
+    message otherwise.
+    """
+
+    __tablename__ = "transpile_tasks"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id"))
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    backend: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request: Mapped[bytes] = mapped_column(LargeBinary)
+    warnings: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    num_circuits: Mapped[int] = mapped_column(Integer, default=0)
+    time_limit: Mapped[float] = mapped_column(Float)
+    created: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    result: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (Index("ix_transpile_tasks_instance_created", "instance_id", "created"),)
+
+
 class InstanceQuota(Base):
-    """An instance's own quotas (migration 0004); a missing row or a NULL follows the server's.
+    """An instance's own quotas (migration 0005); a missing row or a NULL follows the server's.
 
     A value ``>= 0`` is the limit (0 admits nothing: the instance is suspended); ``-1`` means no
     limit for this instance whatever the server's default (:mod:`.quotas`).

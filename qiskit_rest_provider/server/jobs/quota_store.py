@@ -1,4 +1,4 @@
-"""The SQL of per-instance quotas (table ``instance_quotas``, column ``jobs.shots``: 0004).
+"""The SQL of per-instance quotas (table ``instance_quotas``, column ``jobs.shots``: 0005).
 
 Kept beside :mod:`.store` (which it borrows its sessions from) so the quota feature stays in two
 small modules: this one reads and writes, :mod:`.quotas` decides.

@@ -15,31 +15,38 @@ Accepted inputs (query parameters or JSON body; the body wins): ``backend``,
 are accepted; AI passes are not available here, which the task reports in ``warnings`` (and the
 server logs) rather than failing.
 
+``max_execution_time`` (seconds, body or query) limits the task's wall-clock time on a worker;
+without it the server's ``--default-transpile-time`` applies, and more than
+``--max-transpile-time`` is refused with 400. A ``qpy_circuits`` input is Base64-decoded and
+inflated here, before anything is queued, within a cap (:func:`~.tasks.qpy_inflate_cap`: 100
+times its compressed size, 4 MiB at least, at most ``--max-transpile-qpy-bytes``); over it is a
+400 naming the limit, and its circuit headers are checked as a worker would.
+
+Tasks are stored in the job store (table ``transpile_tasks``) and wait in the same fair queue as
+jobs (:mod:`..jobs.dispatcher`): they survive a server restart (a task left ``STARTED`` by a
+stopped server runs again), an instance's tasks and jobs take turns with other instances', and
+``POST /transpile/{task_id}/cancel`` stops one (204; 409 once it is final).
+
 Task states: ``PENDING`` (queued), ``STARTED`` (a worker is on it), ``SUCCESS`` (``result`` is a
 list with one object per circuit: ``qasm``, ``qpy``, ``layout``), ``FAILURE`` (``result`` is the
-message). ``GET /transpile/{id}?wait=S`` (0 < S <= 30) answers as soon as the task is final or
-after S seconds, like the runtime's job long-poll (D6).
+message: bad input, a dead worker, or the time limit), ``CANCELLED`` (``result`` says by whom).
+``GET /transpile/{id}?wait=S`` (0 < S <= 30) answers as soon as the task is final or after S
+seconds, like the runtime's job long-poll (D6).
 
-Tasks live in this process's memory only: they are **not persisted across restarts**. At most
-:data:`MAX_TASKS` are kept; finished tasks expire :data:`TASK_TTL_SECONDS` after they finish (and
-the oldest finished ones go first when the table is full). Each task is visible only to the
-instance that created it.
+Finished tasks are deleted :data:`TASK_TTL_SECONDS` after they finish; an instance may have at
+most ``--max-queued-per-instance`` unfinished tasks (one more answers 429). Each task is visible
+only to the instance that created it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures as cf
 import logging
-import threading
 import time
-import uuid
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...wire.rest import (
@@ -51,11 +58,14 @@ from ...wire.rest import (
 )
 from ..auth.tokens import CallerDep
 from ..http import ApiError, as_bool, json_body, json_response
+from ..jobs.models import TranspileTaskRow
+from ..jobs.store import new_id
+from ..jobs.transpile_store import FINAL, PENDING, SUCCESS, TranspileStore
+from ..state import ServerState, server_state
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["transpiler"], responses=ERROR_RESPONSES)
 
-MAX_TASKS = 1000
 TASK_TTL_SECONDS = 3600.0
 MAX_CIRCUITS = 1000
 MAX_WAIT_SECONDS = 30.0
@@ -64,113 +74,6 @@ AI_UNSUPPORTED = (
     "AI-powered transpilation is not available on this server; "
     "Qiskit's preset pass manager was used instead"
 )
-
-
-@dataclass
-class TranspileTask:
-    """One transpile request and its worker future."""
-
-    task_id: str
-    instance_id: str
-    future: cf.Future
-    created: float = field(default_factory=time.time)
-    finished: float | None = None
-    warnings: list[str] = field(default_factory=list)
-    num_circuits: int = 0
-
-    def state(self) -> str:
-        """The protocol state of the task."""
-        if self.future.done():
-            outcome = self._outcome()
-            return "SUCCESS" if outcome.get("ok") else "FAILURE"
-        return "STARTED" if self.future.running() else "PENDING"
-
-    def _outcome(self) -> dict[str, Any]:
-        if self.future.cancelled():
-            return {"ok": False, "message": "the task was cancelled (server shutting down)"}
-        exc = self.future.exception()
-        if exc is not None:
-            return {"ok": False, "message": f"the transpile worker failed: {exc!r}"}
-        return self.future.result()  # type: ignore[no-any-return]
-
-    def body(self) -> dict[str, Any]:
-        """The ``GET /transpile/{id}`` body."""
-        state = self.state()
-        body: dict[str, Any] = {"task_id": self.task_id, "state": state, "result": None}
-        if state in ("SUCCESS", "FAILURE"):
-            outcome = self._outcome()
-            body["result"] = outcome["result"] if outcome.get("ok") else outcome["message"]
-            if "seconds" in outcome:
-                body["seconds"] = outcome["seconds"]
-        if self.warnings:
-            body["warnings"] = list(self.warnings)
-        return body
-
-
-class TranspileTasks:
-    """A bounded, in-memory table of transpile tasks (not persisted across restarts)."""
-
-    def __init__(self, max_tasks: int = MAX_TASKS, ttl: float = TASK_TTL_SECONDS) -> None:
-        self.max_tasks = max_tasks
-        self.ttl = ttl
-        self._tasks: OrderedDict[str, TranspileTask] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _prune(self, now: float) -> None:
-        for task_id, task in list(self._tasks.items()):
-            if task.future.done() and task.finished is None:
-                task.finished = now
-            if task.finished is not None and now - task.finished > self.ttl:
-                del self._tasks[task_id]
-        if len(self._tasks) >= self.max_tasks:
-            for task_id, task in list(self._tasks.items()):
-                if len(self._tasks) < self.max_tasks:
-                    break
-                if task.future.done():
-                    del self._tasks[task_id]
-
-    def has_room(self) -> bool:
-        """Whether a new task fits (after dropping expired and, if needed, old finished ones)."""
-        with self._lock:
-            self._prune(time.time())
-            return len(self._tasks) < self.max_tasks
-
-    def add(self, task: TranspileTask) -> None:
-        """Store a task."""
-        with self._lock:
-            self._tasks[task.task_id] = task
-
-    def get(self, task_id: str, instance_id: str) -> TranspileTask:
-        """The caller's task, or 404 (unknown, expired, or another instance's)."""
-        with self._lock:
-            task = self._tasks.get(task_id)
-        if task is None or task.instance_id != instance_id:
-            raise ApiError(
-                404,
-                f"task_id: transpile task {task_id!r} not found (tasks are kept in memory "
-                "for an hour after they finish and do not survive a server restart)",
-                code="task_not_found",
-            )
-        return task
-
-
-def _tasks(request: Request) -> TranspileTasks:
-    state = request.app.state
-    tasks = getattr(state, "transpile_tasks", None)
-    if tasks is None:
-        tasks = state.transpile_tasks = TranspileTasks()
-    return tasks
-
-
-def _pool(request: Request) -> cf.Executor:
-    state = request.app.state
-    pool = getattr(state, "pool", None)
-    if pool is None:
-        server = getattr(state, "server", None)
-        pool = getattr(server, "executor", None)
-    if pool is None:
-        raise ApiError(503, "the server's workers are not running yet", code="unavailable")
-    return pool  # type: ignore[no-any-return]
 
 
 def _catalog(request: Request) -> Any:
@@ -312,13 +215,92 @@ def _ai_warnings(body: dict[str, Any], query: Any) -> list[str]:
     return warnings
 
 
+def _time_limit(value: Any, st: ServerState) -> float:
+    """The time limit: ``max_execution_time`` within the server's bounds, else its default."""
+    config = st.config
+    if value is None:
+        return float(config.default_transpile_time)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if isinstance(value, bool) or not seconds > 0 or seconds == float("inf"):
+        raise ApiError(
+            400,
+            f"max_execution_time: expected a positive number of seconds, got {value!r}",
+            code="invalid_request",
+        )
+    if seconds > config.max_transpile_time:
+        raise ApiError(
+            400,
+            f"max_execution_time: {seconds:g} s is more than this server allows for a transpile "
+            f"task ({config.max_transpile_time:g} s, --max-transpile-time)",
+            code="invalid_request",
+        )
+    return seconds
+
+
+def _queue(
+    st: ServerState,
+    instance_id: str,
+    job: Any,
+    warnings: list[str],
+    count: int,
+    time_limit: float,
+) -> str:
+    """Check the QPY input (bounded inflate), store the task PENDING and wake the dispatcher."""
+    from qiskit_rest_provider.server.transpile.tasks import count_qpy_circuits, read_qpy_input
+
+    if job.qpy_circuits:
+        try:
+            raw = read_qpy_input(job.qpy_circuits, job.qpy_max_bytes)
+            count += count_qpy_circuits(raw)
+        except ValueError as exc:
+            raise ApiError(400, str(exc), code="invalid_request") from exc
+        del raw
+        if count > MAX_CIRCUITS:
+            raise ApiError(
+                400,
+                f"qpy_circuits: at most {MAX_CIRCUITS} circuits per task, got {count}",
+                code="invalid_request",
+            )
+    tasks = TranspileStore(st.store)
+    now = time.time()
+    tasks.forget_finished(now - TASK_TTL_SECONDS)
+    limit = st.config.max_queued_per_instance
+    if tasks.unfinished_count(instance_id) >= limit:
+        raise ApiError(
+            429,
+            f"this instance already has {limit} unfinished transpile tasks "
+            "(--max-queued-per-instance); retry when some have finished",
+            code="queue_limit_reached",
+            headers={"Retry-After": "5"},
+        )
+    row = TranspileTaskRow(
+        id=new_id(),
+        instance_id=instance_id,
+        state=PENDING,
+        backend=job.backend,
+        request=orjson.dumps(job.to_json()),
+        warnings=orjson.dumps(warnings).decode(),
+        num_circuits=count,
+        time_limit=time_limit,
+        created=now,
+        attempts=0,
+    )
+    tasks.add(row)
+    st.dispatcher.transpile_queued()
+    return row.id
+
+
 @router.post(
     "/transpile", response_model=TranspileTaskCreated, openapi_extra=request_body(TranspileCreate)
 )
 async def create_transpile_task(request: Request, caller: CallerDep) -> Response:
     """Queue a transpile task; answers ``{"task_id": ...}``."""
-    from qiskit_rest_provider.server.transpile.tasks import TranspileRequest, run_transpile
+    from qiskit_rest_provider.server.transpile.tasks import TranspileRequest
 
+    st = server_state(request)
     body = await json_body(request)
     query = request.query_params
     qasm, qpy, count = _circuits(body)
@@ -328,6 +310,7 @@ async def create_transpile_task(request: Request, caller: CallerDep) -> Response
     )
     options = _options(_pick(body, query, "qiskit_transpile_options"))
     warnings = _ai_warnings(body, query)
+    time_limit = _time_limit(_pick(body, query, "max_execution_time"), st)
     backend = _pick(body, query, "backend")
     spec = None
     if backend is not None:
@@ -352,14 +335,6 @@ async def create_transpile_task(request: Request, caller: CallerDep) -> Response
                 f"coupling_map: qubit {top} does not exist on {backend} ({limit} qubits)",
                 code="invalid_request",
             )
-    tasks = _tasks(request)
-    if not tasks.has_room():
-        raise ApiError(
-            503,
-            f"too many transpile tasks in flight (at most {MAX_TASKS}); retry later",
-            code="unavailable",
-            headers={"Retry-After": "5"},
-        )
     job = TranspileRequest(
         backend=backend,
         optimization_level=level,
@@ -367,45 +342,91 @@ async def create_transpile_task(request: Request, caller: CallerDep) -> Response
         qpy_circuits=qpy,
         coupling_map=coupling,
         options=options,
-        spec=spec,
+        qpy_max_bytes=st.config.max_transpile_qpy_bytes,
     )
-    future = _pool(request).submit(run_transpile, job)
-    task = TranspileTask(
-        task_id=str(uuid.uuid4()),
-        instance_id=caller.instance_id,
-        future=future,
-        warnings=warnings,
-        num_circuits=count,
+    task_id = await run_in_threadpool(
+        _queue, st, caller.instance_id, job, warnings, count, time_limit
     )
-    tasks.add(task)
     for warning in warnings:
-        logger.info("transpile task %s: %s", task.task_id, warning)
+        logger.info("transpile task %s: %s", task_id, warning)
     logger.info(
-        "transpile task %s queued: backend=%s level=%d circuits=%s",
-        task.task_id,
+        "transpile task %s queued: backend=%s level=%d circuits=%s limit=%gs",
+        task_id,
         backend,
         level,
         count if not qpy else f"{count}+qpy",
+        time_limit,
     )
-    return json_response({"task_id": task.task_id})
+    return json_response({"task_id": task_id})
+
+
+def _load_task(st: ServerState, task_id: str, instance_id: str) -> TranspileTaskRow:
+    row = TranspileStore(st.store).get(task_id, instance_id)
+    if row is None:
+        raise ApiError(
+            404,
+            f"task_id: transpile task {task_id!r} not found (finished tasks are kept for "
+            f"{TASK_TTL_SECONDS / 3600:g} h)",
+            code="task_not_found",
+        )
+    return row
 
 
 @router.get("/transpile/{task_id}", response_model=TranspileTaskStatus)
 async def get_transpile_task(request: Request, task_id: str, caller: CallerDep) -> Response:
     """The task's state and, when final, its result (or failure message)."""
-    task = _tasks(request).get(task_id, caller.instance_id)
+    st = server_state(request)
     wait = request.query_params.get("wait")
-    if wait is not None and not task.future.done():
+    seconds = 0.0
+    if wait is not None:
         try:
             seconds = float(wait)
         except ValueError as exc:
             raise ApiError(
                 400, f"wait: expected seconds, got {wait!r}", code="invalid_request"
             ) from exc
-        seconds = min(max(seconds, 0.0), MAX_WAIT_SECONDS)
-        if seconds > 0:
-            try:
-                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(task.future)), seconds)
-            except Exception:  # noqa: BLE001 - timeouts and failures: state() reports them
-                pass
-    return json_response(task.body())
+        seconds = min(max(seconds, 0.0), MAX_WAIT_SECONDS) if seconds == seconds else 0.0
+    watch = st.watchers.register(task_id) if seconds > 0 else None
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            row = await run_in_threadpool(_load_task, st, task_id, caller.instance_id)
+            remaining = deadline - time.monotonic()
+            if watch is None or row.state in FINAL or remaining <= 0:
+                break
+            # woken by this process' dispatcher; re-read now and then for other replicas'
+            await watch.wait(min(remaining, st.config.notify_fallback))
+    finally:
+        if watch is not None:
+            st.watchers.unregister(task_id, watch)
+    return json_response(task_body(row))
+
+
+@router.post("/transpile/{task_id}/cancel", status_code=204)
+def cancel_transpile_task(request: Request, task_id: str, caller: CallerDep) -> Response:
+    """Cancel a PENDING or STARTED task (its worker is stopped); 409 once it is final."""
+    st = server_state(request)
+    _load_task(st, task_id, caller.instance_id)
+    if not st.dispatcher.cancel_transpile(task_id, "cancelled by the user"):
+        row = _load_task(st, task_id, caller.instance_id)
+        raise ApiError(
+            409,
+            f"transpile task {task_id} cannot be cancelled: it is already {row.state}",
+            code="task_not_cancellable",
+        )
+    return Response(status_code=204)
+
+
+def task_body(row: TranspileTaskRow) -> dict[str, Any]:
+    """The ``GET /transpile/{id}`` body of a stored task."""
+    body: dict[str, Any] = {"task_id": row.id, "state": row.state, "result": None}
+    if row.state in FINAL and row.result is not None:
+        body["result"] = (
+            orjson.loads(row.result) if row.state == SUCCESS else bytes(row.result).decode()
+        )
+    if row.seconds is not None:
+        body["seconds"] = row.seconds
+    warnings = orjson.loads(row.warnings or "[]")
+    if warnings:
+        body["warnings"] = warnings
+    return body

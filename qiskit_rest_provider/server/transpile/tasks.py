@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...wire.limits import MAX_QPY_BYTES, MAX_QPY_CIRCUITS
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASIS = ("cz", "id", "rz", "sx", "x")
@@ -121,6 +123,104 @@ class TranspileRequest:
     coupling_map: list[list[int]] | None = None
     options: dict[str, Any] = field(default_factory=dict)
     spec: Any = None  # the catalog BackendSpec (its Target is cached per process by content)
+    qpy_max_bytes: int = MAX_QPY_BYTES  # the inflate cap of the server that took the request
+
+    def to_json(self) -> dict[str, Any]:
+        """The request as stored with its task (everything but ``spec``, found again by name)."""
+        return {
+            "backend": self.backend,
+            "optimization_level": self.optimization_level,
+            "qasm_circuits": self.qasm_circuits,
+            "qpy_circuits": self.qpy_circuits,
+            "coupling_map": self.coupling_map,
+            "options": self.options,
+            "qpy_max_bytes": self.qpy_max_bytes,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], spec: Any = None) -> TranspileRequest:
+        """A stored request, with the catalog's ``spec`` of its backend."""
+        return cls(
+            backend=data.get("backend"),
+            optimization_level=int(data.get("optimization_level", 3)),
+            qasm_circuits=data.get("qasm_circuits"),
+            qpy_circuits=data.get("qpy_circuits"),
+            coupling_map=data.get("coupling_map"),
+            options=dict(data.get("options") or {}),
+            spec=spec,
+            qpy_max_bytes=int(data.get("qpy_max_bytes") or MAX_QPY_BYTES),
+        )
+
+
+QPY_INFLATE_RATIO = 100
+"""A compressed QPY input may inflate to at most this many times its own size ..."""
+QPY_INFLATE_FLOOR = 4 << 20
+"""... or this many bytes, whichever is larger; never beyond the server's limit
+(``--max-transpile-qpy-bytes``, at most :data:`~qiskit_rest_provider.wire.limits.MAX_QPY_BYTES`)."""
+
+
+def qpy_inflate_cap(compressed_bytes: int, server_limit: int) -> int:
+    """How far a compressed QPY input of ``compressed_bytes`` may inflate."""
+    return min(server_limit, max(QPY_INFLATE_FLOOR, QPY_INFLATE_RATIO * compressed_bytes))
+
+
+def read_qpy_input(text: str, server_limit: int) -> bytes:
+    """The plain QPY file of a ``qpy_circuits`` input (Base64 of QPY, zlib-compressed or not).
+
+    A compressed input is inflated incrementally and stops at :func:`qpy_inflate_cap`: a zlib
+    bomb costs at most that much memory, wherever it is read (the API process checks every input
+    this way before queuing it, and the worker again).
+
+    Raises:
+        ValueError: naming ``qpy_circuits`` and the limit that was exceeded.
+    """
+    import zlib
+
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise ValueError(f"qpy_circuits: not valid Base64: {exc}") from exc
+    if raw.startswith(b"QISKIT"):
+        if len(raw) > server_limit:
+            raise ValueError(
+                f"qpy_circuits: the QPY file is {len(raw)} bytes, more than this server's "
+                f"limit of {server_limit} bytes (--max-transpile-qpy-bytes)"
+            )
+        return raw
+    cap = qpy_inflate_cap(len(raw), server_limit)
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(raw, cap)
+    except zlib.error as exc:
+        raise ValueError(
+            "qpy_circuits: the payload is neither QPY nor zlib-compressed QPY"
+        ) from exc
+    if inflater.unconsumed_tail or (not inflater.eof and inflater.decompress(b"", 1)):
+        raise ValueError(
+            f"qpy_circuits: the compressed QPY payload ({len(raw)} bytes) inflates beyond "
+            f"{cap} bytes, the limit for it: {QPY_INFLATE_RATIO} times its size (at least "
+            f"{QPY_INFLATE_FLOOR} bytes), at most this server's --max-transpile-qpy-bytes "
+            f"({server_limit} bytes)"
+        )
+    if not inflater.eof:
+        raise ValueError("qpy_circuits: the compressed QPY payload is truncated")
+    return out
+
+
+def count_qpy_circuits(raw: bytes) -> int:
+    """Check a plain QPY file's headers (as the worker's reader does); its number of circuits.
+
+    Raises:
+        ValueError: naming ``qpy_circuits``.
+    """
+    from ...exceptions import WireFormatError
+    from ...wire._qpy import _FILE_HEADER, _check_header
+
+    try:
+        _check_header(raw, "qpy_circuits", MAX_QPY_CIRCUITS)
+    except WireFormatError as exc:
+        raise ValueError(str(exc)) from exc
+    return int(_FILE_HEADER.unpack_from(raw, 0)[5])
 
 
 def _load(request: TranspileRequest) -> list[tuple[str, Any]]:
@@ -136,11 +236,8 @@ def _load(request: TranspileRequest) -> list[tuple[str, Any]]:
         except WireFormatError as exc:
             raise ValueError(f"qasm_circuits[{index}]: {exc}") from exc
     if request.qpy_circuits:
-        try:
-            raw = base64.b64decode(request.qpy_circuits, validate=True)
-        except ValueError as exc:
-            raise ValueError(f"qpy_circuits: not valid Base64: {exc}") from exc
-        try:  # zlib or plain QPY, inflated within MAX_QPY_BYTES, headers checked first
+        raw = read_qpy_input(request.qpy_circuits, request.qpy_max_bytes)
+        try:  # plain QPY now; every circuit header is checked before qpy.load
             loaded = load_qpy_circuits(raw, "qpy_circuits")
         except WireFormatError as exc:
             raise ValueError(str(exc)) from exc
@@ -259,3 +356,8 @@ def run_transpile(request: TranspileRequest) -> dict[str, Any]:
             message = f"{type(exc).__name__}: {message}"
         return {"ok": False, "message": message}
     return {"ok": True, "result": result, "seconds": time.perf_counter() - started}
+
+
+def run_stored_transpile(data: dict[str, Any], spec: Any) -> dict[str, Any]:
+    """:func:`run_transpile` for a request as the job store keeps it (what the dispatcher runs)."""
+    return run_transpile(TranspileRequest.from_json(data, spec))

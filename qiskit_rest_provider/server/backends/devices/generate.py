@@ -11,7 +11,9 @@ re-running it produces no diff unless this module changed.
 The devices are our own, with calibration magnitudes typical of IBM's Heron/Eagle generation
 (T1 ≈ 100–300 µs, 1q error ≈ 2–3e-4, cz error ≈ 3e-3, readout error ≈ 1–2 %), laid out on the
 familiar topologies: a 5-qubit line, the 27-qubit Falcon heavy-hex and the 127-qubit Eagle
-heavy-hex. The ideal simulator has no properties and a broad standard gate set.
+heavy-hex, all with ``cz`` as their two-qubit gate; ``rest_line_5q_ecr`` is a 5-qubit line with
+Eagle's directed ``ecr`` instead (for code written for ``ecr`` devices, such as IBM's own noise
+learner scenarios). The ideal simulator has no properties and a broad standard gate set.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 __all__ = [
     "DEVICES_DIR",
     "NOISY_BASIS",
+    "ECR_BASIS",
     "SIMULATOR_BASIS",
     "line_edges",
     "falcon_27_edges",
@@ -41,6 +44,9 @@ DEVICES_DIR = Path(__file__).resolve().parent
 
 NOISY_BASIS = ["cz", "id", "rz", "sx", "x"]
 """Basis gates of the noisy devices (Heron style)."""
+
+ECR_BASIS = ["ecr", "id", "rz", "sx", "x"]
+"""Basis gates of the noisy device with echoed cross-resonance gates (Eagle style)."""
 
 SIMULATOR_BASIS = [
     "ccx", "cx", "cz", "ecr", "h", "id", "p", "rx", "rxx", "ry", "ryy", "rz", "s", "sdg",
@@ -63,6 +69,7 @@ _QASM_DEFS = {
     "sx": ([], "gate sx q { U(pi/2, 3*pi/2, pi/2) q; }"),
     "x": ([], "gate x q { U(pi, 0, pi) q; }"),
     "cz": ([], "gate cz q0, q1 { U(0, 0, 0) q0; }"),
+    "ecr": ([], "gate ecr q0, q1 { U(0, 0, 0) q0; }"),
 }
 
 
@@ -193,13 +200,16 @@ def build_device(
     readout_length_ns: int = 1560,
     reset_length_ns: int = 1600,
     dt_ns: float = 0.5,
+    two_qubit_gate: str = "cz",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Configuration and properties of a noisy device with seeded, realistic calibration.
 
     Per-qubit values scatter log-normally around the given medians (about ±30 %), so that
     error-aware layout has something to choose from; the worst qubits stay physical
     (``T2 <= 2 T1``, errors < 0.5). Every qubit gets ``id``/``rz``/``sx``/``x``/``reset`` records
-    and every edge gets ``cz`` records in both directions, as IBM lists them for Heron.
+    and every edge gets ``cz`` records in both directions, as IBM lists them for Heron; with
+    ``two_qubit_gate="ecr"`` every edge gets one ``ecr`` record instead, from its smaller to its
+    larger qubit (echoed cross-resonance is directed, as on Eagle devices).
 
     Args:
         name: backend name.
@@ -218,6 +228,8 @@ def build_device(
         readout_length_ns: measurement duration in ns.
         reset_length_ns: reset duration in ns.
         dt_ns: system time step in ns.
+        two_qubit_gate: ``"cz"`` (both directions) or ``"ecr"`` (one direction per edge); the
+            ``error_cz``/``length_cz_ns`` values then describe it.
 
     Returns:
         ``(configuration, properties)`` as IBM-format dicts.
@@ -227,24 +239,31 @@ def build_device(
     def scatter(median: float, sigma: float = 0.3) -> float:
         return median * rng.lognormvariate(0.0, sigma)
 
-    directed = sorted({(a, b) for a, b in edges} | {(b, a) for a, b in edges})
+    if two_qubit_gate not in ("cz", "ecr"):
+        raise ValueError(f"two_qubit_gate must be 'cz' or 'ecr', got {two_qubit_gate!r}")
+    basis = NOISY_BASIS if two_qubit_gate == "cz" else ECR_BASIS
+    if two_qubit_gate == "cz":
+        directed = sorted({(a, b) for a, b in edges} | {(b, a) for a, b in edges})
+    else:
+        directed = sorted({(min(a, b), max(a, b)) for a, b in edges})
     conf = _common_configuration(
         name, num_qubits, f"{num_qubits}-qubit noisy device ({family}-like layout)"
     )
     gates_conf = []
-    for gate in NOISY_BASIS:
+    for gate in basis:
         params, qasm_def = _QASM_DEFS[gate]
-        coupling = [list(e) for e in directed] if gate == "cz" else [[q] for q in range(num_qubits)]
+        two = gate == two_qubit_gate
+        coupling = [list(e) for e in directed] if two else [[q] for q in range(num_qubits)]
         gates_conf.append(
             {"name": gate, "parameters": params, "qasm_def": qasm_def, "coupling_map": coupling}
         )
     conf.update(
         {
             "simulator": False,
-            "basis_gates": list(NOISY_BASIS),
+            "basis_gates": list(basis),
             "gates": gates_conf,
             "coupling_map": [list(e) for e in directed],
-            "supported_instructions": sorted(NOISY_BASIS + NON_UNITARY + CONTROL_FLOW),
+            "supported_instructions": sorted(basis + NON_UNITARY + CONTROL_FLOW),
             "dt": dt_ns,
             "dtm": dt_ns,
             "timing_constraints": {
@@ -304,12 +323,13 @@ def build_device(
         )
     for a, b in sorted(edges):
         err = _round(min(scatter(error_cz, 0.4), 0.05))
-        for pair in ((a, b), (b, a)):
+        pairs = ((a, b), (b, a)) if two_qubit_gate == "cz" else ((min(a, b), max(a, b)),)
+        for pair in pairs:
             gates.append(
                 {
                     "qubits": list(pair),
-                    "gate": "cz",
-                    "name": f"cz{pair[0]}_{pair[1]}",
+                    "gate": two_qubit_gate,
+                    "name": f"{two_qubit_gate}{pair[0]}_{pair[1]}",
                     "parameters": [
                         _nduv("gate_error", err),
                         _nduv("gate_length", length_cz_ns, "ns"),
@@ -334,6 +354,17 @@ def build_all() -> dict[str, tuple[dict[str, Any], dict[str, Any] | None]]:
         "rest_simulator": (build_simulator(), None),
         "rest_line_5q": build_device(
             "rest_line_5q", 5, line_edges(5), seed=5, family="Canary", revision="1"
+        ),
+        "rest_line_5q_ecr": build_device(
+            "rest_line_5q_ecr",
+            5,
+            line_edges(5),
+            seed=55,
+            family="Eagle",
+            revision="3",
+            error_cz=6e-3,
+            length_cz_ns=400,
+            two_qubit_gate="ecr",
         ),
         "rest_hex_27q": build_device(
             "rest_hex_27q", 27, falcon_27_edges(), seed=27, family="Falcon", revision="5.11"

@@ -5,8 +5,8 @@ server's ``serve`` flags; ``-1`` is "no limit"). ``jobs.shots`` is what the dail
 sums: the job's shots as admission counts them (shots x parameter sets over its PUBs). It is
 nullable (jobs of older releases have none and count 0): a plain ``ADD COLUMN``.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-03
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,151 @@
+"""The dispatcher's clock and hand-off, for jobs and transpile tasks (a real store, a real worker).
+
+* A job's time limit counts from when a worker actually starts it: work the dispatcher did not
+  hand out (another router's CPU task) may hold the only worker, and a job waiting behind it in
+  the pool must not be cancelled for time it never ran (issue 11: a job with a 5 s limit was
+  cancelled as "ran longer than 5 s" without ever running).
+* A cancel in the hand-off window of a transpile task (claimed STARTED, submitted, not yet
+  registered) leaves it CANCELLED and its worker free, as for jobs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import orjson
+import pytest
+
+pytest.importorskip("qiskit_aer")
+pytest.importorskip("sqlalchemy")
+
+from qiskit.circuit.random import random_circuit  # noqa: E402
+from qiskit.qasm2 import dumps  # noqa: E402
+
+from qiskit_rest_provider.server.backends.catalog import BackendCatalog  # noqa: E402
+from qiskit_rest_provider.server.config import ServerConfig, instance_crn  # noqa: E402
+from qiskit_rest_provider.server.execution.pool import LocalProcessExecutor  # noqa: E402
+from qiskit_rest_provider.server.jobs import transpile_store as ts  # noqa: E402
+from qiskit_rest_provider.server.jobs.dispatcher import Dispatcher  # noqa: E402
+from qiskit_rest_provider.server.jobs.models import Job, TranspileTaskRow  # noqa: E402
+from qiskit_rest_provider.server.jobs.store import Store, new_id  # noqa: E402
+from qiskit_rest_provider.server.jobs.watchers import JobWatchers  # noqa: E402
+from qiskit_rest_provider.server.transpile.tasks import run_stored_transpile  # noqa: E402
+
+QUICK = 'OPENQASM 3.0; include "stdgates.inc"; qubit[1] q; bit[1] c; x q[0]; c[0] = measure q[0];'
+
+
+@pytest.fixture
+def engine(tmp_path):
+    config = ServerConfig(data_dir=tmp_path, workers=1, abandon_grace=5.0)
+    config.prepare_data_dir()
+    store = Store(config)
+    executor = LocalProcessExecutor(1)
+    dispatcher = Dispatcher(
+        store,
+        executor,
+        config,
+        JobWatchers(),
+        catalog=BackendCatalog.load(None),
+        run_transpile=run_stored_transpile,
+    )
+    instance = store.ensure_instance("local/default/main", instance_crn("local/default/main"))
+    yield store, executor, dispatcher, instance.id
+    dispatcher.stop()
+    executor.shutdown(wait=False, cancel_futures=True)
+    store.close()
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_a_job_time_limit_counts_from_when_a_worker_starts_it(engine):
+    store, executor, dispatcher, instance_id = engine
+    _wait(lambda: executor.submit(int, 1).result(timeout=60) == 1, 60, "no worker")
+    blocker = executor.submit(time.sleep, 4.0)  # CPU work the dispatcher did not hand out
+    _wait(blocker.running, 10, "the blocker never started")
+    job = Job(
+        id=new_id(),
+        instance_id=instance_id,
+        user_id="u",
+        backend="rest_simulator",
+        program_id="sampler",
+        params=orjson.dumps({"pubs": [[QUICK, None, 10]], "version": 2}),
+        state="Queued",
+        tags="[]",
+        cost=2,  # shorter than the 4 s it waits in the pool behind the blocker
+        created=time.time(),
+        logs="",
+        usage_seconds=0.0,
+        quantum_seconds=0.0,
+        attempts=0,
+    )
+    store.create_job(job)
+    dispatcher.start()
+    _wait(lambda: store.get_job(job.id).state != "Queued", 30, "never handed out")
+    _wait(blocker.done, 30, "the blocker never finished")
+    _wait(lambda: store.get_job(job.id).state not in ("Queued", "Running"), 60, "never final")
+    done = store.get_job(job.id)
+    assert done.state == "Completed", (done.state, done.reason)
+
+
+def test_cancel_in_a_transpile_task_handoff_frees_the_worker(engine):
+    store, executor, dispatcher, instance_id = engine
+    tasks = ts.TranspileStore(store)
+    slow = {
+        "backend": "rest_hex_27q",
+        "optimization_level": 3,
+        "qasm_circuits": [dumps(random_circuit(20, 60, max_operands=2, seed=3))] * 10,
+    }
+
+    def add(request: dict) -> str:
+        row = TranspileTaskRow(
+            id=new_id(),
+            instance_id=instance_id,
+            state=ts.PENDING,
+            backend=request["backend"],
+            request=orjson.dumps(request),
+            warnings="[]",
+            num_circuits=len(request["qasm_circuits"]),
+            time_limit=600.0,
+            created=time.time(),
+            attempts=0,
+        )
+        tasks.add(row)
+        return row.id
+
+    slow_id = add(slow)
+    in_window, resume = threading.Event(), threading.Event()
+
+    def pause_in_handoff(task_id: str) -> None:
+        if task_id == slow_id:
+            in_window.set()
+            assert resume.wait(60), "the test never let the dispatcher go on"
+
+    dispatcher.handoff_hook = pause_in_handoff
+    dispatcher.start()
+    assert in_window.wait(60), "the dispatcher never reached the hand-off of the task"
+    assert tasks.state(slow_id) == ts.STARTED
+    assert dispatcher.cancel_transpile(slow_id)
+    assert not dispatcher.cancel_transpile(slow_id)  # already final: the route answers 409
+    resume.set()
+    quick = add(
+        {
+            "backend": "rest_line_5q",
+            "optimization_level": 1,
+            "qasm_circuits": ['OPENQASM 2.0; include "qelib1.inc"; qreg q[1]; h q[0];'],
+        }
+    )
+    dispatcher.wake()
+    t0 = time.monotonic()
+    _wait(lambda: tasks.state(quick) in ts.FINAL, 60, "the quick task never finished")
+    assert tasks.state(quick) == ts.SUCCESS
+    assert time.monotonic() - t0 < 30  # the slow task (~45 s of work) no longer holds the worker
+    _wait(lambda: dispatcher.in_flight == 0 and executor.busy == 0, 10, "a worker stayed busy")
+    row = tasks.get(slow_id)
+    assert row is not None and row.state == ts.CANCELLED
+    assert bytes(row.result or b"").decode() == "cancelled by the user"
