@@ -99,11 +99,6 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     key = request.headers.get(protocol.IDEMPOTENCY_KEY_HEADER)
     if key is not None and not (0 < len(key) <= 200):
         raise ApiError(400, f"{protocol.IDEMPOTENCY_KEY_HEADER} must be 1-200 characters")
-    if key:
-        existing = await run_in_threadpool(st.store.job_by_key, caller.instance_id, key)
-        if existing is not None:
-            return json_response(_created(existing))
-
     program_id = body.program_id
     if program_id not in PROGRAMS:
         raise ApiError(
@@ -127,7 +122,10 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     cost = body.cost
     if cost is not None and cost <= 0:
         raise ApiError(400, f"cost: expected a positive number of seconds, got {cost!r}")
-    await run_in_threadpool(_check_limits, st, caller, cost)
+    # one hop to a thread for both reads: the job this key made already, else the limits
+    existing = await run_in_threadpool(_existing_or_check_limits, st, caller, key, cost)
+    if existing is not None:
+        return json_response(_created(existing))
     private = body.private
     start_session = body.start_session
     session_id = body.session_id
@@ -210,6 +208,18 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     return json_response(_created(stored))
 
 
+def _existing_or_check_limits(
+    st: Any, caller: Caller, key: str | None, cost: float | None
+) -> Job | None:
+    """The job an ``Idempotency-Key`` already made (answered as is), else check the limits."""
+    if key:
+        existing = st.store.job_by_key(caller.instance_id, key)
+        if existing is not None:
+            return existing
+    _check_limits(st, caller, cost)
+    return None
+
+
 def _check_limits(st: Any, caller: Caller, cost: float | None) -> None:
     """The job's time limit within the server's maximum; room in the instance's queue."""
     limit = st.config.max_execution_time
@@ -266,7 +276,7 @@ async def get_job(
 ) -> Response:
     """A job; with ``wait=S`` (D6) answers as soon as it is final or ``S`` seconds passed."""
     st = server_state(request)
-    watch = st.watchers.register(job_id) if wait else None
+    watch = st.watchers.register(job_id, final_only=True) if wait else None
     try:
         deadline = time.monotonic() + min(wait or 0.0, MAX_WAIT_SECONDS)
         while True:
