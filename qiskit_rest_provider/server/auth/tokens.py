@@ -2,8 +2,9 @@
 
 Secrets are stored as salted SHA-256 hashes only (API tokens are random 256-bit strings, so a
 slow KDF buys nothing). JWTs are HS256, signed with a key generated once and kept (mode 0600) in
-the data dir, verified on every request (signature and expiry) and revocable by logout (their
-``jti`` is a row of ``access_tokens``). Nothing here logs a credential.
+the data dir, checked on every request (the signature once per token text, the expiry every
+time) and revocable by logout (their ``jti`` is a row of ``access_tokens``). Nothing here logs
+a credential.
 
 Verified API tokens and JWTs are cached for 30 s (matching a token means hashing it against every
 stored one), but a cache hit still reads its API token's ``revoked`` flag by primary key: a token
@@ -20,7 +21,6 @@ in a worker thread.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import logging
@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import jwt
-import orjson
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -126,6 +125,10 @@ class Authenticator:
         # JWT id -> (valid until, caller): skips a store read on every request. Safe because
         # one server process owns a database and revoke() drops the entry at once.
         self._jwt_cache: dict[str, tuple[float, Caller]] = {}
+        # JWT text -> (exp, jti) of a token whose signature and claims checked out: the same
+        # text under the same key always checks out again, so later requests only compare
+        # its expiry with the clock (a client sends one JWT for many requests)
+        self._jwt_verified: dict[str, tuple[float, str]] = {}
         self._instances: dict[str, Instance] = {}
         self._lock = threading.Lock()
 
@@ -293,19 +296,41 @@ class Authenticator:
             return None
         return self._caller(api.user_id, api.instance_id, api.id, row.id)
 
+    def _verified_jwt(self, token: str) -> tuple[float, str] | None:
+        """``(exp, jti)`` of a JWT this server signed and that has not expired, else ``None``.
+
+        Raises:
+            ApiError: 401, the token expired.
+        """
+        verified = self._jwt_verified.get(token)
+        if verified is None:
+            try:
+                claims = jwt.decode(
+                    token,
+                    self.signing_key,
+                    algorithms=[JWT_ALGORITHM],
+                    options={"require": ["exp", "iat", "jti"]},
+                )
+            except jwt.ExpiredSignatureError as exc:
+                raise ApiError(401, "access token expired", code="1201") from exc
+            except jwt.PyJWTError:
+                return None
+            verified = (float(claims["exp"]), str(claims["jti"]))
+            with self._lock:
+                if len(self._jwt_verified) > 10_000:
+                    self._jwt_verified.clear()
+                self._jwt_verified[token] = verified
+        elif verified[0] <= time.time():  # what jwt.decode checks of "exp" (no leeway)
+            with self._lock:
+                self._jwt_verified.pop(token, None)
+            raise ApiError(401, "access token expired", code="1201")
+        return verified
+
     def _from_jwt(self, token: str) -> Caller | None:
-        try:
-            claims = jwt.decode(
-                token,
-                self.signing_key,
-                algorithms=[JWT_ALGORITHM],
-                options={"require": ["exp", "iat", "jti"]},
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise ApiError(401, "access token expired", code="1201") from exc
-        except jwt.PyJWTError:
+        verified = self._verified_jwt(token)
+        if verified is None:
             return None
-        jti = str(claims["jti"])
+        exp, jti = verified
         now = time.monotonic()
         hit = self._jwt_cache.get(jti)
         if hit is not None and hit[0] > now:
@@ -316,8 +341,8 @@ class Authenticator:
             return None
         caller = self._from_access_row(jti, None)
         if caller is not None:
-            # never past the token's own expiry (jwt.decode enforces exp on every request too)
-            ttl = min(_API_CACHE_SECONDS, max(0.0, float(claims["exp"]) - time.time()))
+            # never past the token's own expiry (and _verified_jwt checks exp on every request)
+            ttl = min(_API_CACHE_SECONDS, max(0.0, exp - time.time()))
             with self._lock:
                 if len(self._jwt_cache) > 10_000:
                     self._jwt_cache.clear()
@@ -350,10 +375,11 @@ class Authenticator:
         credential = _credential(request.headers).strip()
         now = time.monotonic()
         if credential.count(".") == 2 and credential.startswith("eyJ"):
-            hit = self._jwt_cache.get(_unverified_jti(credential))
+            verified = self._jwt_verified.get(credential)  # its jti, once it checked out
+            hit = None if verified is None else self._jwt_cache.get(verified[1])
         elif credential and credential.count(".") != 1 and len(credential) <= 512:
             key = hmac.new(self._pepper, credential.encode(), hashlib.sha256).digest()
-            hit = self._api_cache.get(key)  # type: ignore[assignment]
+            hit = self._api_cache.get(key)
         else:
             return False
         return hit is not None and hit[0] > now
@@ -402,16 +428,6 @@ def _credential(headers: Any) -> str:
         if scheme.lower() in ("bearer", "apikey") and value:
             credential = value
     return credential or ""
-
-
-def _unverified_jti(token: str) -> str:
-    """A JWT's ``jti`` claim read without checking anything (only to look up the cache)."""
-    try:
-        payload = token.split(".")[1]
-        claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return str(claims.get("jti", "")) if isinstance(claims, dict) else ""
-    except Exception:  # not a JWT at all: authenticate() says so
-        return ""
 
 
 def client_host(request: Request) -> str:

@@ -149,11 +149,55 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     if session_id:
         await run_in_threadpool(_check_session, st, session_id, backend, caller)
 
+    def admit() -> tuple[Job, bool, Any, float]:
+        """Check ``params``, then store the job: one hop to a thread for both."""
+        t0 = time.perf_counter()
+        prepared = _prepare(program_id, params, spec)
+        parse_seconds = time.perf_counter() - t0
+        sid = session_id
+        if start_session and not sid:
+            from .shapes import new_session_row
+
+            row = new_session_row(caller, backend, "dedicated", None, None)
+            st.store.add_session(row)
+            sid = row.id
+        job = Job(
+            id=new_id(),
+            instance_id=caller.instance_id,
+            user_id=caller.user_id,
+            backend=backend,
+            program_id=program_id,
+            params=orjson.dumps(params),
+            state=protocol.QUEUED,
+            tags=orjson.dumps(tags).decode(),
+            session_id=sid,
+            log_level=log_level,
+            cost=math.ceil(cost) if cost is not None else None,
+            private=private,
+            created=time.time(),
+            logs=f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} queued\n",
+            idempotency_key=key or None,
+            usage_seconds=0.0,
+            quantum_seconds=0.0,
+            attempts=0,
+        )
+        stored, created = st.store.create_job(job)
+        return stored, created, prepared, parse_seconds
+
+    stored, created, prepared, parse_seconds = await run_in_threadpool(admit)
+    if created:
+        st.watchers.events.admitted(stored.id, pubs_count(program_id, params))
+        st.dispatcher.remember_prepared(stored.id, prepared, parse_seconds)
+        st.dispatcher.wake()
+    return json_response(_created(stored))
+
+
+def _prepare(program_id: str, params: Any, spec: Any) -> Any:
+    """The admission's validated job; any problem with ``params`` is a 400 naming the field."""
     from .admission import JobInputError, prepare_job
 
-    t0 = time.perf_counter()
     try:
-        prepared = await run_in_threadpool(prepare_job, program_id, params, spec)
+        return prepare_job(program_id, params, spec)
     except JobInputError as exc:
         field = getattr(exc, "field", None)
         msg = str(exc)
@@ -171,41 +215,6 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
             f"params: could not prepare the job: {type(exc).__name__}: {exc}",
             code="invalid_params",
         ) from exc
-    parse_seconds = time.perf_counter() - t0
-
-    if start_session and not session_id:
-        from .shapes import new_session_row
-
-        row = new_session_row(caller, backend, "dedicated", None, None)
-        await run_in_threadpool(st.store.add_session, row)
-        session_id = row.id
-
-    job = Job(
-        id=new_id(),
-        instance_id=caller.instance_id,
-        user_id=caller.user_id,
-        backend=backend,
-        program_id=program_id,
-        params=orjson.dumps(params),
-        state=protocol.QUEUED,
-        tags=orjson.dumps(tags).decode(),
-        session_id=session_id,
-        log_level=log_level,
-        cost=math.ceil(cost) if cost is not None else None,
-        private=private,
-        created=time.time(),
-        logs=f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} queued\n",
-        idempotency_key=key or None,
-        usage_seconds=0.0,
-        quantum_seconds=0.0,
-        attempts=0,
-    )
-    stored, created = await run_in_threadpool(st.store.create_job, job)
-    if created:
-        st.watchers.events.admitted(stored.id, pubs_count(program_id, params))
-        st.dispatcher.remember_prepared(stored.id, prepared, parse_seconds)
-        st.dispatcher.wake()
-    return json_response(_created(stored))
 
 
 def _existing_or_check_limits(

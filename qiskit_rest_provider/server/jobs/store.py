@@ -33,7 +33,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
@@ -369,11 +369,11 @@ class Store:
         conds = [Job.id == job_id, Job.state.in_(tuple(from_states))]
         if owner is not None:
             conds.append(Job.claimed_by == owner)
-        with self.sessions.begin() as s:
-            res = s.execute(update(Job).where(*conds).values(**vals), execution_options=_NO_SYNC)
+        with self.engine.begin() as conn:  # a Core transaction: no ORM session to set up
+            res = conn.execute(update(Job).where(*conds).values(**vals))
             changed = bool(getattr(res, "rowcount", 0))
             if changed:
-                self._announce(s, [job_id])
+                self._announce(conn, [job_id])
             return changed
 
     # ------------------------------------------------------------ replicas, leases
@@ -382,7 +382,7 @@ class Store:
         """Whether state changes are announced to other processes (PostgreSQL ``NOTIFY``)."""
         return self.engine.dialect.name == "postgresql"
 
-    def _announce(self, s: Session, job_ids: Iterable[str]) -> None:
+    def _announce(self, s: Session | Connection, job_ids: Iterable[str]) -> None:
         """``pg_notify`` each changed job (delivered when the transaction commits)."""
         if not self.can_notify:
             return
@@ -397,7 +397,7 @@ class Store:
         (``WHERE state = 'Queued'``) makes the claim exactly-once on SQLite and PostgreSQL alike.
         """
         now = time.time()
-        with self.sessions.begin() as s:
+        with self.engine.begin() as s:  # a Core transaction: no ORM session to set up
             if self.engine.dialect.name == "postgresql":
                 locked = s.scalar(
                     select(Job.id)
@@ -415,8 +415,7 @@ class Store:
                     claimed_by=owner,
                     lease_expires_at=now + lease_seconds,
                     logs=Job.logs + f"{_stamp(now)} running (on {owner})\n",
-                ),
-                execution_options=_NO_SYNC,
+                )
             )
             changed = bool(getattr(res, "rowcount", 0))
             if changed:
