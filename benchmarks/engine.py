@@ -349,7 +349,7 @@ class _QueueFeeder:
     least count seen once the queue first reached ``depth`` (what B's jobs really waited behind).
     """
 
-    def __init__(self, base: str, token: str, depth: int, threads: int = 3) -> None:
+    def __init__(self, base: str, token: str, depth: int, threads: int = 8) -> None:
         self.base, self.token, self.depth = base, token, depth
         self.stop_event, self.ready = threading.Event(), threading.Event()
         self.submitted, self.min_pending = 0, None
@@ -394,7 +394,7 @@ class _QueueFeeder:
                 if pending >= self.depth:
                     self.stop_event.wait(0.01)
                     continue
-                for _ in range(min(5, self.depth - pending)):
+                for _ in range(min(20, self.depth - pending)):
                     http.post(f"{self.base}/jobs", json=self.body, timeout=60).raise_for_status()
                     with self._lock:
                         self.submitted += 1
@@ -416,7 +416,7 @@ def small_jobs(workers: int, quick: bool) -> dict[str, Any]:
         b_idle = _latencies(b, b_runs)
         feeder = _QueueFeeder(f"{server.url}/api/v1", server.token, depth)
         feeder.start()
-        feeder.ready.wait(120)
+        feeder.ready.wait(60)
         try:
             with feeder._lock:  # what B waits behind from now on
                 feeder.min_pending = None
