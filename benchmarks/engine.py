@@ -15,6 +15,12 @@ Figures (issue 11), each measured in this run next to its baselines:
   floor as above.
 * **peak RSS** of the server and its worker processes over the run (goal: under 8 GiB), sampled
   every 0.1 s from ``/proc``, and of each baseline's process.
+* **small jobs** (Bell, 1024 shots, through this package's ``SamplerV2`` against the default
+  server): round trip p50 (goal: 10 ms) and p99 over serial runs; jobs/s with 8 client threads,
+  each its own service (goal: 100/s); and instance B's Bell latency p99 while instance A keeps
+  100 small jobs pending (a feeder tops A's queue up; goal: 1 s), next to B's p99 on an idle
+  server. Baseline of each: Qiskit Aer's ``SamplerV2`` in this process on the same circuit
+  (serially, and with 8 threads for the rate).
 
 Baselines run in child processes so that a time-out can be enforced and their memory measured.
 Each heavy figure is run once (a median of one): at these sizes the spread between runs is small
@@ -22,7 +28,7 @@ next to the ratios.
 
 Usage::
 
-    python benchmarks/engine.py [--quick] [--out results.json] [--workers 2]
+    python benchmarks/engine.py [--quick] [--small-only] [--out results.json] [--workers 2]
 """
 
 from __future__ import annotations
@@ -242,17 +248,305 @@ def server_run(backend: Any, circuit: Any, shots: int) -> dict[str, Any]:
     return {"ok": True, "seconds": seconds, "method": meta.get("method"), "result": result}
 
 
+# ----------------------------------------------------------------------------- small jobs
+#: The second instance of the small-job figures (``--extra-token``): instance B.
+_B_INSTANCE = "bench/b/main"
+
+
+def bell_circuit() -> Any:
+    """The 2-qubit Bell circuit, measured (already ISA for ``rest_simulator``: h, cx)."""
+    from qiskit import QuantumCircuit
+
+    qc = QuantumCircuit(2, 2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure([0, 1], [0, 1])
+    return qc
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The ``q``-th percentile (nearest rank) of ``values``; ``None`` when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[rank]
+
+
+def _latencies(run_one: Any, count: int, warm: int = 5) -> list[float]:
+    for _ in range(warm):
+        run_one()
+    out = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        run_one()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _rate(make_run_one: Any, jobs: int, threads: int) -> float:
+    """Jobs per second with ``threads`` clients (each its own ``make_run_one()``) doing ``jobs``."""
+    left = iter(range(jobs))
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def client(run_one: Any) -> None:
+        while True:
+            with lock:
+                if next(left, None) is None:
+                    return
+            try:
+                run_one()
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+                return
+
+    runners = [make_run_one() for _ in range(threads)]
+    for run_one in runners:  # warm each client (connections, backend target)
+        run_one()
+    pool = [threading.Thread(target=client, args=(r,)) for r in runners]
+    t0 = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    wall = time.perf_counter() - t0
+    if errors:
+        raise RuntimeError(f"{len(errors)} small job(s) failed: {errors[0]!r}")
+    return jobs / wall
+
+
+def _aer_run_one() -> Any:
+    from qiskit_aer.primitives import SamplerV2 as AerSampler
+
+    sampler, circuit = AerSampler(), bell_circuit()
+
+    def run_one() -> None:
+        result = sampler.run([circuit], shots=1024).result()
+        assert result[0].data.c.num_shots == 1024
+
+    return run_one
+
+
+def _ours_run_one(url: str, token: str, instance: str | None) -> Any:
+    from qiskit_rest_provider import ProviderService
+    from qiskit_rest_provider.primitives import SamplerV2
+
+    service = ProviderService(url=url, token=token, instance=instance)
+    sampler, circuit = SamplerV2(mode=service.backend("rest_simulator")), bell_circuit()
+
+    def run_one() -> None:
+        counts = sampler.run([circuit], shots=1024).result()[0].data.c.get_counts()
+        assert sum(counts.values()) == 1024 and set(counts) <= {"00", "11"}, counts
+
+    return run_one
+
+
+class _QueueFeeder:
+    """Keeps ``depth`` small jobs of one instance pending (Queued or Running) until stopped.
+
+    ``threads`` submitters each read the pending count and top it up; ``min_pending`` is the
+    least count seen once the queue first reached ``depth`` (what B's jobs really waited behind).
+    """
+
+    def __init__(self, base: str, token: str, depth: int, threads: int = 8) -> None:
+        self.base, self.token, self.depth = base, token, depth
+        self.stop_event, self.ready = threading.Event(), threading.Event()
+        self.submitted, self.min_pending = 0, None
+        self._lock = threading.Lock()
+        qasm = (
+            'OPENQASM 3.0; include "stdgates.inc"; qubit[2] q; bit[2] c; h q[0]; cx q[0], q[1];'
+            " c[0] = measure q[0]; c[1] = measure q[1];"
+        )
+        self.body = {
+            "program_id": "sampler",
+            "backend": "rest_simulator",
+            "params": {"pubs": [[qasm, None, 1024]], "version": 2, "support_qiskit": True},
+        }
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for t in self._threads:
+            t.join(60)
+
+    def _run(self) -> None:
+        import requests
+
+        with requests.Session() as http:
+            http.headers.update({"Authorization": f"apikey {self.token}"})
+            while not self.stop_event.is_set():
+                r = http.get(
+                    f"{self.base}/jobs", params={"pending": "true", "limit": 0}, timeout=60
+                )
+                r.raise_for_status()
+                pending = int(r.json()["count"])
+                with self._lock:
+                    if pending >= self.depth:
+                        self.ready.set()
+                    if self.ready.is_set():
+                        seen = self.min_pending
+                        self.min_pending = pending if seen is None else min(seen, pending)
+                if pending >= self.depth:
+                    self.stop_event.wait(0.01)
+                    continue
+                for _ in range(min(20, self.depth - pending)):
+                    http.post(f"{self.base}/jobs", json=self.body, timeout=60).raise_for_status()
+                    with self._lock:
+                        self.submitted += 1
+
+
+def small_jobs(workers: int, quick: bool) -> dict[str, Any]:
+    """The small-job figures: Bell round trip, throughput with 8 clients, B's latency behind A."""
+    runs, jobs, b_runs, depth = (40, 100, 20, 100) if quick else (200, 500, 50, 100)
+    token_b = "bench-b-" + os.urandom(9).hex()
+    aer_latency = _latencies(_aer_run_one(), runs)
+    aer_rate = _rate(_aer_run_one, jobs, 8)
+    with reference_server(
+        workers=workers, extra_args=["--extra-token", f"{token_b}:{_B_INSTANCE}"]
+    ) as server:
+        a = _ours_run_one(server.url, server.token, server.instance_crn)
+        latency = _latencies(a, runs)
+        rate = _rate(lambda: _ours_run_one(server.url, server.token, server.instance_crn), jobs, 8)
+        b = _ours_run_one(server.url, token_b, None)
+        b_idle = _latencies(b, b_runs)
+        feeder = _QueueFeeder(f"{server.url}/api/v1", server.token, depth)
+        feeder.start()
+        feeder.ready.wait(60)
+        try:
+            with feeder._lock:  # what B waits behind from now on
+                feeder.min_pending = None
+            b_behind = _latencies(b, b_runs, warm=0)
+        finally:
+            feeder.stop()
+    ms = 1e3
+    return {
+        "bell_round_trip": {
+            "runs": runs,
+            "server_p50_ms": percentile(latency, 50) * ms,
+            "server_p99_ms": percentile(latency, 99) * ms,
+            "aer_in_process_p50_ms": percentile(aer_latency, 50) * ms,
+            "aer_in_process_p99_ms": percentile(aer_latency, 99) * ms,
+            "goal_p50_ms": 10.0,
+        },
+        "throughput_8_clients": {
+            "jobs": jobs,
+            "server_jobs_per_s": rate,
+            "aer_in_process_jobs_per_s": aer_rate,
+            "goal_jobs_per_s": 100.0,
+        },
+        "instance_b_behind_a_queue": {
+            "runs": b_runs,
+            "a_pending_target": depth,
+            "a_pending_min_seen": feeder.min_pending,
+            "a_jobs_submitted": feeder.submitted,
+            "server_b_p50_ms": percentile(b_behind, 50) * ms,
+            "server_b_p99_ms": percentile(b_behind, 99) * ms,
+            "server_b_idle_p99_ms": percentile(b_idle, 99) * ms,
+            "aer_in_process_p99_ms": percentile(aer_latency, 99) * ms,
+            "goal_p99_ms": 1000.0,
+        },
+    }
+
+
+def small_rows(small: dict[str, Any]) -> list[dict[str, Any]]:
+    """Table rows of :func:`small_jobs` (times in seconds like the other rows)."""
+    rt, tp, fb = (
+        small["bell_round_trip"],
+        small["throughput_8_clients"],
+        small["instance_b_behind_a_queue"],
+    )
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "missed"
+
+    return [
+        {
+            "figure": "Bell 1024 shots round trip p50",
+            "run": "server",
+            "seconds": rt["server_p50_ms"] / 1e3,
+            "server / this": 1.0,
+            "note": f"goal <= 10 ms: {met(rt['server_p50_ms'] <= 10)}; {rt['runs']} runs",
+        },
+        {
+            "figure": "Bell 1024 shots round trip p50",
+            "run": "Aer SamplerV2 in-process",
+            "seconds": rt["aer_in_process_p50_ms"] / 1e3,
+            "server / this": rt["server_p50_ms"] / rt["aer_in_process_p50_ms"],
+        },
+        {
+            "figure": "Bell 1024 shots round trip p99",
+            "run": "server",
+            "seconds": rt["server_p99_ms"] / 1e3,
+            "server / this": 1.0,
+        },
+        {
+            "figure": "Bell 1024 shots round trip p99",
+            "run": "Aer SamplerV2 in-process",
+            "seconds": rt["aer_in_process_p99_ms"] / 1e3,
+            "server / this": rt["server_p99_ms"] / rt["aer_in_process_p99_ms"],
+        },
+        {
+            "figure": "small jobs/s, 8 clients",
+            "run": "server",
+            "jobs/s": tp["server_jobs_per_s"],
+            "note": f"goal >= 100/s: {met(tp['server_jobs_per_s'] >= 100)}; {tp['jobs']} Bell jobs",
+        },
+        {
+            "figure": "small jobs/s, 8 clients",
+            "run": "Aer SamplerV2 in-process, 8 threads",
+            "jobs/s": tp["aer_in_process_jobs_per_s"],
+            "server / this": tp["server_jobs_per_s"] / tp["aer_in_process_jobs_per_s"],
+        },
+        {
+            "figure": f"instance B Bell p99, A keeps {fb['a_pending_target']} queued",
+            "run": "server",
+            "seconds": fb["server_b_p99_ms"] / 1e3,
+            "server / this": 1.0,
+            "note": (
+                f"goal <= 1 s: {met(fb['server_b_p99_ms'] <= 1000)}; p50 "
+                f"{fb['server_b_p50_ms']:.1f} ms; A pending >= {fb['a_pending_min_seen']}"
+            ),
+        },
+        {
+            "figure": f"instance B Bell p99, A keeps {fb['a_pending_target']} queued",
+            "run": "server, A idle",
+            "seconds": fb["server_b_idle_p99_ms"] / 1e3,
+            "server / this": fb["server_b_p99_ms"] / fb["server_b_idle_p99_ms"],
+        },
+        {
+            "figure": f"instance B Bell p99, A keeps {fb['a_pending_target']} queued",
+            "run": "Aer SamplerV2 in-process",
+            "seconds": fb["aer_in_process_p99_ms"] / 1e3,
+            "server / this": fb["server_b_p99_ms"] / fb["aer_in_process_p99_ms"],
+        },
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer shots (about a minute)")
     parser.add_argument("--out", help="write the numbers as JSON here")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--baseline-timeout", type=float, default=None)
+    parser.add_argument(
+        "--small-only", action="store_true", help="only the small-job figures (about a minute)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--shots", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.shots)))
+        return 0
+    columns = ["figure", "run", "seconds", "jobs/s", "server / this", "peak RSS GiB", "note"]
+    if args.small_only:
+        small = small_jobs(args.workers, args.quick)
+        print(markdown_table(small_rows(small), columns))
+        write_json(args.out, {"small_jobs": small, "workers": args.workers, "quick": args.quick})
         return 0
 
     ghz_shots, su2_shots = (512, 50) if args.quick else (4096, 2000)
@@ -320,14 +614,15 @@ def main() -> int:
             "note": f"goal < 8 GiB: {'met' if peak < 8 * GIB else 'missed'}",
         }
     )
-    print(
-        markdown_table(rows, ["figure", "run", "seconds", "server / this", "peak RSS GiB", "note"])
-    )
+    small = small_jobs(args.workers, args.quick)
+    rows += small_rows(small)
+    print(markdown_table(rows, columns))
     write_json(
         args.out,
         {
             "figures": figures,
             "server_peak_rss_bytes": peak,
+            "small_jobs": small,
             "workers": args.workers,
             "quick": args.quick,
             "baseline_timeout_s": bound,

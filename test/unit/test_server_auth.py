@@ -116,3 +116,30 @@ def test_cli_add_token_registers_another_instance(tmp_path, capsys):
         assert Authenticator(store, config).resolve("T1").instance_hgp == "x/y/z"
     finally:
         store.close()
+
+
+def test_a_jwt_checked_once_still_expires_on_time(tmp_path):
+    """Its signature is verified once per token text; its expiry on every request."""
+    config = ServerConfig(data_dir=tmp_path, jwt_ttl=2)
+    config.prepare_data_dir()
+    store = Store(config)
+    try:
+        auth = Authenticator(store, config)
+        caller = auth.add_api_token("tok-a", "a/b/c")
+        token, _, exp = auth.issue_jwt(caller)
+        assert auth.resolve(token).instance_hgp == "a/b/c"
+        assert auth.resolve(token).instance_hgp == "a/b/c"  # from the caches
+        time.sleep(max(0.0, exp - time.time()) + 0.05)
+        with pytest.raises(ApiError) as err:
+            auth.resolve(token)
+        assert err.value.status_code == 401 and "expired" in str(err.value)
+    finally:
+        store.close()
+
+
+def test_a_cached_jwt_of_a_revoked_api_token_fails_at_once(auth):
+    caller = auth.add_api_token("tok-a", "a/b/c")
+    token, _, _ = auth.issue_jwt(caller)
+    assert auth.resolve(token) is not None  # now cached (signature and caller)
+    assert auth.store.revoke_api_token(caller.token_id)  # as another process would
+    assert auth.resolve(token) is None

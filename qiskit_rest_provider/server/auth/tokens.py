@@ -2,8 +2,9 @@
 
 Secrets are stored as salted SHA-256 hashes only (API tokens are random 256-bit strings, so a
 slow KDF buys nothing). JWTs are HS256, signed with a key generated once and kept (mode 0600) in
-the data dir, verified on every request (signature and expiry) and revocable by logout (their
-``jti`` is a row of ``access_tokens``). Nothing here logs a credential.
+the data dir, checked on every request (the signature once per token text, the expiry every
+time) and revocable by logout (their ``jti`` is a row of ``access_tokens``). Nothing here logs
+a credential.
 
 Verified API tokens and JWTs are cached for 30 s (matching a token means hashing it against every
 stored one), but a cache hit still reads its API token's ``revoked`` flag by primary key: a token
@@ -13,6 +14,9 @@ Other routers authenticate with the FastAPI dependency :func:`get_caller`::
 
     @router.get("/thing")
     def thing(caller: Caller = Depends(get_caller)) -> dict: ...
+
+A cache hit is answered on the event loop (:meth:`Authenticator.answers_from_cache`), the rest
+in a worker thread.
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from ..config import ServerConfig, instance_crn
 from ..http import ApiError
@@ -120,6 +125,10 @@ class Authenticator:
         # JWT id -> (valid until, caller): skips a store read on every request. Safe because
         # one server process owns a database and revoke() drops the entry at once.
         self._jwt_cache: dict[str, tuple[float, Caller]] = {}
+        # JWT text -> (exp, jti) of a token whose signature and claims checked out: the same
+        # text under the same key always checks out again, so later requests only compare
+        # its expiry with the clock (a client sends one JWT for many requests)
+        self._jwt_verified: dict[str, tuple[float, str]] = {}
         self._instances: dict[str, Instance] = {}
         self._lock = threading.Lock()
 
@@ -287,19 +296,41 @@ class Authenticator:
             return None
         return self._caller(api.user_id, api.instance_id, api.id, row.id)
 
+    def _verified_jwt(self, token: str) -> tuple[float, str] | None:
+        """``(exp, jti)`` of a JWT this server signed and that has not expired, else ``None``.
+
+        Raises:
+            ApiError: 401, the token expired.
+        """
+        verified = self._jwt_verified.get(token)
+        if verified is None:
+            try:
+                claims = jwt.decode(
+                    token,
+                    self.signing_key,
+                    algorithms=[JWT_ALGORITHM],
+                    options={"require": ["exp", "iat", "jti"]},
+                )
+            except jwt.ExpiredSignatureError as exc:
+                raise ApiError(401, "access token expired", code="1201") from exc
+            except jwt.PyJWTError:
+                return None
+            verified = (float(claims["exp"]), str(claims["jti"]))
+            with self._lock:
+                if len(self._jwt_verified) > 10_000:
+                    self._jwt_verified.clear()
+                self._jwt_verified[token] = verified
+        elif verified[0] <= time.time():  # what jwt.decode checks of "exp" (no leeway)
+            with self._lock:
+                self._jwt_verified.pop(token, None)
+            raise ApiError(401, "access token expired", code="1201")
+        return verified
+
     def _from_jwt(self, token: str) -> Caller | None:
-        try:
-            claims = jwt.decode(
-                token,
-                self.signing_key,
-                algorithms=[JWT_ALGORITHM],
-                options={"require": ["exp", "iat", "jti"]},
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise ApiError(401, "access token expired", code="1201") from exc
-        except jwt.PyJWTError:
+        verified = self._verified_jwt(token)
+        if verified is None:
             return None
-        jti = str(claims["jti"])
+        exp, jti = verified
         now = time.monotonic()
         hit = self._jwt_cache.get(jti)
         if hit is not None and hit[0] > now:
@@ -310,8 +341,8 @@ class Authenticator:
             return None
         caller = self._from_access_row(jti, None)
         if caller is not None:
-            # never past the token's own expiry (jwt.decode enforces exp on every request too)
-            ttl = min(_API_CACHE_SECONDS, max(0.0, float(claims["exp"]) - time.time()))
+            # never past the token's own expiry (and _verified_jwt checks exp on every request)
+            ttl = min(_API_CACHE_SECONDS, max(0.0, exp - time.time()))
             with self._lock:
                 if len(self._jwt_cache) > 10_000:
                     self._jwt_cache.clear()
@@ -332,15 +363,31 @@ class Authenticator:
                 return caller
         return self._find_api_token(credential)
 
+    def answers_from_cache(self, request: Request) -> bool:
+        """Whether :meth:`authenticate` would answer ``request`` from this process' caches.
+
+        Then it costs one primary-key read on SQLite (the revoked flag), cheap enough for the
+        event loop: :func:`get_caller` skips the hop to a worker thread. Anything else (a cache
+        miss, a wrong credential, another database) goes to a thread as before.
+        """
+        if self.store.engine.dialect.name != "sqlite":
+            return False
+        credential = _credential(request.headers).strip()
+        now = time.monotonic()
+        if credential.count(".") == 2 and credential.startswith("eyJ"):
+            verified = self._jwt_verified.get(credential)  # its jti, once it checked out
+            hit = None if verified is None else self._jwt_cache.get(verified[1])
+        elif credential and credential.count(".") != 1 and len(credential) <= 512:
+            key = hmac.new(self._pepper, credential.encode(), hashlib.sha256).digest()
+            hit = self._api_cache.get(key)
+        else:
+            return False
+        return hit is not None and hit[0] > now
+
     def authenticate(self, request: Request) -> Caller:
         """Authenticate a runtime request (both channels) and apply the rate limit."""
         headers = request.headers
-        credential = headers.get("x-access-token")
-        if not credential:
-            auth = headers.get("authorization", "")
-            scheme, _, value = auth.partition(" ")
-            if scheme.lower() in ("bearer", "apikey") and value:
-                credential = value
+        credential = _credential(headers)
         if not credential:
             raise ApiError(
                 401,
@@ -372,15 +419,34 @@ class Authenticator:
         return caller
 
 
+def _credential(headers: Any) -> str:
+    """The credential a request carries (``X-Access-Token`` or ``Authorization``), or ``""``."""
+    credential = headers.get("x-access-token")
+    if not credential:
+        auth = headers.get("authorization", "")
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() in ("bearer", "apikey") and value:
+            credential = value
+    return credential or ""
+
+
 def client_host(request: Request) -> str:
     """The client address of a request (the key of per-address limits)."""
     return request.client.host if request.client else "?"
 
 
-def get_caller(request: Request) -> Caller:
-    """FastAPI dependency: the authenticated caller of a request (401/403/429 otherwise)."""
+async def get_caller(request: Request) -> Caller:
+    """FastAPI dependency: the authenticated caller of a request (401/403/429 otherwise).
+
+    A caller known to the caches is checked on the event loop (no hop to a worker thread on
+    every request); anything that needs the database beyond one primary-key read runs in a
+    thread.
+    """
     auth: Authenticator = request.app.state.auth
-    caller = auth.authenticate(request)
+    if auth.answers_from_cache(request):
+        caller = auth.authenticate(request)
+    else:
+        caller = await run_in_threadpool(auth.authenticate, request)
     request.state.caller = caller
     return caller
 

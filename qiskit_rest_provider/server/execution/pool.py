@@ -108,7 +108,11 @@ class LocalProcessExecutor(JobExecutor):
             if self._closed:
                 raise RuntimeError("the worker pool is shut down")
             self._pending.append(_Task(future, fn, args, kwargs))
-        self._wake()
+            # an idle worker takes it now, from this thread: no hop through the manager thread
+            # (which only watches the pipes; it assigns whatever waits when a worker frees up)
+            failures = self._assign()
+        for failed, exc in failures:
+            failed.set_exception(exc)
         return future
 
     def run_job(self, task: ExecutionTask) -> cf.Future[dict[str, Any]]:

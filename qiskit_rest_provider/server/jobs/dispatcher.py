@@ -175,6 +175,12 @@ class Dispatcher:
         # PENDING tasks may exist (look each fill); else look once a second (other replicas')
         self._tasks_pending = True
         self._next_task_look = 0.0
+        # Whether the store may hold startable Queued jobs this loop has not seen: set by every
+        # wake (a submit, a cancel, a re-queue) and by every periodic tick (other replicas'
+        # jobs), cleared when a look at the queue found it drained, so a job finishing on an
+        # empty queue costs no query.
+        self._maybe_queued = True
+        self._wakes = 0  # wake() calls so far: one landing mid-iteration is never slept through
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
@@ -204,12 +210,19 @@ class Dispatcher:
     def wake(self) -> None:
         """A job was queued (or something else changed): look at the queue now."""
         with self._cond:
+            self._maybe_queued = True
+            self._wakes += 1
             self._cond.notify_all()
 
     def transpile_queued(self) -> None:
         """A transpile task was queued: look at the tasks' queue now."""
         self._tasks_pending = True
         self.wake()
+
+    def _requeued(self) -> None:
+        """This loop put a job back in the queue: its next look at the queue must read it."""
+        with self._cond:
+            self._maybe_queued = True
 
     def remember_prepared(self, job_id: str, prepared: Any, parse_seconds: float) -> None:
         """Keep the route's validated job so the worker need not parse it again."""
@@ -291,6 +304,7 @@ class Dispatcher:
         if job_id in self._inflight:
             with self._cond:
                 self._check_leases = True
+                self._wakes += 1
                 self._cond.notify_all()
 
     def _gone_owners(self) -> set[str]:
@@ -341,6 +355,7 @@ class Dispatcher:
             with self._cond:
                 if self._stopping:
                     return
+                wakes = self._wakes
             try:
                 self._handle_completions()
                 self._enforce_limits()
@@ -352,8 +367,10 @@ class Dispatcher:
             with self._cond:
                 if self._stopping:
                     return
-                if not self._done:
-                    self._cond.wait(timeout=self._next_timeout())
+                if self._done or self._wakes != wakes:
+                    continue  # woken during this iteration: its notify found nobody waiting
+                if not self._cond.wait(timeout=self._next_timeout()):
+                    self._maybe_queued = True  # a periodic tick: look (other replicas' jobs)
 
     def _next_timeout(self) -> float:
         timeout = 1.0
@@ -404,9 +421,15 @@ class Dispatcher:
             free = self.executor.capacity - self._busy()
             if free <= 0:
                 return True
+            with self._cond:
+                if not self._maybe_queued:
+                    return False  # drained at the last look, and nothing queued since
+                self._maybe_queued = False  # before the read: a wake during it sets it again
             heads = self._queued_heads(free)
             if not heads:
                 return False
+            # fewer than asked for in every instance: this is all that is queued
+            complete = all(len(queue) < free for queue in heads.values())
             running: collections.Counter[str] = collections.Counter()
             for entry in list(self._inflight.values()):
                 running[entry.instance_id] += entry.workers
@@ -435,6 +458,9 @@ class Dispatcher:
                         running[instance_id] += started.workers
                         free -= started.workers
             waiting = any(q and running[i] < cap for i, q in heads.items())
+            if again or not complete or any(heads.values()):
+                with self._cond:
+                    self._maybe_queued = True  # more may wait than this look saw or started
         return waiting
 
     def _queued_heads(self, free: int) -> dict[str, collections.deque[QueuedJob]]:
@@ -600,6 +626,7 @@ class Dispatcher:
                 owner=self.owner,
                 running_at=None,
             )
+            self._requeued()
             return
         if self.handoff_hook is not None:
             self.handoff_hook(job_id)
@@ -618,7 +645,7 @@ class Dispatcher:
             submitted.add_done_callback(functools.partial(self._on_done_future, job_id))
         if job.session_id:
             self._touch_session(job.session_id, started=True)
-        self.watchers.notify(job_id)
+        self.watchers.notify(job_id, final=False)
 
     def _register(self, job_id: str, entry: _InFlight) -> None:
         """Record a handed-over job or task as in flight; apply a cancel that came meanwhile."""
@@ -660,6 +687,7 @@ class Dispatcher:
             logger.warning("could not submit transpile task %s: %s", task_id, exc)
             self.transpile.transition(task_id, (tstore.STARTED,), tstore.PENDING, owner=self.owner)
             self._tasks_pending = True
+            self._requeued()  # and the next look at the queue reads it
             return
         if self.handoff_hook is not None:
             self.handoff_hook(task_id)
@@ -781,7 +809,7 @@ class Dispatcher:
                 self.watchers.events.pubs_done(job_id, done)
             except Exception:  # events must never stop dispatching
                 logger.exception("could not record the progress of job %s", job_id)
-            self.watchers.notify(job_id)
+            self.watchers.notify(job_id, final=False)
 
     def _record(self, job_id: str, entry: _InFlight) -> None:
         if entry.abandoned_since is not None:
@@ -823,6 +851,7 @@ class Dispatcher:
                     running_at=None,
                     attempts=attempts,
                 )
+                self._requeued()
                 return
             reason = (
                 f"worker process died while running the job ({attempts} attempts)"
@@ -850,6 +879,7 @@ class Dispatcher:
                     task_id, (tstore.STARTED,), tstore.PENDING, owner=self.owner, attempts=attempts
                 )
                 self._tasks_pending = True
+                self._requeued()  # and the next look at the queue reads it
                 return
             elif died:
                 message = f"the worker process died while transpiling ({attempts} attempts)"

@@ -100,11 +100,6 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     key = request.headers.get(protocol.IDEMPOTENCY_KEY_HEADER)
     if key is not None and not (0 < len(key) <= 200):
         raise ApiError(400, f"{protocol.IDEMPOTENCY_KEY_HEADER} must be 1-200 characters")
-    if key:
-        existing = await run_in_threadpool(st.store.job_by_key, caller.instance_id, key)
-        if existing is not None:
-            return json_response(_created(existing))
-
     program_id = body.program_id
     if program_id not in PROGRAMS:
         raise ApiError(
@@ -128,7 +123,10 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     cost = body.cost
     if cost is not None and cost <= 0:
         raise ApiError(400, f"cost: expected a positive number of seconds, got {cost!r}")
-    quota_row = await run_in_threadpool(_check_limits, st, caller, cost)
+    # one hop to a thread for both reads: the job this key made already, else the limits
+    existing, quota_row = await run_in_threadpool(_existing_or_check_limits, st, caller, key, cost)
+    if existing is not None:
+        return json_response(_created(existing))
     private = body.private
     start_session = body.start_session
     session_id = body.session_id
@@ -152,11 +150,59 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     if session_id:
         await run_in_threadpool(_check_session, st, session_id, backend, caller)
 
+    def admit() -> tuple[Job, bool, Any, float]:
+        """Check ``params`` and the day's quotas, then store the job: one hop to a thread."""
+        t0 = time.perf_counter()
+        prepared = _prepare(program_id, params, spec)
+        parse_seconds = time.perf_counter() - t0
+        shots = job_shots(prepared)
+        if has_daily_limits(st.config, quota_row):  # the day's shots and seconds so far
+            check_daily(st, caller, shots, quota_row)
+        sid = session_id
+        if start_session and not sid:
+            from .shapes import new_session_row
+
+            row = new_session_row(caller, backend, "dedicated", None, None)
+            st.store.add_session(row)
+            sid = row.id
+        job = Job(
+            id=new_id(),
+            instance_id=caller.instance_id,
+            user_id=caller.user_id,
+            backend=backend,
+            program_id=program_id,
+            params=orjson.dumps(params),
+            state=protocol.QUEUED,
+            tags=orjson.dumps(tags).decode(),
+            session_id=sid,
+            log_level=log_level,
+            cost=math.ceil(cost) if cost is not None else None,
+            private=private,
+            created=time.time(),
+            logs=f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} queued\n",
+            idempotency_key=key or None,
+            usage_seconds=0.0,
+            quantum_seconds=0.0,
+            attempts=0,
+            shots=shots,
+        )
+        stored, created = st.store.create_job(job)
+        return stored, created, prepared, parse_seconds
+
+    stored, created, prepared, parse_seconds = await run_in_threadpool(admit)
+    if created:
+        st.watchers.events.admitted(stored.id, pubs_count(program_id, params))
+        st.dispatcher.remember_prepared(stored.id, prepared, parse_seconds)
+        st.dispatcher.wake()
+    return json_response(_created(stored))
+
+
+def _prepare(program_id: str, params: Any, spec: Any) -> Any:
+    """The admission's validated job; any problem with ``params`` is a 400 naming the field."""
     from .admission import JobInputError, prepare_job
 
-    t0 = time.perf_counter()
     try:
-        prepared = await run_in_threadpool(prepare_job, program_id, params, spec)
+        return prepare_job(program_id, params, spec)
     except JobInputError as exc:
         field = getattr(exc, "field", None)
         msg = str(exc)
@@ -174,45 +220,20 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
             f"params: could not prepare the job: {type(exc).__name__}: {exc}",
             code="invalid_params",
         ) from exc
-    parse_seconds = time.perf_counter() - t0
-    shots = job_shots(prepared)
-    if has_daily_limits(st.config, quota_row):  # the day's shots and seconds so far: 2 reads
-        await run_in_threadpool(check_daily, st, caller, shots, quota_row)
 
-    if start_session and not session_id:
-        from .shapes import new_session_row
 
-        row = new_session_row(caller, backend, "dedicated", None, None)
-        await run_in_threadpool(st.store.add_session, row)
-        session_id = row.id
+def _existing_or_check_limits(
+    st: Any, caller: Caller, key: str | None, cost: float | None
+) -> tuple[Job | None, Any]:
+    """The job an ``Idempotency-Key`` already made (answered as is), else check the limits.
 
-    job = Job(
-        id=new_id(),
-        instance_id=caller.instance_id,
-        user_id=caller.user_id,
-        backend=backend,
-        program_id=program_id,
-        params=orjson.dumps(params),
-        state=protocol.QUEUED,
-        tags=orjson.dumps(tags).decode(),
-        session_id=session_id,
-        log_level=log_level,
-        cost=math.ceil(cost) if cost is not None else None,
-        private=private,
-        created=time.time(),
-        logs=f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} queued\n",
-        idempotency_key=key or None,
-        usage_seconds=0.0,
-        quantum_seconds=0.0,
-        attempts=0,
-        shots=shots,
-    )
-    stored, created = await run_in_threadpool(st.store.create_job, job)
-    if created:
-        st.watchers.events.admitted(stored.id, pubs_count(program_id, params))
-        st.dispatcher.remember_prepared(stored.id, prepared, parse_seconds)
-        st.dispatcher.wake()
-    return json_response(_created(stored))
+    Returns ``(existing job or None, the instance's quota row)``.
+    """
+    if key:
+        existing = st.store.job_by_key(caller.instance_id, key)
+        if existing is not None:
+            return existing, None
+    return None, _check_limits(st, caller, cost)
 
 
 def _check_limits(st: Any, caller: Caller, cost: float | None) -> Any:
@@ -265,7 +286,7 @@ async def get_job(
 ) -> Response:
     """A job; with ``wait=S`` (D6) answers as soon as it is final or ``S`` seconds passed."""
     st = server_state(request)
-    watch = st.watchers.register(job_id) if wait else None
+    watch = st.watchers.register(job_id, final_only=True) if wait else None
     try:
         deadline = time.monotonic() + min(wait or 0.0, MAX_WAIT_SECONDS)
         while True:

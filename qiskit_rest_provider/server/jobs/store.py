@@ -33,7 +33,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
@@ -204,25 +204,28 @@ class Store:
     def create_job(self, job: Job) -> tuple[Job, bool]:
         """Insert a Queued job; with an idempotency key already used, return that job instead.
 
+        One ``INSERT`` (one commit) in the usual case: the key is looked up only when the
+        insert collides with it (a key whose job is older than the idempotency window is then
+        released and the insert retried).
+
         Returns:
             ``(job, created)``: ``created`` is False when an earlier job with the same key won.
         """
-        if job.idempotency_key:
-            existing = self._job_with_key(job.instance_id, job.idempotency_key)
-            if existing is not None:
+        for _ in range(3):
+            try:
+                with self.sessions.begin() as s:
+                    s.add(job)
+                return job, True
+            except IntegrityError:
+                if not job.idempotency_key:
+                    raise
+                existing = self._job_with_key(job.instance_id, job.idempotency_key)
+                if existing is None:  # deleted meanwhile: insert again
+                    continue
                 if time.time() - existing.created <= self.config.idempotency_ttl:
                     return existing, False
                 self._forget_expired_key(job.instance_id, job.idempotency_key)
-        try:
-            with self.sessions.begin() as s:
-                s.add(job)
-            return job, True
-        except IntegrityError:
-            if job.idempotency_key:
-                existing = self.job_by_key(job.instance_id, job.idempotency_key)
-                if existing is not None:
-                    return existing, False
-            raise
+        raise RuntimeError(f"could not store job {job.id}: its idempotency key kept colliding")
 
     def _forget_expired_key(self, instance_id: str, key: str) -> None:
         """Release a key whose job is older than the idempotency window, so it can be reused."""
@@ -366,11 +369,11 @@ class Store:
         conds = [Job.id == job_id, Job.state.in_(tuple(from_states))]
         if owner is not None:
             conds.append(Job.claimed_by == owner)
-        with self.sessions.begin() as s:
-            res = s.execute(update(Job).where(*conds).values(**vals))
+        with self.engine.begin() as conn:  # a Core transaction: no ORM session to set up
+            res = conn.execute(update(Job).where(*conds).values(**vals))
             changed = bool(getattr(res, "rowcount", 0))
             if changed:
-                self._announce(s, [job_id])
+                self._announce(conn, [job_id])
             return changed
 
     # ------------------------------------------------------------ replicas, leases
@@ -379,7 +382,7 @@ class Store:
         """Whether state changes are announced to other processes (PostgreSQL ``NOTIFY``)."""
         return self.engine.dialect.name == "postgresql"
 
-    def _announce(self, s: Session, job_ids: Iterable[str]) -> None:
+    def _announce(self, s: Session | Connection, job_ids: Iterable[str]) -> None:
         """``pg_notify`` each changed job (delivered when the transaction commits)."""
         if not self.can_notify:
             return
@@ -394,7 +397,7 @@ class Store:
         (``WHERE state = 'Queued'``) makes the claim exactly-once on SQLite and PostgreSQL alike.
         """
         now = time.time()
-        with self.sessions.begin() as s:
+        with self.engine.begin() as s:  # a Core transaction: no ORM session to set up
             if self.engine.dialect.name == "postgresql":
                 locked = s.scalar(
                     select(Job.id)
@@ -431,7 +434,10 @@ class Store:
         now = time.time()
         cond = (Job.id.in_(ids), Job.state == protocol.RUNNING, Job.claimed_by == owner)
         with self.sessions.begin() as s:
-            s.execute(update(Job).where(*cond).values(lease_expires_at=now + lease_seconds))
+            s.execute(
+                update(Job).where(*cond).values(lease_expires_at=now + lease_seconds),
+                execution_options=_NO_SYNC,
+            )
             return set(s.scalars(select(Job.id).where(*cond)))
 
     def running_owners(self) -> set[str]:
@@ -521,25 +527,12 @@ class Store:
         handed out once even when several dispatchers share the database.
         """
         excl = tuple(exclude)
-        rank = (
-            func.row_number()
-            .over(
-                partition_by=Job.instance_id,
-                order_by=(case((Job.session_id.is_(None), 1), else_=0), Job.seq.asc()),
-            )
-            .label("rank")
-        )
-        inner = select(*_QUEUED_COLUMNS, rank).where(Job.state == "Queued")
+        q = _QUEUED_HEADS_EXCLUDING if excl else _QUEUED_HEADS
+        binds: dict[str, Any] = {"per_instance": per_instance}
         if excl:
-            inner = inner.where(Job.id.not_in(excl))
-        sub = inner.subquery()
-        q = (
-            select(*(sub.c[c.key] for c in _QUEUED_COLUMNS))
-            .where(sub.c.rank <= per_instance)
-            .order_by(sub.c.instance_id, sub.c.rank)
-        )
-        with self.sessions() as s:
-            return [QueuedJob(*row) for row in s.execute(q)]
+            binds["exclude"] = list(excl)
+        with self.engine.connect() as conn:
+            return [QueuedJob(*row) for row in conn.execute(q, binds)]
 
     def queued_count(self, instance_id: str) -> int:
         """How many Queued jobs an instance has (its per-instance queue limit)."""
@@ -732,6 +725,11 @@ class Store:
 _TOKEN_REVOKED = select(ApiToken.revoked).where(ApiToken.id == bindparam("token_id"))
 
 
+#: Hot-path ``UPDATE``s run in sessions that hold no loaded objects: nothing to synchronise
+#: (the ORM's default evaluates the ``WHERE`` against the session's objects first).
+_NO_SYNC = {"synchronize_session": False}
+
+
 _QUEUED_COLUMNS = (
     Job.id,
     Job.program_id,
@@ -742,6 +740,35 @@ _QUEUED_COLUMNS = (
     Job.instance_id,
 )
 """The columns of :class:`QueuedJob`, in its field order."""
+
+
+def _queued_heads_statement(excluding: bool) -> Any:
+    """:meth:`Store.queued_heads` as one statement with bound parameters, built once.
+
+    The dispatcher runs it on every look at the queue; building the window query each time
+    cost more than running it.
+    """
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=Job.instance_id,
+            order_by=(case((Job.session_id.is_(None), 1), else_=0), Job.seq.asc()),
+        )
+        .label("rank")
+    )
+    inner = select(*_QUEUED_COLUMNS, rank).where(Job.state == protocol.QUEUED)
+    if excluding:
+        inner = inner.where(Job.id.not_in(bindparam("exclude", expanding=True)))
+    sub = inner.subquery()
+    return (
+        select(*(sub.c[c.key] for c in _QUEUED_COLUMNS))
+        .where(sub.c.rank <= bindparam("per_instance"))
+        .order_by(sub.c.instance_id, sub.c.rank)
+    )
+
+
+_QUEUED_HEADS = _queued_heads_statement(False)
+_QUEUED_HEADS_EXCLUDING = _queued_heads_statement(True)
 
 
 def _stamp(t: float) -> str:

@@ -18,9 +18,11 @@ __all__ = ["JobWatchers", "Watch"]
 class Watch:
     """One long-poll waiter (see :class:`JobWatchers`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, final_only: bool = False) -> None:
         self.loop = asyncio.get_running_loop()
         self.event = asyncio.Event()
+        #: Woken only by changes that may be final (a long-poll answers at the final state only).
+        self.final_only = final_only
 
     async def wait(self, timeout: float) -> None:
         """Sleep until notified or ``timeout`` seconds pass; then re-arm."""
@@ -44,13 +46,16 @@ class JobWatchers:
         #: The event history every event stream of this process shares (D14).
         self.events = JobEventLog()
 
-    def register(self, job_id: str, watch: Watch | None = None) -> Watch:
+    def register(
+        self, job_id: str, watch: Watch | None = None, *, final_only: bool = False
+    ) -> Watch:
         """Start watching ``job_id`` (call from the event loop).
 
         Pass an existing ``watch`` to wake one waiter for any of several jobs (an event stream
-        of many jobs).
+        of many jobs). ``final_only``: a new watch that sleeps through changes announced as not
+        final (Running, progress), as a long-poll does.
         """
-        watch = watch or Watch()
+        watch = watch or Watch(final_only=final_only)
         with self._lock:
             self._waiters.setdefault(job_id, set()).add(watch)
         return watch
@@ -64,11 +69,18 @@ class JobWatchers:
                 if not waiters:
                     del self._waiters[job_id]
 
-    def notify(self, job_id: str) -> None:
-        """Wake every waiter of ``job_id`` (safe from any thread)."""
+    def notify(self, job_id: str, *, final: bool = True) -> None:
+        """Wake every waiter of ``job_id`` (safe from any thread).
+
+        ``final=False``: the change is known not to be final (the job started, or made
+        progress); final-only waiters sleep on. When unsure, leave it ``True``: a woken
+        long-poll re-reads the job and waits again if it is not final.
+        """
         with self._lock:
             waiters = list(self._waiters.get(job_id, ()))
         for watch in waiters:
+            if watch.final_only and not final:
+                continue
             try:
                 watch.loop.call_soon_threadsafe(watch.event.set)
             except RuntimeError:  # loop closed
