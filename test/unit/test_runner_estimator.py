@@ -95,6 +95,17 @@ def test_seed_estimator_reproducible(sim):
     assert _estimate(params, sim)[0].data.evs != first
 
 
+def test_seed_simulator_alone_makes_estimates_reproducible(sim):
+    """A user who seeds only the simulator (the VQE example) gets the same values each run."""
+    qc, _ = _ry_circuit()
+    options = {"simulator": {"seed_simulator": 7}}
+    params = {"pubs": [[encode_qpy(qc), "ZZ", [0.3], 0.01]], "options": options}
+    first = _estimate(params, sim)[0].data.evs
+    assert _estimate(params, sim)[0].data.evs == first
+    options["simulator"]["seed_simulator"] = 8
+    assert _estimate(params, sim)[0].data.evs != first
+
+
 def test_broadcasting_parameters_and_observables(sim):
     qc, theta = _ry_circuit()
     values = np.linspace(0, 2 * np.pi, 30).reshape(10, 3, 1)

@@ -8,7 +8,7 @@ floor"). A simulator can do better than a device *and* stay honest, so this modu
   Clifford circuits) state for the ideal simulator; the density matrix under the backend's noise
   model for noisy devices when at most :data:`DENSITY_MATRIX_MAX_QUBITS` qubits are active;
 * **adds Gaussian noise of standard deviation = target precision** to each value (seeded by
-  ``options.seed_estimator``), and reports ``stds = ensemble_standard_error = precision``.
+  ``options.seed_estimator``, else by ``options.simulator.seed_simulator``), and reports ``stds = ensemble_standard_error = precision``.
   The reported uncertainty is therefore exactly the spread of the returned values around the
   true (noisy-model) value — what a user of a device expects from ``precision``;
 * falls back to **averaging quantum trajectories** where no exact method applies (noisy circuits
@@ -357,7 +357,8 @@ def run_estimator_pubs(
         pubs: coerced, validated PUBs with ``precision`` filled in (> 0).
         simulator: the Aer backend.
         noisy: whether the simulator carries a noise model (selects the exact method).
-        seed_estimator: seed of the Gaussian noise (same seed → same values).
+        seed_estimator: seed of the Gaussian noise (same seed → same values); without it the
+            noise follows ``seed_simulator``.
         seed_simulator: seed for trajectory sampling, if that path is taken.
         shots: per PUB, the shots its precision stands for (the runner decides: twirling's
             randomizations x shots per randomization, ``options.default_shots``, or
@@ -380,7 +381,15 @@ def run_estimator_pubs(
     infos = []
     for i, pub in enumerate(pubs):
         job_index = indices[i]
-        rng = np.random.default_rng(np.random.SeedSequence(seed_estimator, spawn_key=(job_index,)))
+        # the Gaussian noise follows seed_estimator, else simulator.seed_simulator: a user who
+        # seeds only the simulator (as on IBM's service) gets reproducible values too
+        if seed_estimator is not None:
+            noise_seed = np.random.SeedSequence(seed_estimator, spawn_key=(job_index,))
+        elif seed_simulator is not None:
+            noise_seed = np.random.SeedSequence(seed_simulator, spawn_key=(job_index, 1))
+        else:
+            noise_seed = np.random.SeedSequence(None, spawn_key=(job_index,))
+        rng = np.random.default_rng(noise_seed)
         precision = float(pub.precision)
         plan = _PubPlan(pub, readout)
         t0 = time.perf_counter()
