@@ -334,3 +334,59 @@ def test_a_worker_advertising_a_gpu_its_aer_lacks_gets_no_gpu_work():
             assert out["ok"] and _shots(out["result_body"]) == 500
         finally:
             executor.shutdown()
+
+
+def test_the_gate_holds_tasks_beyond_free_threads_in_priority_order_and_a_killed_one_never_runs(
+    cluster,
+):
+    import orjson
+
+    from qiskit_rest_provider.server.backends.catalog import BackendCatalog
+    from qiskit_rest_provider.server.execution.base import ExecutionTask, TaskKilled
+    from qiskit_rest_provider.server.execution.dask import DaskExecutor
+    from qiskit_rest_provider.server.jobs.admission import prepare_job
+
+    local, client = cluster
+    client.wait_for_workers(2, timeout=120)
+    backend = BackendCatalog.load().get("rest_simulator")
+    prepared = prepare_job("sampler", orjson.loads(orjson.dumps(_sampler_params())), backend)
+    executor = DaskExecutor(local.scheduler_address)
+    try:
+        executor.warm_up(wait=True, timeout=120)
+        deadline = time.monotonic() + 60
+        while executor.capacity < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert executor.capacity == 2
+        tag = secrets.token_hex(3)
+        with distributed.get_task_stream(client=client) as stream:
+            blockers = [executor.submit(time.sleep, 2.0) for _ in range(2)]  # both threads busy
+            jobs = {
+                prio: executor.run_job(
+                    ExecutionTask(
+                        job_id=f"gate{tag}{-prio}",
+                        program_id="sampler",
+                        backend="rest_simulator",
+                        prepared=prepared,
+                        priority=prio,
+                    )
+                )
+                for prio in (-3, -1, -4, -2)
+            }
+            assert (executor.busy, executor.held) == (6, 4)
+            assert executor.kill(jobs[-4])  # held: it must never reach the cluster
+            with pytest.raises(TaskKilled):
+                jobs[-4].result(timeout=5)
+            assert (executor.busy, executor.held) == (5, 3)
+            outcomes = {prio: f.result(timeout=120) for prio, f in jobs.items() if prio != -4}
+            for f in blockers:
+                f.result(timeout=60)
+        assert all(o["ok"] for o in outcomes.values())
+        # held tasks went out highest priority first, as threads freed (one at a time per thread)
+        started = {prio: o["started_at"] for prio, o in outcomes.items()}
+        assert max(started[-1], started[-2]) <= started[-3]  # the lowest waited for a thread
+        keys = {str(t["key"]) for t in stream.data}
+        assert any(f"gate{tag}1-" in k for k in keys)  # the stream saw the jobs that ran ...
+        assert not any(f"gate{tag}4-" in k for k in keys)  # ... and never the killed one
+        assert (executor.busy, executor.held) == (0, 0)
+    finally:
+        executor.shutdown()
