@@ -47,6 +47,7 @@ __all__ = ["BUCKETS", "RequestMetrics", "install_metrics", "render_metrics", "ro
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
 def _escape(value: str) -> str:
@@ -133,8 +134,9 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = route_template(scope)
-            self.observe(scope.get("method", "?"), route, status["code"], started)
+            method = str(scope.get("method", ""))
+            method = method if method in METHODS else "other"  # bounded label values
+            self.observe(method, route_template(scope), status["code"], started)
 
     def observe(self, method: str, route: str, status: int, started: float) -> None:
         """Record one finished request."""

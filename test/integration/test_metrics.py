@@ -94,6 +94,14 @@ def test_metrics_parse_and_move_after_a_job(server_factory):
     inf = _value(after, "qrp_http_request_duration_seconds_bucket", **post, le="+Inf")
     assert inf == _value(after, "qrp_http_request_duration_seconds_count", **post) == 1
     assert _value(after, "qrp_http_request_duration_seconds_bucket", **post, le="60") == 1
+    # label values stay bounded: an invented method is "other", an unknown path "other"
+    requests.request("BREW", f"{server.url}/no/such/{job_id}", timeout=30)
+    again = _parse(requests.get(url, headers=admin, timeout=30).text)
+    assert (
+        _value(again, "qrp_http_requests_total", method="other", route="other", status="404")
+        + (_value(again, "qrp_http_requests_total", method="other", route="other", status="405"))
+        == 1
+    )
     # the earlier scrape itself was counted
     assert (
         _value(after, "qrp_http_requests_total", method="GET", route="/metrics", status="200") >= 1
