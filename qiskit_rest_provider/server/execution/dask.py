@@ -36,8 +36,8 @@ How tasks travel (what makes the cluster scale like the local pool):
   our future: no callback thread and no blocking ``result()`` call in between. Callbacks on the
   returned futures therefore run on that loop: keep them short (the dispatcher's only queues).
 * **Short batching.** Dask batches messages for throughput of tiny tasks (client 10 ms, worker
-  2 ms, scheduler → worker 5 ms): our client and workers (the preload) use 1 ms, and on
-  connecting (and when workers join) the scheduler's streams to the workers and to us too.
+  2 ms): our client and workers (the preload) use 1 ms. (The scheduler's own streams, 5 ms to
+  workers, are left alone: shortening them from the client at run time was tried and dropped.)
 
 Workers are plain ``dask worker`` processes with ``--nthreads 1`` and the preload
 :mod:`.dask_preload` (``qiskit-rest-provider worker SCHEDULER`` runs exactly that).
@@ -79,7 +79,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import ExecutionTask, JobExecutor, TaskKilled, WorkerDied
-from .dask_preload import BATCH_INTERVAL, aer_has_gpu, run_task_on_gpu, shorten_batching
+from .dask_preload import aer_has_gpu, run_task_on_gpu, shorten_batching
 from .workers import run_task
 
 __all__ = ["DaskExecutor", "import_distributed", "parse_dask_address"]
@@ -211,7 +211,6 @@ class DaskExecutor(JobExecutor):
         self.capacity = 0
         self.gpu_capacity = 0  # worker threads of the GPU workers (Aer on GPU)
         self._gpu_workers: set[str] = set()
-        self._known_workers: set[str] = set()
         self._aer_gpu: dict[str, bool] = {}  # worker address -> its Aer has a GPU device
         self._refresh_seconds = refresh_seconds
         self._stop = threading.Event()
@@ -525,12 +524,6 @@ class DaskExecutor(JobExecutor):
     def _refresh(self) -> None:
         info = self._client.scheduler_info(n_workers=-1)
         workers = info.get("workers", {})
-        if set(workers) != self._known_workers:  # new workers' streams batch for 5 ms
-            self._known_workers = set(workers)
-            try:
-                self._client.run_on_scheduler(_shorten_scheduler_batching, client=self._client.id)
-            except Exception:  # best effort: only latency is at stake
-                logger.debug("could not shorten the scheduler's batching", exc_info=True)
         self.capacity = sum(int(w.get("nthreads", 1)) for w in workers.values())
         advertised = {
             addr
@@ -579,23 +572,6 @@ def _kill_worker_process(dask_worker: Any = None) -> int:
     pid = int(dask_worker.process.pid)
     os.kill(pid, signal.SIGKILL)
     return pid
-
-
-def _shorten_scheduler_batching(
-    dask_scheduler: Any = None, client: str = "", interval: float = BATCH_INTERVAL
-) -> int:
-    """Run on the scheduler: its streams to every worker and to our client batch for 1 ms.
-
-    The scheduler holds messages to a worker up to 5 ms (2 ms to a client) to send them
-    together; a job's ``compute-task`` that follows another message (the last job's
-    ``free-keys``) waits that long. Returns how many streams were shortened.
-    """
-    streams = list(dask_scheduler.stream_comms.values())
-    if client in dask_scheduler.client_comms:
-        streams.append(dask_scheduler.client_comms[client])
-    for stream in streams:
-        stream.interval = min(float(stream.interval), interval)
-    return len(streams)
 
 
 def _set_worker_ttl(dask_scheduler: Any = None, seconds: float = 0.0) -> float | None:
