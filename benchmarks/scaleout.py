@@ -9,7 +9,10 @@ Two measurements, each a ratio against a baseline measured in the same run:
    the same work with plain processes, at the same time). Without ``--quick`` the same jobs also
    go through a reference server with ``--executor dask://…`` (HTTP, store, dispatcher). The
    figure is the wall time from the first hand-off to the last outcome and the speed-up
-   ``t(1 worker) / t(2 workers)`` (goal ≥ 1.8 on 2 cores).
+   ``t(1 worker) / t(2 workers)`` (goal ≥ 1.8 on 2 cores). The in-process rows also give the
+   CPU this process spent per job (the client, and for Dask the LocalCluster's scheduler and
+   nannies): on a machine shared with other work the wall times drift, this does not, and
+   every millisecond of it is taken from the workers when they fill the cores.
 2. **Overhead per small job.** One Bell-state job (100 shots) at a time, submit → long-poll →
    results, through a server with the local executor (1 worker process) and through one with
    the Dask executor (1 Dask worker); the overhead is the difference of the medians (goal
@@ -168,11 +171,14 @@ def executor_throughput(kind: str, n_workers: int, jobs: int, pubs: int) -> dict
         for k in range(jobs)
     ]
 
+    cpu = {"s": 0.0}  # this process' CPU: the client, and with Dask the LocalCluster scheduler
+
     def run(executor: Any) -> float:
         warm = ExecutionTask(job_id="w", program_id="sampler", backend="rest_simulator")
         warm.prepared = preps[0]
         for f in [executor.run_job(warm) for _ in range(n_workers)]:
             f.result(timeout=300)
+        cpu0 = time.process_time()
         started = time.perf_counter()
         futures = [
             executor.run_job(
@@ -184,6 +190,7 @@ def executor_throughput(kind: str, n_workers: int, jobs: int, pubs: int) -> dict
         ]
         for f in futures:
             assert f.result(timeout=600)["ok"]
+        cpu["s"] = time.process_time() - cpu0
         return time.perf_counter() - started
 
     if kind == "local":
@@ -203,7 +210,13 @@ def executor_throughput(kind: str, n_workers: int, jobs: int, pubs: int) -> dict
                 wall = run(dask)
             finally:
                 dask.shutdown()
-    return {"path": f"{kind} executor", "workers": n_workers, "jobs": jobs, "wall_s": wall}
+    return {
+        "path": f"{kind} executor",
+        "workers": n_workers,
+        "jobs": jobs,
+        "wall_s": wall,
+        "server_cpu_ms_per_job": cpu["s"] / jobs * 1000,
+    }
 
 
 def small_job_latency(dask_address: str, repeats: int) -> dict:
@@ -291,11 +304,13 @@ def main(argv: list[str] | None = None) -> int:
 
     reps = 1 if args.quick else args.repeats
     walls: dict[tuple[str, int], list[float]] = {}
+    cpus: dict[tuple[str, int], list[float]] = {}  # load-independent: CPU outside the workers
     for _ in range(reps):  # alternating sizes and paths: load drift hits every side alike
         for n in (1, 2):
             for kind in ("local", "dask"):
                 row = executor_throughput(kind, n, jobs, args.pubs)
                 walls.setdefault((row["path"], n), []).append(row["wall_s"])
+                cpus.setdefault((row["path"], n), []).append(row["server_cpu_ms_per_job"])
             if not args.quick:
                 row = throughput(n, jobs, args.pubs)
                 walls.setdefault(("server, dask executor (HTTP)", n), []).append(row["wall_s"])
@@ -303,7 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     for (path, n), values in walls.items():
         wall = statistics.median(values)
         row = {"path": path, "workers": n, "jobs": jobs, "pubs_per_job": args.pubs}
-        runs.append(row | {"repeats": len(values), "wall_s": wall, "jobs_per_s": jobs / wall})
+        row |= {"repeats": len(values), "wall_s": wall, "jobs_per_s": jobs / wall}
+        if (path, n) in cpus:
+            row["server_cpu_ms_per_job"] = statistics.median(cpus[(path, n)])
+        runs.append(row)
     runs.sort(key=lambda r: (r["path"], r["workers"]))
     wall_of = {(r["path"], r["workers"]): r["wall_s"] for r in runs}
     speedups = {path: wall_of[(path, 1)] / wall_of[(path, 2)] for path, n in wall_of if n == 1}
@@ -316,8 +334,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"## Scale-out on {os.cpu_count()} cores\n")
     print(
         markdown_table(
-            runs, ["path", "workers", "jobs", "pubs_per_job", "repeats", "wall_s", "jobs_per_s"]
-        )
+            runs,
+            [
+                "path",
+                "workers",
+                "jobs",
+                "pubs_per_job",
+                "repeats",
+                "wall_s",
+                "jobs_per_s",
+                "server_cpu_ms_per_job",
+            ],
+        )  # fmt: skip
     )
     print()
     for path, value in speedups.items():

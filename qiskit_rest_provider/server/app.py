@@ -199,4 +199,7 @@ def create_app(
         body_timeout=config.body_timeout,
         max_requests_per_client=config.max_connections_per_client,
     )
+    from .metrics import install_metrics
+
+    install_metrics(app)  # outermost middleware: times whole requests; adds GET /metrics
     return app

@@ -336,3 +336,62 @@ def test_a_worker_advertising_a_gpu_its_aer_lacks_gets_no_gpu_work():
             assert out["ok"] and _shots(out["result_body"]) == 500
         finally:
             executor.shutdown()
+
+
+def test_the_gate_holds_tasks_beyond_free_threads_in_priority_order_and_a_killed_one_never_runs():
+    import orjson
+
+    from qiskit_rest_provider.server.backends.catalog import BackendCatalog
+    from qiskit_rest_provider.server.execution.base import ExecutionTask, TaskKilled
+    from qiskit_rest_provider.server.execution.dask import DaskExecutor
+    from qiskit_rest_provider.server.jobs.admission import prepare_job
+
+    backend = BackendCatalog.load().get("rest_simulator")
+    prepared = prepare_job("sampler", orjson.loads(orjson.dumps(_sampler_params())), backend)
+    with (
+        distributed.LocalCluster(
+            n_workers=1,
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=None,
+            preload=[PRELOAD],
+            env={"QISKIT_REST_AER_THREADS": "1"},
+        ) as local,
+        distributed.Client(local, set_as_default=False) as client,
+    ):
+        executor = DaskExecutor(local.scheduler_address)
+        try:
+            executor.warm_up(wait=True, timeout=120)
+            assert executor.capacity == 1
+            tag = secrets.token_hex(3)
+            with distributed.get_task_stream(client=client) as stream:
+                blocker = executor.submit(time.sleep, 2.0)  # the one thread is busy
+                jobs = {
+                    prio: executor.run_job(
+                        ExecutionTask(
+                            job_id=f"gate{tag}{-prio}",
+                            program_id="sampler",
+                            backend="rest_simulator",
+                            prepared=prepared,
+                            priority=prio,
+                        )
+                    )
+                    for prio in (-3, -1, -4, -2)
+                }
+                assert (executor.busy, executor.held) == (5, 4)
+                assert executor.kill(jobs[-4])  # held: it must never reach the cluster
+                with pytest.raises(TaskKilled):
+                    jobs[-4].result(timeout=5)
+                assert (executor.busy, executor.held) == (4, 3)
+                outcomes = {p: f.result(timeout=120) for p, f in jobs.items() if p != -4}
+                blocker.result(timeout=60)
+            assert all(o["ok"] for o in outcomes.values())
+            # held tasks went out one at a time as the thread freed, highest priority first
+            order = sorted(outcomes, key=lambda p: outcomes[p]["started_at"])
+            assert order == [-1, -2, -3], order
+            keys = {str(t["key"]) for t in stream.data}
+            assert any(f"gate{tag}1-" in k for k in keys)  # the stream saw the jobs that ran
+            assert not any(f"gate{tag}4-" in k for k in keys)  # and never the killed one
+            assert (executor.busy, executor.held) == (0, 0)
+        finally:
+            executor.shutdown()

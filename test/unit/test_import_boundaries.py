@@ -171,6 +171,13 @@ ROWS: tuple[Row, ...] = (
         forbidden=SERVER_FORBIDDEN,
     ),
     Row(
+        "server/metrics.py",
+        ("=server.metrics",),
+        ("=server.jobs.models",),
+        forbidden=SERVER_FORBIDDEN,
+        why="jobs.models: counts by state, queue and lease come from the jobs table",
+    ),
+    Row(
         "server/config.py",
         ("=server.config",),
         ("wire", "=server.execution.cost"),
