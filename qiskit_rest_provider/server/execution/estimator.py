@@ -8,7 +8,8 @@ floor"). A simulator can do better than a device *and* stay honest, so this modu
   Clifford circuits) state for the ideal simulator; the density matrix under the backend's noise
   model for noisy devices when at most :data:`DENSITY_MATRIX_MAX_QUBITS` qubits are active;
 * **adds Gaussian noise of standard deviation = target precision** to each value (seeded by
-  ``options.seed_estimator``, else by ``options.simulator.seed_simulator``), and reports ``stds = ensemble_standard_error = precision``.
+  ``options.seed_estimator``, else by ``options.simulator.seed_simulator``), and reports
+  ``stds = ensemble_standard_error = precision``.
   The reported uncertainty is therefore exactly the spread of the returned values around the
   true (noisy-model) value — what a user of a device expects from ``precision``;
 * falls back to **averaging quantum trajectories** where no exact method applies (noisy circuits
