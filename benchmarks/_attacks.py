@@ -8,31 +8,29 @@ keeps submitting a Bell job, and reports B's latencies and the API process's pea
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import io
 import json
 import socket
 import statistics
+import sys
 import threading
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import requests
 
-BELL = (
-    'OPENQASM 3.0; include "stdgates.inc"; qubit[2] q; bit[2] meas; h q[0]; cx q[0], q[1]; '
-    "meas[0] = measure q[0]; meas[1] = measure q[1];"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "test"))  # the shared payloads
+from workloads import (  # noqa: E402
+    BELL_QASM,
+    big_qasm_bodies,
+    inflation_bomb_body,
+    padding_bodies,
+    sampler_job,
 )
-PARAM2 = (
-    'OPENQASM 3.0; include "stdgates.inc"; input float[64] a; input float[64] b; qubit[1] q; '
-    "bit[1] c; rx(a) q[0]; ry(b) q[0]; c[0] = measure q[0];"
-)
+
 BODY_TIMEOUT = 2.0
 HEADER_TIMEOUT = 2.0
 SERVER_ARGS = ["--body-timeout", str(BODY_TIMEOUT), "--header-timeout", str(HEADER_TIMEOUT),
@@ -87,11 +85,6 @@ def _call(
         conn.close()
 
 
-def _job(*pubs: Any, **params: Any) -> dict:
-    return {"program_id": "sampler", "backend": "rest_simulator",
-            "params": {"pubs": list(pubs), "version": 2, **params}}  # fmt: skip
-
-
 def _post(url: str, token: str, body: bytes | dict, source: str = "127.0.6.1") -> int:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {"Authorization": f"apikey {token}", "Content-Type": "application/json"}
@@ -144,30 +137,8 @@ def half_open_heads(url: str, token: str, quick: bool) -> str:
             sock.close()
 
 
-def _bomb() -> bytes:
-    import numpy as np
-
-    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 2)))
-    header["shape"] = (22_000_000, 2)  # 352 MB of float64 zeros
-    buffer = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buffer, header)
-    raw = zlib.compress(buffer.getvalue() + b"\0" * (22_000_000 * 16), 9)
-    array = {"__type__": "ndarray", "__value__": base64.b64encode(raw).decode()}
-    return json.dumps(_job([PARAM2, array, 10])).encode()
-
-
-def _programs() -> list[bytes]:
-    header = 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] b;\n'
-    general = header + "gate g(a) x { rz(a) x; }\n" + "g(0.5) q[0];\n" * 45_900  # 583 KiB
-    flat = header + "rz(0.5) q[0];\n" * 42_600  # 583 KiB, flat, refused later (shots 0)
-    jobs = [_job([general, None, 10]), _job([general + "//2", None, 10]),
-            _job([flat, None, 0]), _job([flat + "//2", None, 0])]  # fmt: skip
-    return [json.dumps(job).encode() for job in jobs]
-
-
 def _padding(quick: bool) -> list[bytes]:
-    return [json.dumps(_job([BELL, None, 10], padding="x" * (50 << 20), n=i)).encode()
-            for i in range(2 if quick else 6)]  # fmt: skip
+    return padding_bodies(2 if quick else 6)
 
 
 def inflation_bomb(url: str, token: str, quick: bool, body: bytes) -> str:
@@ -204,7 +175,7 @@ def odd_queries(url: str, token: str, quick: bool) -> str:
         _call(url, "127.0.6.30", "GET", f"/api/v1/jobs?offset={2**63}", auth),
         _call(url, "127.0.6.30", "GET", f"/api/v1/jobs?skip={2**63}", auth),
         _call(url, "127.0.6.30", "GET", "/api/v1/jobs?" + "&".join(["tags=t"] * 1500), auth),
-        _post(url, token, _job([BELL, None, 10], options={"experimental": deep})),
+        _post(url, token, sampler_job([BELL_QASM, None, 10], options={"experimental": deep})),
     ])  # fmt: skip
 
 
@@ -212,8 +183,8 @@ ATTACKS: dict[str, tuple[Callable, Callable | None]] = {
     "wrong key + 50 MiB bodies": (wrong_key_huge_body, None),
     "trickled body": (trickle_body, None),
     "half-open heads": (half_open_heads, None),
-    "340 KiB inflation bomb": (inflation_bomb, lambda quick: _bomb()),
-    "583 KiB OpenQASM programs": (big_qasm_programs, lambda quick: _programs()),
+    "340 KiB inflation bomb": (inflation_bomb, lambda quick: inflation_bomb_body()),
+    "583 KiB OpenQASM programs": (big_qasm_programs, lambda quick: big_qasm_bodies()),
     "unknown params padding (50 MiB)": (unknown_params_padding, _padding),
     "failed-login flood": (failed_login_flood, None),
     "offset 2^63, 1500 tags, nested options": (odd_queries, None),
@@ -234,7 +205,7 @@ def bell_latency(url: str, token: str) -> float:
     headers = {"Authorization": f"apikey {token}"}
     started = time.perf_counter()
     r = requests.post(
-        f"{url}/api/v1/jobs", json=_job([BELL, None, 16]), headers=headers, timeout=60
+        f"{url}/api/v1/jobs", json=sampler_job([BELL_QASM, None, 16]), headers=headers, timeout=60
     )
     r.raise_for_status()
     job_id = r.json()["id"]

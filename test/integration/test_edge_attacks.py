@@ -14,9 +14,7 @@ Run with ``-s`` to see the table of peak growth and Bell latency per attack.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import io
 import json
 import multiprocessing
 import resource
@@ -24,12 +22,10 @@ import secrets
 import socket
 import statistics
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 
@@ -39,6 +35,13 @@ import _bell_probe  # noqa: E402
 from _bell_probe import bell  # noqa: E402
 from conftest import OTHER_INSTANCE  # noqa: E402
 from test_edge_hardening import call, closed_by_server, connect, head, read_response  # noqa: E402
+from workloads import (  # noqa: E402
+    BELL_QASM,
+    big_qasm_bodies,
+    inflation_bomb_body,
+    padding_bodies,
+    sampler_job,
+)
 
 PEAK_GROWTH_LIMIT = 200 << 20
 BELL_LIMIT = 1.0
@@ -46,14 +49,6 @@ BODY_TIMEOUT = 2.0
 HEADER_TIMEOUT = 2.0
 AS_HEADROOM = 1 << 30  # address space allowed above the warmed-up peak
 
-BELL = (
-    'OPENQASM 3.0; include "stdgates.inc"; qubit[2] q; bit[2] meas; h q[0]; cx q[0], q[1]; '
-    "meas[0] = measure q[0]; meas[1] = measure q[1];"
-)
-PARAM2 = (
-    'OPENQASM 3.0; include "stdgates.inc"; input float[64] a; input float[64] b; qubit[1] q; '
-    "bit[1] c; rx(a) q[0]; ry(b) q[0]; c[0] = measure q[0];"
-)
 RESULTS: dict[str, dict[str, float]] = {}
 
 
@@ -154,11 +149,6 @@ def post_job(s, body: bytes | dict, source: str = "127.0.4.1") -> tuple[int, dic
     return status, json.loads(raw)
 
 
-def sampler(*pubs, **params) -> dict:
-    return {"program_id": "sampler", "backend": "rest_simulator",
-            "params": {"pubs": list(pubs), "version": 2, **params}}  # fmt: skip
-
-
 def assert_400(status: int, body: dict, *words: str) -> None:
     assert status == 400, body
     message = body["errors"][0]["message"]
@@ -217,45 +207,19 @@ def half_open_heads(s) -> None:
             sock.close()
 
 
-def make_bomb() -> bytes:
-    """A sampler job whose parameter values are 352 MB of float64 zeros in ~340 KiB of zlib."""
-    npy = np.lib.format.header_data_from_array_1_0(np.zeros((1, 2)))
-    npy["shape"] = (22_000_000, 2)
-    buffer = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buffer, npy)
-    raw = zlib.compress(buffer.getvalue() + b"\0" * (22_000_000 * 16), 9)
-    assert 300 << 10 < len(raw) < 400 << 10
-    bomb = {"__type__": "ndarray", "__value__": base64.b64encode(raw).decode()}
-    return json.dumps(sampler([PARAM2, bomb, 10])).encode()
-
-
 def inflation_bomb(s, body: bytes) -> None:
+    assert 400 << 10 < len(body) < 540 << 10  # ~340 KiB of zlib, Base64 in JSON
     assert_400(*post_job(s, body), "pubs[0]", "declares")
 
 
-def make_programs() -> list[bytes]:
-    """Two 583 KiB programs only the general importer reads, two flat ones refused later."""
-    header = 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] b;\n'
-    general = header + "gate g(a) x { rz(a) x; }\n" + "g(0.5) q[0];\n" * 45_900
-    flat = header + "rz(0.5) q[0];\n" * 42_600  # read fast, then refused (shots)
-    assert len(general) > 580 << 10 and len(flat) > 580 << 10
-    jobs = [sampler([general, None, 10]), sampler([general + "//2", None, 10]),
-            sampler([flat, None, 0]), sampler([flat + "//2", None, 0])]  # fmt: skip
-    return [json.dumps(job).encode() for job in jobs]
-
-
 def big_qasm_programs(s, bodies: list[bytes]) -> None:
+    assert all(len(body) > 580 << 10 for body in bodies)
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda b: post_job(s, b), bodies))
     for answer in answers[:2]:
         assert_400(*answer, "pubs[0].circuit", "--max-general-statements")
     for answer in answers[2:]:
         assert_400(*answer, "pubs[0].shots")
-
-
-def make_padding() -> list[bytes]:
-    return [json.dumps(sampler([BELL, None, 10], padding="x" * (50 << 20), n=i)).encode()
-            for i in range(6)]  # fmt: skip
 
 
 def unknown_params_padding(s, bodies: list[bytes], meter: Meter) -> None:
@@ -297,12 +261,12 @@ def nested_experimental(s) -> None:
     deep: dict = {}
     for _ in range(300):
         deep = {"x": deep}
-    answer = post_job(s, sampler([BELL, None, 10], options={"experimental": deep}))
+    answer = post_job(s, sampler_job([BELL_QASM, None, 10], options={"experimental": deep}))
     assert_400(*answer, "params.options.experimental")
 
 
 def tags_substring(s) -> None:
-    status, job = post_job(s, {**sampler([BELL, None, 10]), "tags": ['x","y']})
+    status, job = post_job(s, {**sampler_job([BELL_QASM, None, 10]), "tags": ['x","y']})
     assert status == 200, job
     headers = {"Authorization": f"apikey {s.token}"}
     for tag, found in (('x","y', True), ("y", False), ("x", False)):
@@ -312,9 +276,9 @@ def tags_substring(s) -> None:
 
 
 PREPARE: dict[str, Callable] = {
-    "340 KiB inflation bomb": make_bomb,
-    "583 KiB OpenQASM programs": make_programs,
-    "unknown params padding": make_padding,
+    "340 KiB inflation bomb": inflation_bomb_body,
+    "583 KiB OpenQASM programs": big_qasm_bodies,
+    "unknown params padding": padding_bodies,
 }
 ATTACKS: dict[str, Callable] = {
     "wrong key + 50 MiB bodies": wrong_key_huge_body,
@@ -349,9 +313,9 @@ def test_circuit_limit_flags_reach_the_workers(server_factory):
     header = 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] b;\n'
     program = (header + "b[0] = measure q[0];\nif (b[0]) { x q[1]; }\n"  # -> the ANTLR importer
                + "rz(0.5) q[0];\n" * 2050 + "b[1] = measure q[1];\n")  # fmt: skip
-    status, job = post_job(s, sampler([program, None, 10]))
+    status, job = post_job(s, sampler_job([program, None, 10]))
     assert status == 200, job
     headers = {"Authorization": f"apikey {s.token}"}
     assert s.wait_job(s.runtime_url, job["id"], headers)["state"]["status"] == "Completed"
-    status, answer = post_job(s, sampler([program + "// " + "x" * 20_000, None, 10]))
+    status, answer = post_job(s, sampler_job([program + "// " + "x" * 20_000, None, 10]))
     assert_400(status, answer, "pubs[0].circuit", "at most 40000 bytes", "--max-circuit-bytes")
