@@ -10,7 +10,14 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from qiskit_rest_provider.server.backends.catalog import BackendCatalog
 from qiskit_rest_provider.server.execution.runner import execute_job
-from qiskit_rest_provider.server.execution.sampler import SHOT_CHUNK, aer_seed_stride, shot_chunks
+from qiskit_rest_provider.server.execution.sampler import (
+    MIN_SHOT_CHUNK,
+    SHOT_CHUNK,
+    aer_seed_stride,
+    pub_shot_chunks,
+    shot_chunk_size,
+    shot_chunks,
+)
 from qiskit_rest_provider.server.execution.split import merge_outcomes, plan_parts
 from qiskit_rest_provider.server.jobs.admission import prepare_job
 from qiskit_rest_provider.wire import encode_qpy
@@ -237,3 +244,68 @@ def test_parts_mixing_shot_chunks_and_whole_pubs(catalog):
     for a, b in zip(whole, split):
         assert a.data.c.get_bitstrings() == b.data.c.get_bitstrings()
     assert split[1].data.c.num_shots == 5 * SHOT_CHUNK + 7
+
+
+def _su2_27(backend):
+    from qiskit.circuit.library import efficient_su2
+
+    qc = efficient_su2(27, reps=1)
+    qc.measure_all()
+    angles = np.random.default_rng(2026).uniform(0, 2 * np.pi, qc.num_parameters)
+    return transpile(qc.assign_parameters(angles), target=backend.target, seed_transpiler=1)
+
+
+def test_expensive_noisy_trajectories_are_shared_by_the_workers(catalog):
+    """Issue 11: 2,000 noisy MPS shots of efficient_su2(27) ran as one chunk on one worker."""
+    backend = catalog.get("rest_hex_27q")
+    params = {"pubs": [[encode_qpy(_su2_27(backend)), None, 2000]], "support_qiskit": True}
+    job = prepare_job("sampler", params, backend)
+    assert job.options["_simulation_plan"]["method"] == "matrix_product_state"
+    size = shot_chunk_size(job.pubs[0], method="matrix_product_state", noisy=True)
+    assert MIN_SHOT_CHUNK <= size < 1000  # small enough for 2,000 shots to have several chunks
+    plan = plan_parts(job, 2, noisy=True)  # the default threshold: worth splitting
+    assert len(plan) == 4
+    assert all(part.pub_indices == [0] and part.chunks[0] is not None for _, part in plan)
+    chunks = pub_shot_chunks(job.pubs[0], method="matrix_product_state", noisy=True)
+    shots = [sum(chunks[c][1] - chunks[c][0] for c in range(*part.chunks[0])) for _, part in plan]
+    assert sum(shots) == 2000 and max(shots) - min(shots) <= 2 * size  # balanced
+    # cheap shots keep the big chunks: an ideal final-measurement PUB, a small noisy one
+    bell = prepare_job("sampler", {"pubs": [[BELL, None, 4000]]}, catalog.get("rest_simulator"))
+    assert shot_chunk_size(bell.pubs[0], method="automatic", noisy=False) == SHOT_CHUNK
+    line = QuantumCircuit(5, 2)
+    line.sx(0)
+    line.cz(0, 1)
+    line.measure([0, 1], [0, 1])
+    small_params = {"pubs": [[encode_qpy(line), None, 4000]]}
+    small = prepare_job("sampler", small_params, catalog.get("rest_line_5q"))
+    assert shot_chunk_size(small.pubs[0], method="automatic", noisy=True) == SHOT_CHUNK
+
+
+def test_seeded_small_chunks_split_equals_whole(catalog, monkeypatch):
+    """Chunks of expensive shots: the merged bits are the whole run's, whatever the split."""
+    from qiskit_rest_provider.server.execution import sampler
+
+    monkeypatch.setattr(sampler, "CHUNK_SECONDS", 1e-9)  # every PUB's shots count as expensive
+    backend = catalog.get("rest_line_5q")
+    qc = QuantumCircuit(5, 3)
+    qc.sx(0)
+    qc.cz(0, 1)
+    qc.sx(1)
+    qc.cz(1, 2)
+    qc.measure([0, 1, 2], [0, 1, 2])
+    shots = 5 * MIN_SHOT_CHUNK + 9
+    params = {
+        "pubs": [[encode_qpy(qc), None, shots], [encode_qpy(qc), None, 3 * MIN_SHOT_CHUNK]],
+        "support_qiskit": True,
+        "options": {"simulator": {"seed_simulator": 13, "method": "matrix_product_state"}},
+    }
+    job = prepare_job("sampler", params, backend)
+    assert len(pub_shot_chunks(job.pubs[0], method="matrix_product_state", noisy=True)) == 6
+    for workers in (2, 3):
+        whole, split, plan, _ = _whole_and_split("sampler", params, backend, workers, noisy=True)
+        assert len(plan) == 2 * workers
+        assert any(c is not None for _, part in plan for c in part.chunks)
+        _same_bits(whole, split)
+    assert split[0].data.c.num_shots == shots
+    array = whole[0].data.c.array  # the chunks are not copies of one another
+    assert not np.array_equal(array[:MIN_SHOT_CHUNK], array[MIN_SHOT_CHUNK : 2 * MIN_SHOT_CHUNK])

@@ -14,8 +14,9 @@ Aer seeds experiment ``k`` of a run with ``seed + stride * k`` (:func:`aer_seed_
 run of consecutive PUBs is seeded with ``seed + stride * offset`` (``offset``: its first
 experiment's place in the whole job, :func:`experiment_offsets`) and each experiment gets the
 seed it would have in one run of the whole job; PUBs sampled from exact probabilities draw from
-a generator seeded by ``(seed, PUB index, chunk index)``; a PUB of many shots is sampled in
-fixed :func:`shot_chunks`, each seeded by ``(seed, PUB index, chunk index)``. Different
+a generator seeded by ``(seed, PUB index, chunk index)``; a PUB of many shots (or of expensive
+ones, :func:`shot_chunk_size`) is sampled in fixed :func:`pub_shot_chunks`, each seeded by
+``(seed, PUB index, chunk index)``. Different
 parameter sets still get independent samples.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -309,19 +311,70 @@ def _run_with_memory(
 
 
 SHOT_CHUNK = 16_384
-"""Shots per chunk of a PUB with at least ``2 * SHOT_CHUNK`` shots.
+"""Shots per chunk of a PUB with at least ``2 * SHOT_CHUNK`` shots (cheap shots; see
+:func:`shot_chunk_size` for PUBs whose shots are expensive trajectories).
 
 Such a PUB is sampled chunk by chunk, each chunk with its own seed derived from the job's seed,
 the PUB's index and the chunk's index; the chunks are a property of the PUB alone, so a seeded
 PUB gives the same bits whether one worker runs all its chunks or several workers share them.
 """
 
+MIN_SHOT_CHUNK = 64
+"""The fewest shots per chunk (:func:`shot_chunk_size`)."""
 
-def shot_chunks(shots: int) -> list[tuple[int, int]]:
-    """The ``(start, stop)`` shot ranges a PUB of ``shots`` shots is sampled in."""
-    if shots < 2 * SHOT_CHUNK:
+CHUNK_SECONDS = 0.5
+"""Estimated single-core seconds a chunk of an expensive PUB should hold at least.
+
+Each chunk is one ``AerSimulator.run`` (~40 ms fixed cost with the 27-qubit device's noise
+model, measured), so a chunk of half a second or more keeps that cost to a few percent, while a
+2,000-shot noisy 27-qubit matrix-product-state PUB (~40 ms a shot) still gets chunks that
+several workers can share (before: one 85 s run on one core next to idle workers).
+"""
+
+
+def shot_chunks(shots: int, size: int = SHOT_CHUNK) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` shot ranges a PUB of ``shots`` shots is sampled in.
+
+    Chunks of ``size`` shots (the last may be shorter); fewer than ``2 * size`` shots: one chunk.
+    """
+    if shots < 2 * size:
         return [(0, shots)]
-    return [(start, min(start + SHOT_CHUNK, shots)) for start in range(0, shots, SHOT_CHUNK)]
+    return [(start, min(start + size, shots)) for start in range(0, shots, size)]
+
+
+def shot_chunk_size(pub: SamplerPub, *, method: str, noisy: bool) -> int:
+    """Shots per chunk of ``pub`` on a run with ``method`` (``noisy``: a noise model applies).
+
+    A PUB that Aer samples shot by shot (noise, or measurements before the end) gets chunks of
+    at least :data:`CHUNK_SECONDS` estimated work (:func:`..cost.estimate_circuit`, rounded up
+    to a power of two, between :data:`MIN_SHOT_CHUNK` and :data:`SHOT_CHUNK`), so that a PUB of
+    expensive trajectories can be shared by several workers. Everything else: :data:`SHOT_CHUNK`.
+    The size depends on the PUB and the job's method only (never on how the job is split), so a
+    seeded PUB keeps its bits however its chunks are spread.
+    """
+    if int(pub.shots) < 2 * MIN_SHOT_CHUNK:
+        return SHOT_CHUNK  # one chunk whatever the size: skip the estimate
+    if not noisy and final_measurement_map(pub.circuit) is not None:
+        return SHOT_CHUNK  # one state, sampled: shots are cheap
+    from .cost import _METHODS, estimate_circuit
+
+    estimate = estimate_circuit(
+        pub.circuit,
+        shots=1,
+        parameter_sets=max(1, _num_sets(pub)),
+        noisy=noisy,
+        method=method if method in _METHODS else None,
+    )
+    per_shot = float(estimate.seconds)
+    if not per_shot > 0:
+        return SHOT_CHUNK
+    size = 2 ** max(0, math.ceil(math.log2(CHUNK_SECONDS / per_shot)))
+    return int(min(SHOT_CHUNK, max(MIN_SHOT_CHUNK, size)))
+
+
+def pub_shot_chunks(pub: SamplerPub, *, method: str, noisy: bool) -> list[tuple[int, int]]:
+    """:func:`shot_chunks` of ``pub`` with its :func:`shot_chunk_size`."""
+    return shot_chunks(int(pub.shots), shot_chunk_size(pub, method=method, noisy=noisy))
 
 
 def experiment_offsets(pubs: Sequence[SamplerPub]) -> list[int]:
@@ -421,20 +474,22 @@ def run_sampler_pubs(
     n = len(pubs)
     pub_indices = list(range(n)) if pub_indices is None else list(pub_indices)
     offsets = experiment_offsets(pubs) if offsets is None else list(offsets)
+    method = str(getattr(simulator.options, "method", "automatic"))
     ranges: list[list[tuple[int, int, int]]] = []  # per PUB: (chunk index, start, stop)
+    chunked: set[int] = set()
     for i, pub in enumerate(pubs):
-        all_chunks = shot_chunks(int(pub.shots))
+        all_chunks = pub_shot_chunks(pub, method=method, noisy=noisy)
         wanted = None if not chunks else chunks[i]
         first, stop = (0, len(all_chunks)) if wanted is None else wanted
         ranges.append([(c, *all_chunks[c]) for c in range(first, stop)])
-    chunked = {i for i, pub in enumerate(pubs) if len(shot_chunks(int(pub.shots))) > 1}
+        if len(all_chunks) > 1:
+            chunked.add(i)
 
     pieces: dict[int, list[np.ndarray]] = {}  # per PUB, per chunk: (sets, shots, clbits)
     spans: list[tuple[datetime, datetime, dict]] = []
     # The probability path holds 2**measured probabilities: free next to a statevector, but not
     # next to a stabilizer tableau or a matrix product state (chosen for wide circuits), which
     # sample their measurements themselves.
-    method = str(getattr(simulator.options, "method", "automatic"))
     exact_state = method in ("automatic", "statevector")
     most_measured = PROBABILITY_PATH_MAX_QUBITS if exact_state else SMALL_PROBABILITY_QUBITS
     simulate = 0.0

@@ -3,8 +3,8 @@
 A job alone on the server would otherwise run in one worker while the others idle. The
 dispatcher (:mod:`qiskit_rest_provider.server.jobs.dispatcher`) cuts such a job into *parts*
 with :func:`plan_parts` — runs of consecutive PUBs and, for a sampler PUB of many shots that Aer
-samples shot by shot, runs of its :func:`~.sampler.shot_chunks` — and runs each part as its own
-executor task. Each worker answers with one encoded piece per PUB (:func:`part_pieces`);
+samples shot by shot, runs of its :func:`~.sampler.pub_shot_chunks` — and runs each part as its
+own executor task. Each worker answers with one encoded piece per PUB (:func:`part_pieces`);
 :func:`merge_outcomes` joins them in PUB order into the result body without decoding them (only
 a PUB whose shots were split has its chunks' arrays joined and encoded once).
 
@@ -87,11 +87,12 @@ def _units(prepared: PreparedJob, noisy: bool) -> list[tuple[int, int | None, fl
     for the estimator's density matrix, x shots where Aer samples each shot): good enough to
     balance parts and to leave small jobs whole, not a promise.
     """
-    from .sampler import final_measurement_map, shot_chunks
+    from .sampler import final_measurement_map, pub_shot_chunks
     from .simulators import active_qubits
     from .suppression import sampler_suppression_applies
 
     sampler = prepared.program_id == protocol.SAMPLER
+    method = _method(prepared)
     # [mitigation] twirled/decoupled PUBs run their own shot split (randomizations): whole PUBs
     suppressed = sampler and sampler_suppression_applies(prepared.options)
     units: list[tuple[int, int | None, float]] = []
@@ -107,7 +108,7 @@ def _units(prepared: PreparedJob, noisy: bool) -> list[tuple[int, int | None, fl
             units.append((j, None, seconds))
             continue
         shots = int(pub.shots)
-        chunks = shot_chunks(shots)
+        chunks = pub_shot_chunks(pub, method=method, noisy=noisy)
         per_shot = noisy or final_measurement_map(pub.circuit) is None
         if per_shot and len(chunks) > 1 and not suppressed:
             # Aer samples shot by shot here: the chunks can run on different workers
@@ -124,14 +125,14 @@ def _units(prepared: PreparedJob, noisy: bool) -> list[tuple[int, int | None, fl
 
 def may_split(prepared: PreparedJob) -> bool:
     """Whether a sampler/estimator job has more than one unit (cheap; before :func:`plan_parts`)."""
-    from .sampler import SHOT_CHUNK
+    from .sampler import MIN_SHOT_CHUNK
 
     if prepared.program_id not in protocol.PRIMITIVE_PROGRAMS:
         return False  # the executor program (and anything else) runs whole
     if len(prepared.pubs) > 1:
         return True
     return prepared.program_id == protocol.SAMPLER and any(
-        int(pub.shots) >= 2 * SHOT_CHUNK for pub in prepared.pubs
+        int(pub.shots) >= 2 * MIN_SHOT_CHUNK for pub in prepared.pubs
     )
 
 
@@ -184,8 +185,9 @@ def plan_parts(
         groups[-1].append(unit)
         done += unit[2]
     offsets = _offsets(prepared)
-    from .sampler import shot_chunks
+    from .sampler import pub_shot_chunks
 
+    method = _method(prepared)
     plan = []
     for index, group in enumerate(groups):
         pub_indices: list[int] = []
@@ -199,7 +201,10 @@ def plan_parts(
             chunks.append(None if c is None else (c, c + 1))
         for k, j in enumerate(pub_indices):  # all of a PUB's chunks in one part: the whole PUB
             rng = chunks[k]
-            if rng is not None and rng == (0, len(shot_chunks(int(prepared.pubs[j].shots)))):
+            if rng is not None and rng == (
+                0,
+                len(pub_shot_chunks(prepared.pubs[j], method=method, noisy=noisy)),
+            ):
                 chunks[k] = None
         sub = dataclasses.replace(
             prepared,
@@ -208,6 +213,14 @@ def plan_parts(
         )
         plan.append((sub, JobPart(index, pub_indices, [offsets[j] for j in pub_indices], chunks)))
     return plan
+
+
+def _method(prepared: PreparedJob) -> str:
+    """The Aer method the job's simulator runs (what :func:`.simulators.simulator_for` sets)."""
+    from .method import plan_of
+
+    plan = plan_of(prepared.options)
+    return str(plan["method"]) if plan else "automatic"
 
 
 def _offsets(prepared: PreparedJob) -> list[int]:
