@@ -185,9 +185,10 @@ def plan_parts(
         groups[-1].append(unit)
         done += unit[2]
     offsets = _offsets(prepared)
-    from .sampler import pub_shot_chunks
-
-    method = _method(prepared)
+    chunk_counts: dict[int, int] = {}  # per PUB split by shots: how many chunks it has
+    for j, c, _ in units:
+        if c is not None:
+            chunk_counts[j] = chunk_counts.get(j, 0) + 1
     plan = []
     for index, group in enumerate(groups):
         pub_indices: list[int] = []
@@ -201,10 +202,7 @@ def plan_parts(
             chunks.append(None if c is None else (c, c + 1))
         for k, j in enumerate(pub_indices):  # all of a PUB's chunks in one part: the whole PUB
             rng = chunks[k]
-            if rng is not None and rng == (
-                0,
-                len(pub_shot_chunks(prepared.pubs[j], method=method, noisy=noisy)),
-            ):
+            if rng is not None and rng == (0, chunk_counts[j]):
                 chunks[k] = None
         sub = dataclasses.replace(
             prepared,
