@@ -269,6 +269,10 @@ def test_expensive_noisy_trajectories_are_shared_by_the_workers(catalog):
     chunks = pub_shot_chunks(job.pubs[0], method="matrix_product_state", noisy=True)
     shots = [sum(chunks[c][1] - chunks[c][0] for c in range(*part.chunks[0])) for _, part in plan]
     assert sum(shots) == 2000 and max(shots) - min(shots) <= 2 * size  # balanced
+    # statevector trajectories are expensive too; a density matrix is evolved once for all the
+    # shots, so chunks would only repeat it
+    assert shot_chunk_size(job.pubs[0], method="statevector", noisy=True) == MIN_SHOT_CHUNK
+    assert shot_chunk_size(job.pubs[0], method="density_matrix", noisy=True) == SHOT_CHUNK
     # cheap shots keep the big chunks: an ideal final-measurement PUB, a small noisy one
     bell = prepare_job("sampler", {"pubs": [[BELL, None, 4000]]}, catalog.get("rest_simulator"))
     assert shot_chunk_size(bell.pubs[0], method="automatic", noisy=False) == SHOT_CHUNK

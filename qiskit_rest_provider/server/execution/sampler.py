@@ -345,10 +345,12 @@ def shot_chunks(shots: int, size: int = SHOT_CHUNK) -> list[tuple[int, int]]:
 def shot_chunk_size(pub: SamplerPub, *, method: str, noisy: bool) -> int:
     """Shots per chunk of ``pub`` on a run with ``method`` (``noisy``: a noise model applies).
 
-    A PUB that Aer samples shot by shot (noise, or measurements before the end) gets chunks of
-    at least :data:`CHUNK_SECONDS` estimated work (:func:`..cost.estimate_circuit`, rounded up
-    to a power of two, between :data:`MIN_SHOT_CHUNK` and :data:`SHOT_CHUNK`), so that a PUB of
-    expensive trajectories can be shared by several workers. Everything else: :data:`SHOT_CHUNK`.
+    A PUB that Aer samples shot by shot (trajectories: noise on a statevector or matrix product
+    state, or measurements before the end) gets chunks of at least :data:`CHUNK_SECONDS`
+    estimated work (:func:`..cost.estimate_circuit`, rounded up to a power of two, between
+    :data:`MIN_SHOT_CHUNK` and :data:`SHOT_CHUNK`), so that a PUB of expensive trajectories can
+    be shared by several workers. Everything else (an ideal final-measurement PUB, a density
+    matrix evolved once for all its shots): :data:`SHOT_CHUNK`.
     The size depends on the PUB and the job's method only (never on how the job is split), so a
     seeded PUB keeps its bits however its chunks are spread.
     """
@@ -356,18 +358,21 @@ def shot_chunk_size(pub: SamplerPub, *, method: str, noisy: bool) -> int:
         return SHOT_CHUNK  # one chunk whatever the size: skip the estimate
     if not noisy and final_measurement_map(pub.circuit) is not None:
         return SHOT_CHUNK  # one state, sampled: shots are cheap
-    from .cost import _METHODS, estimate_circuit
+    from .cost import _METHODS, _auto_method, _shape, estimate_circuit
 
-    estimate = estimate_circuit(
-        pub.circuit,
-        shots=1,
-        parameter_sets=max(1, _num_sets(pub)),
-        noisy=noisy,
-        method=method if method in _METHODS else None,
+    shots, sets = int(pub.shots), max(1, _num_sets(pub))
+    shape = _shape(pub.circuit)
+    if method not in _METHODS:  # Aer's automatic choice, for this PUB's shots
+        method = _auto_method(shape, noisy=noisy, shots=shots, estimator=False)
+    one, every = (
+        estimate_circuit(shape, shots=n, parameter_sets=sets, noisy=noisy, method=method).seconds
+        for n in (1, shots)
     )
-    per_shot = float(estimate.seconds)
-    if not per_shot > 0:
+    if not every >= 2 * one > 0:
+        # one state sampled for all shots (a density matrix of a final-measurement circuit):
+        # every chunk would evolve it again
         return SHOT_CHUNK
+    per_shot = every / shots
     size = 2 ** max(0, math.ceil(math.log2(CHUNK_SECONDS / per_shot)))
     return int(min(SHOT_CHUNK, max(MIN_SHOT_CHUNK, size)))
 
