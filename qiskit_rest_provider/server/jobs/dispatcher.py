@@ -227,6 +227,8 @@ class Dispatcher:
     def remember_prepared(self, job_id: str, prepared: Any, parse_seconds: float) -> None:
         """Keep the route's validated job so the worker need not parse it again."""
         if len(self.prepared) < 1000:
+            if getattr(prepared, "decoded", None) is not None:  # workers are other processes:
+                prepared.decoded = None  # they decode the payload again (see PreparedJob)
             self.prepared[job_id] = (prepared, parse_seconds)
 
     def cancel(self, job_id: str, reason: str = "cancelled by the user") -> bool:
