@@ -82,7 +82,7 @@ from . import transpile_store as tstore
 from .admission import prepare_job
 from .models import FINAL_STATES
 from .store import QueuedJob, Store
-from .transpile_store import QueuedTranspileTask, TranspileStore
+from .transpile_store import TASK_PENDING, QueuedTranspileTask, TranspileStore
 from .watchers import JobWatchers
 
 logger = logging.getLogger(__name__)
@@ -302,8 +302,13 @@ class Dispatcher:
         return sum(entry.workers for entry in list(self._inflight.values()))
 
     def job_changed(self, job_id: str) -> None:
-        """A job changed state somewhere (another replica): recheck our claims if it is ours."""
-        if job_id in self._inflight:
+        """A job changed state somewhere (another replica): recheck our claims if it is ours.
+
+        :data:`.transpile_store.TASK_PENDING`: a transpile task was queued somewhere; look.
+        """
+        if job_id == TASK_PENDING:
+            self.transpile_queued()
+        elif job_id in self._inflight:
             with self._cond:
                 self._check_leases = True
                 self._wakes += 1
