@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, not_, select, update
+from sqlalchemy import and_, delete, func, not_, select
 
 from ...wire import protocol
 from .models import Instance, InstanceQuota, Job
@@ -107,25 +107,31 @@ def shots_since(store: Any, instance_id: str, since: float) -> int:
 def lock_instance(s: Any, instance_id: str) -> None:
     """Serialize the instance's submissions until ``s`` commits (its quota check and insert).
 
-    PostgreSQL: ``SELECT ... FOR UPDATE`` on the instance's row (other instances' submissions
-    go on in parallel). SQLite ignores ``FOR UPDATE``; there the transaction starts with a write
-    (a no-op ``UPDATE`` of the row), which takes the database's write lock at once, as ``BEGIN
-    IMMEDIATE`` would: a concurrent submission waits (busy timeout) before it reads anything,
-    so it counts what this one inserted.
+    Must be the transaction's first statement. PostgreSQL: ``SELECT ... FOR UPDATE`` on the
+    instance's row (other instances' submissions go on in parallel). SQLite ignores ``FOR
+    UPDATE``; there the transaction is opened with ``BEGIN IMMEDIATE``, which takes the
+    database's write lock at once: a concurrent submission waits (busy timeout) before it reads
+    anything, so it counts what this one inserted.
     """
     if s.get_bind().dialect.name == "sqlite":
-        s.execute(update(Instance).where(Instance.id == instance_id).values(id=Instance.id))
+        s.connection().exec_driver_sql("BEGIN IMMEDIATE")
     else:
         s.execute(select(Instance.id).where(Instance.id == instance_id).with_for_update())
 
 
 def queued_in(s: Any, instance_id: str) -> int:
-    """The instance's Queued jobs, read in session ``s``."""
+    """The instance's Queued jobs, read in session ``s``.
+
+    Found through the index on ``state`` (Queued rows are few), not the instance's (which holds
+    its whole history: SQLite's planner picks that one, and the count then grows with every job
+    the instance ever ran; measured 0.47 against 0.06 ms CPU with 5,000 jobs); ``|| ''`` keeps
+    the planner off the instance index on SQLite and PostgreSQL alike.
+    """
     return int(
         s.scalar(
             select(func.count())
             .select_from(Job)
-            .where(Job.instance_id == instance_id, Job.state == protocol.QUEUED)
+            .where(Job.state == protocol.QUEUED, Job.instance_id + "" == instance_id)
         )
         or 0
     )

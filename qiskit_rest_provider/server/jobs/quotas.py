@@ -126,7 +126,9 @@ def check_queue(st: Any, caller: Any) -> QuotaRow | None:
     quota = resolve(st.config, row, "max_queued_jobs")
     if quota.limit is None:
         return row
-    _check_queued(quota, st.store.queued_count(caller.instance_id), caller)
+    with st.store.sessions() as s:
+        queued = quota_store.queued_in(s, caller.instance_id)
+    _check_queued(quota, queued, caller)
     return row
 
 
