@@ -13,7 +13,7 @@ skipped when the docs run):
     >>> client.runtime_url
     'http://127.0.0.1:8000/api/v1'
     >>> [b["name"] for b in client.backends()]  # doctest: +SKIP
-    ['rest_simulator', 'rest_line_5q', 'rest_hex_27q', 'rest_hex_127q']
+    ['rest_hex_127q', 'rest_hex_27q', 'rest_line_5q', 'rest_line_5q_ecr', 'rest_simulator']
 """
 
 from __future__ import annotations

@@ -110,3 +110,24 @@ def test_backend_run_counts(service):
     job = backend.run(circuit, shots=64)
     counts = job.result().get_counts()
     assert counts == {"01": 64}
+
+
+def test_the_runtime_client_docstring_lists_the_servers_backends(reference_server):
+    # The module's example shows what GET /backends answers: it must be the server's real list.
+    import ast
+    import re
+
+    from qiskit_rest_provider.account import Account
+    from qiskit_rest_provider.client import runtime
+
+    shown = re.search(r"client\.backends\(\)\]  # doctest: \+SKIP\n\s+(\[.*?\])", runtime.__doc__)
+    assert shown is not None, "the example's listing is gone"
+    client = runtime.RuntimeClient(
+        Account(
+            "ibm_quantum_platform",
+            reference_server.url,
+            reference_server.token,
+            instance=reference_server.instance_crn,
+        )
+    )
+    assert ast.literal_eval(shown.group(1)) == [b["name"] for b in client.backends()]

@@ -102,3 +102,98 @@ def test_forced_stabilizer_on_a_t_gate_is_a_400_naming_the_option(ideal):
     sampler = SamplerV2(mode=ideal, options={"simulator": {"method": "stabilizer"}})
     with pytest.raises(RequestError, match=r"params\.options\.simulator\.method: 'stabilizer'"):
         sampler.run([qc], shots=10)
+
+
+# ------------------------------------------------------------- the sampled (mitigated) paths
+def _ghz_and_pairs(backend, n: int):
+    """The device GHZ without measurements, and ZZ on (first, second) and (first, last)."""
+    from qiskit.quantum_info import SparsePauliOp
+
+    measured = _device_ghz(backend, n)
+    order = [measured.find_bit(inst.qubits[0]).index for inst in measured.data
+             if inst.operation.name == "measure"]  # fmt: skip
+    circuit = measured.remove_final_measurements(inplace=False)
+    width = backend.target.num_qubits
+    observables = []
+    for a, b in ((order[0], order[1]), (order[0], order[-1])):
+        label = ["I"] * width
+        label[width - 1 - a] = label[width - 1 - b] = "Z"
+        observables.append(SparsePauliOp("".join(label)))
+    return circuit, observables
+
+
+def test_a_mitigated_estimator_on_40_noisy_qubits_runs_the_planned_stabilizer(service):
+    # TREX + measurement twirling (resilience level 1) samples twirled and calibration circuits
+    # over 40 qubits: on Aer's automatic method that is a 40-qubit statevector (refused by Aer
+    # for memory); the plan (stabilizer, Pauli-twirled noise) runs it, and says so.
+    backend = service.backend("rest_hex_127q")
+    circuit, observables = _ghz_and_pairs(backend, 40)
+    estimator = EstimatorV2(mode=backend)
+    estimator.options.resilience_level = 1
+    estimator.options.simulator.seed_simulator = 11
+    result = estimator.run([(circuit, observables)], precision=0.05).result()
+    assert result.metadata["simulator"] == {
+        "method": "stabilizer",
+        "noisy": True,
+        "noise_approximation": "pauli_twirled",
+    }
+    assert result.metadata["resilience"]["measure_mitigation"] is True
+    evs, stds = np.asarray(result[0].data.evs), np.asarray(result[0].data.stds)
+    # a GHZ state: <ZZ> = 1 without gate errors; TREX removed the readout errors, the gate
+    # errors along the chain (~40 two-qubit gates) leave it above ~0.6
+    assert np.all(evs <= 1 + 5 * stds + 0.02), (evs, stds)
+    assert np.all(evs >= 0.6), evs
+
+
+def test_a_twirled_sampler_on_40_noisy_qubits_runs_the_planned_stabilizer(service):
+    backend = service.backend("rest_hex_127q")
+    n, shots = 40, 1000
+    sampler = SamplerV2(mode=backend)
+    sampler.options.twirling.enable_gates = True
+    sampler.options.simulator.seed_simulator = 5
+    result = sampler.run([_device_ghz(backend, n)], shots=shots).result()
+    assert result.metadata["simulator"]["method"] == "stabilizer"
+    assert result[0].metadata["num_randomizations"] > 1
+    weights = np.unpackbits(result[0].data.c.array, axis=-1).sum(axis=-1)
+    ends = int((weights <= n // 10).sum() + (weights >= n - n // 10).sum())
+    assert ends >= 0.75 * weights.size, ends
+
+
+def test_a_mitigated_job_is_admitted_by_what_it_samples(server_factory):
+    # ZNE (3 noise factors) x 32 randomizations x ~40 measurement bases of 313 shots on 8
+    # qubits is ~1.5 M samples (~250 MiB of results): over a 64 MiB limit, although the same
+    # PUB on the exact path (resilience level 0, a 1 MiB density matrix) fits and runs.
+    from qiskit.quantum_info import SparsePauliOp
+
+    from qiskit_rest_provider import ProviderService
+
+    server = server_factory.start(workers=1, args=["--max-job-memory", "64MiB"])
+    service = ProviderService(
+        channel="ibm_quantum_platform",
+        url=server.url,
+        token=server.token,
+        instance=server.instance_crn,
+    )
+    backend = service.backend("rest_line_5q")
+    qc = QuantumCircuit(5)
+    for q in range(5):
+        qc.ry(0.3 + 0.1 * q, q)
+    for q in range(4):
+        qc.cx(q, q + 1)
+    isa = transpile(qc, target=backend.target, optimization_level=1, seed_transpiler=3)
+    rng = np.random.default_rng(2)
+    labels = sorted({"".join(rng.choice(list("XYZ"), size=5)) for _ in range(60)})[:40]
+    observable = SparsePauliOp(labels, np.full(len(labels), 1 / len(labels)))
+    observable = observable.apply_layout(isa.layout)
+    mitigated = EstimatorV2(mode=backend)
+    mitigated.options.resilience_level = 2
+    with pytest.raises(RequestError) as info:
+        mitigated.run([(isa, observable)], precision=0.01)
+    message = str(info.value)
+    assert "params.pubs" in message, message
+    assert "randomizations x noise factors x measurement bases" in message, message
+    assert "allows 64 MiB per job (--max-job-memory)" in message, message
+    exact = EstimatorV2(mode=backend)
+    exact.options.resilience_level = 0
+    result = exact.run([(isa, observable)], precision=0.01).result()
+    assert result.metadata["simulator"]["method"] == "density_matrix"

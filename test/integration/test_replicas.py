@@ -283,3 +283,54 @@ def test_long_poll_on_one_replica_wakes_when_another_finishes_the_job(pg_url, cl
         state, logs, owner = _rows(pg_url)[job_id]
         assert owner == _replica_id(b) and f"running (on {owner})" in logs
         assert b.alive() and a.alive()
+
+
+def test_transpile_task_on_one_replica_is_run_by_another_and_wakes_the_first(
+    pg_url, cluster, factory
+):
+    # As for jobs: A runs nothing (capacity 0) and re-reads only every 60 s, so B must claim
+    # the task A stored, and only B's NOTIFY of its end can wake A's long-poll quickly.
+    with distributed.LocalCluster(
+        n_workers=0, processes=False, protocol="tcp://", dashboard_address=None
+    ) as empty:
+        a = _replica(
+            factory,
+            pg_url,
+            empty.scheduler_address.replace("tcp://", "dask://"),
+            "--notify-fallback",
+            "60",
+        )
+        b = _replica(factory, pg_url, cluster)
+        bearer = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
+        qasm = 'OPENQASM 2.0; include "qelib1.inc"; qreg q[2]; h q[0]; cx q[0], q[1];'
+        with requests.Session() as session:
+            r = session.post(
+                f"{a.url}/transpile",
+                params={"backend": "rest_line_5q"},
+                json={"qasm_circuits": [qasm]},
+                headers=bearer,
+                timeout=60,
+            )
+            assert r.status_code == 200, r.text
+            task_id = r.json()["task_id"]
+            started = time.monotonic()
+            r = session.get(
+                f"{a.url}/transpile/{task_id}",
+                params={"wait": 30},
+                headers=bearer,
+                timeout=60,
+            )
+            waited = time.monotonic() - started
+        assert r.status_code == 200, r.text
+        assert r.json()["state"] == "SUCCESS", r.json()
+        assert waited < 15, waited  # woken by B's NOTIFY, not by A's 60 s fallback or timeout
+        engine = create_engine(pg_url)
+        try:
+            with engine.connect() as conn:
+                owner = conn.execute(
+                    text("SELECT claimed_by FROM transpile_tasks WHERE id = :id"), {"id": task_id}
+                ).scalar()
+        finally:
+            engine.dispose()
+        assert owner == _replica_id(b)
+        assert b.alive() and a.alive()

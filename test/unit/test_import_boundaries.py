@@ -236,13 +236,15 @@ ROWS: tuple[Row, ...] = (
             "=server.execution.cost",
             "=server.execution.split",
             "=server.execution.method",
+            "=server.execution.sampled_cost",
             "=server.execution.learning",
             "=server.execution.given_layer_noise",
             "=server.execution.compaction",
         ),
         forbidden=SERVER_FORBIDDEN,
-        why="execution: only its interface, its (Aer-free) cost model and method choice, the "
-        "(Aer-free) splitting of a job into parts and merging of their results, the "
+        why="execution: only its interface, its (Aer-free) cost model and method choice (and "
+        "the sampled paths' sizing), the (Aer-free) splitting of a job into parts and merging "
+        "of their results, the "
         "(Aer-free) building of a noise-learning program, and the (Aer-free) matching of a "
         "given layer noise model to the PUBs' layers",
     ),

@@ -145,8 +145,11 @@ def run_executor_job(prepared: PreparedJob, backend: Any) -> ExecutionOutcome:
     from .simulators import simulator_for
 
     t0 = time.perf_counter()
-    assert prepared.payload is not None
-    program, _options, version = decode_program(prepared.payload)
+    if prepared.decoded is not None:  # prepared in this process: decoded once, at admission
+        program, version = prepared.decoded
+    else:  # pickled from the API process without it (see PreparedJob): decode again
+        assert prepared.payload is not None
+        program, _options, version = decode_program(prepared.payload)
     t_parse = time.perf_counter()
     seed = prepared.options.get("seed_simulator")
     if seed is None:

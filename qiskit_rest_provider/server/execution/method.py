@@ -137,6 +137,7 @@ def choose_job_method(
     noisy: bool,
     forced: str | None = None,
     max_memory: int | None = None,
+    pauli_approximation: bool = True,
 ) -> tuple[MethodChoice, JobEstimate]:
     """Choose the job's method and estimate the job with it.
 
@@ -146,6 +147,9 @@ def choose_job_method(
         noisy: whether a noise model applies.
         forced: ``options.simulator.method`` (``None``/``"automatic"``: choose).
         max_memory: the per-job limit (bytes); default :func:`..cost.max_job_memory`.
+        pauli_approximation: whether the stabilizer alternative may replace the noise by its
+            Pauli approximation (``False`` for decoupled jobs: the approximation drops the
+            relaxation of idle ``delay``s, the noise decoupling acts on).
 
     Returns:
         ``(choice, estimate)``; the estimate assumes the chosen method.
@@ -180,7 +184,7 @@ def choose_job_method(
     if exact_fits and (exact_estimate.seconds <= EXACT_SECONDS or (exact == "stabilizer")):
         return MethodChoice(exact, None, False, "exact method fits"), exact_estimate
     alternatives: list[tuple[str, JobEstimate]] = []
-    if clifford and exact != "stabilizer":
+    if clifford and exact != "stabilizer" and (pauli_approximation or not noisy):
         alternatives.append(
             ("stabilizer", estimate_shapes(program_id, shapes, noisy=noisy, method="stabilizer"))
         )

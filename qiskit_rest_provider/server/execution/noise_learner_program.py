@@ -198,16 +198,19 @@ def run_noise_learner_job(prepared: PreparedJob, backend: Any) -> ExecutionOutco
     from ...wire.noise_learner import decode_noise_learner
 
     t0 = time.perf_counter()
-    assert prepared.payload is not None
-    decoded = decode_noise_learner(prepared.payload, num_qubits=backend.num_qubits)
+    if prepared.decoded is not None:  # prepared in this process: decoded once, at admission
+        decoded, instructions = prepared.decoded
+    else:  # pickled from the API process without it (see PreparedJob): decode again
+        assert prepared.payload is not None
+        decoded = decode_noise_learner(prepared.payload, num_qubits=backend.num_qubits)
+        if decoded.generation == 2:
+            instructions = v2_layers(decoded.circuits, decoded.options, backend.num_qubits)
+        else:
+            instructions = decoded.instructions
     settings = dict(prepared.options["settings"])
     seed = prepared.options.get("seed_simulator")
     if seed is None:
         seed = int(np.random.default_rng().integers(2**62))
-    if decoded.generation == 2:
-        instructions = v2_layers(decoded.circuits, decoded.options, backend.num_qubits)
-    else:
-        instructions = decoded.instructions
     t_parse = time.perf_counter()
     try:
         maps, stds, seconds = _learn(instructions, settings, backend, seed)

@@ -40,6 +40,7 @@ from .simulators import (
     active_qubits,
     job_noise_model,
     simulator_for,
+    simulator_metadata,
 )
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ def execute_job(
                     offsets=None if part is None else part.offsets,
                     chunks=None if part is None else part.chunks,
                 )
+            result.metadata.setdefault("simulator", simulator_metadata(simulator, noisy))
             result.metadata["execution"] = {"execution_spans": _execution_spans(spans)}
         else:
             from .estimator import readout_from_noise_model, run_estimator_pubs
@@ -143,17 +145,8 @@ def execute_job(
                 )
                 result.metadata.setdefault("dynamical_decoupling", options["dynamical_decoupling"])
                 result.metadata["resilience_level"] = level
-                # the sampled programs (calibration, twirled, folded) run on Aer's automatic
-                # choice unless a method was forced (suppression.run_program)
-                forced = (options.get("simulator") or {}).get("method") or "automatic"
-                result.metadata.setdefault(
-                    "simulator",
-                    {
-                        "method": forced,
-                        "noisy": bool(noisy),
-                        "noise_approximation": None,
-                    },
-                )
+                # the sampled programs (calibration, twirled, folded) run with the job's plan
+                result.metadata["simulator"] = simulator_metadata(simulator, noisy)
                 extra["estimation_methods"] = ["sampled"] * len(prepared.pubs)
             else:
                 readout = None

@@ -24,7 +24,8 @@ service:
   (:mod:`..backends.noise`), so decoupling changes results where qubits idle in ``|1>``.
 
 :func:`run_program` (shared with :mod:`.mitigation`) runs one ``QuantumProgram`` on the
-server's simulator for the backend.
+server's simulator for the backend, with the method admission chose for the sampled work
+(:mod:`.sampled_cost`).
 """
 
 from __future__ import annotations
@@ -171,6 +172,42 @@ def program_seed(seed: int | None, index: int) -> int:
     return (int(seed) + 7919 * index) % (2**62)
 
 
+_CLIFFORD_SNAP = 1e-5  # float32 angles (samplomatic's) are within ~1e-7 of a multiple of pi/2
+
+
+def _snap_to_clifford(values: Any) -> Any:
+    """Angles within :data:`_CLIFFORD_SNAP` of a multiple of pi/2 become exactly that (float64).
+
+    samplomatic draws the randomizations' angles as float32: ``pi`` arrives as ``3.14159274``,
+    which qiskit-ibm-runtime's rounding keeps (it rounds in float32) and Aer's stabilizer method
+    rejects as a non-Clifford angle. Other angles are left as they are (Aer refuses them).
+    """
+    array = np.asarray(values, dtype=np.float64)
+    quarter = array / (np.pi / 2)
+    nearest = np.round(quarter)
+    return np.where(np.abs(quarter - nearest) < _CLIFFORD_SNAP, nearest * (np.pi / 2), array)
+
+
+def _with_clifford_bindings(simulator: Any) -> Any:
+    """A shallow copy of a stabilizer ``AerSimulator`` that snaps bound angles to Clifford ones."""
+    import copy
+
+    from qiskit_aer import AerSimulator
+
+    class CliffordBindingSimulator(AerSimulator):
+        def run(self, circuits: Any, parameter_binds: Any = None, **kwargs: Any) -> Any:
+            if parameter_binds:
+                parameter_binds = [
+                    {param: _snap_to_clifford(v) for param, v in binds.items()}
+                    for binds in parameter_binds
+                ]
+            return super().run(circuits, parameter_binds=parameter_binds, **kwargs)
+
+    snapped = copy.copy(simulator)
+    snapped.__class__ = CliffordBindingSimulator
+    return snapped
+
+
 def run_program(program: Any, backend: Any, options: dict, seed: int) -> Any:
     """Run one ``QuantumProgram`` on the backend's simulator (noise restricted to its qubits)."""
     from qiskit_ibm_runtime.fake_provider.executor.run_quantum_program import (
@@ -178,14 +215,13 @@ def run_program(program: Any, backend: Any, options: dict, seed: int) -> Any:
     )
     from qiskit_ibm_runtime.options_models.simulator import SimulatorOptions
 
-    from .method import PLAN_KEY
     from .simulators import simulator_for
 
-    # The plan admission sized is for the exact path's circuits; the sampled program's circuits
-    # (twirled, folded, calibration) get Aer's automatic choice, unless the user forced a method.
-    if options.get("simulator", {}).get("method", "automatic") == "automatic":
-        options = {k: v for k, v in options.items() if k != PLAN_KEY}
+    # The plan admission chose for this program's circuits (twirled, folded, calibration:
+    # jobs.checks.check_job_size sizes the sampled work), so the method that was sized runs.
     simulator, _ = simulator_for(backend, options, (item.circuit for item in program.items))
+    if str(getattr(simulator.options, "method", "")) == "stabilizer":
+        simulator = _with_clifford_bindings(simulator)
     return run_quantum_program(
         simulator, program, SimulatorOptions(seed_simulator=seed, angle_decimals=12)
     )

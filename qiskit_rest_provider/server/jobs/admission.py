@@ -297,7 +297,9 @@ def _prepare_job(program_id: str, params: dict, backend: Any) -> PreparedJob:
     noisy = backend.is_noisy or options.get("simulator", {}).get("noise_model") is not None
     # [mitigation] 400 for what is not performed; sampled precisions within reach
     check_suppression(program_id, options, pubs, level=resilience_level, noisy=noisy)
-    check_job_size(program_id, pubs, backend, options)
+    check_job_size(
+        program_id, pubs, backend, options, level=resilience_level, shots=pub_shots or None
+    )
     return PreparedJob(
         program_id=program_id,
         backend_name=backend.name,

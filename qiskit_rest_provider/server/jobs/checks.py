@@ -15,6 +15,7 @@ from qiskit.circuit import QuantumCircuit
 from ...wire.isa import unsupported_instructions
 from ..execution.cost import JobEstimate, estimate_job, format_bytes, max_job_memory
 from ..execution.method import PLAN_KEY, MethodError, choose_job_method
+from ..execution.sampled_cost import sampled_path, sampled_shapes
 
 __all__ = [
     "JobInputError",
@@ -122,6 +123,8 @@ def check_job_size(
     options: dict,
     *,
     max_memory: int | None = None,
+    level: int | None = None,
+    shots: list[int] | None = None,
 ) -> JobEstimate:
     """Refuse a job that cannot fit: more PUBs than ``max_experiments``, or over the memory limit.
 
@@ -135,12 +138,20 @@ def check_job_size(
     without a ``simulator`` group (the executor program's proxies) are sized for Aer's automatic
     method, which is what that program runs.
 
+    A job that runs as a sampled program (an estimator with mitigation, twirling or decoupling;
+    a twirled or decoupled sampler) is sized by what that program samples
+    (:func:`..execution.sampled_cost.sampled_shapes`: randomizations, noise factors, measurement
+    bases, folded gates), and its method is chosen for those circuits, which the worker then
+    runs with it (:func:`..execution.suppression.run_program`).
+
     Args:
         program_id: ``"sampler"`` or ``"estimator"``.
         pubs: the decoded PUBs.
         backend: the BackendSpec.
         options: the job's validated options (``simulator.noise_model`` makes it noisy).
         max_memory: the limit in bytes; default :func:`..execution.cost.max_job_memory`.
+        level: the estimator's resilience level (decides whether it is sampled, and how).
+        shots: the estimator PUBs' shots (admission's rule), for the sampled path.
 
     Returns:
         The estimate (method and seconds per PUB), for the caller to keep.
@@ -162,11 +173,23 @@ def check_job_size(
         (options.get("simulator") or {}).get("noise_model") is not None
     )
     limit = max_job_memory() if max_memory is None else int(max_memory)
+    sampled = sampled_path(program_id, options, level, noisy)
     if "simulator" in options:  # a primitive's validated tree: choose, and run what was sized
         forced = (options.get("simulator") or {}).get("method")
+        sized: Any = pubs
+        if sampled:
+            sized = sampled_shapes(
+                program_id, pubs, options, level=level if noisy else 0, shots=shots
+            )
+        decoupled = bool((options.get("dynamical_decoupling") or {}).get("enable"))
         try:
             choice, estimate = choose_job_method(
-                program_id, pubs, noisy=noisy, forced=forced, max_memory=limit
+                "sampler" if sampled else program_id,
+                sized,
+                noisy=noisy,
+                forced=forced,
+                max_memory=limit,
+                pauli_approximation=not (sampled and decoupled),
             )
         except MethodError as exc:
             raise JobInputError(str(exc), field=exc.field, code="invalid_option") from None
@@ -187,7 +210,11 @@ def check_job_size(
             code="job_too_large",
         )
     results = sum(p.result_bytes for p in estimate.pubs)
-    what = "observables" if program_id == "estimator" else "samples (shots x classical bits)"
+    what = "samples (shots x classical bits)"
+    if sampled and program_id == "estimator":
+        what = "samples (shots x randomizations x noise factors x measurement bases x qubits)"
+    elif program_id == "estimator":
+        what = "observables"
     raise JobInputError(
         f"params.pubs: the job needs ~{format_bytes(need)} (its {what} ~"
         f"{format_bytes(results)}, largest state {pub.what} ~{format_bytes(pub.state_bytes)}); "

@@ -82,7 +82,7 @@ from . import transpile_store as tstore
 from .admission import prepare_job
 from .models import FINAL_STATES
 from .store import QueuedJob, Store
-from .transpile_store import QueuedTranspileTask, TranspileStore
+from .transpile_store import TASK_PENDING, QueuedTranspileTask, TranspileStore
 from .watchers import JobWatchers
 
 logger = logging.getLogger(__name__)
@@ -227,6 +227,8 @@ class Dispatcher:
     def remember_prepared(self, job_id: str, prepared: Any, parse_seconds: float) -> None:
         """Keep the route's validated job so the worker need not parse it again."""
         if len(self.prepared) < 1000:
+            if getattr(prepared, "decoded", None) is not None:  # workers are other processes:
+                prepared.decoded = None  # they decode the payload again (see PreparedJob)
             self.prepared[job_id] = (prepared, parse_seconds)
 
     def cancel(self, job_id: str, reason: str = "cancelled by the user") -> bool:
@@ -300,8 +302,13 @@ class Dispatcher:
         return sum(entry.workers for entry in list(self._inflight.values()))
 
     def job_changed(self, job_id: str) -> None:
-        """A job changed state somewhere (another replica): recheck our claims if it is ours."""
-        if job_id in self._inflight:
+        """A job changed state somewhere (another replica): recheck our claims if it is ours.
+
+        :data:`.transpile_store.TASK_PENDING`: a transpile task was queued somewhere; look.
+        """
+        if job_id == TASK_PENDING:
+            self.transpile_queued()
+        elif job_id in self._inflight:
             with self._cond:
                 self._check_leases = True
                 self._wakes += 1

@@ -99,7 +99,11 @@ def _item_sets(item: Any) -> int:
 
 
 def prepare_executor_job(params: dict, backend: Any) -> PreparedJob:
-    """Validate an ``executor`` job for ``backend``; the worker decodes ``params`` again.
+    """Validate an ``executor`` job for ``backend``.
+
+    The decoded program rides along in ``PreparedJob.decoded`` for a worker in this process; a
+    worker process decodes ``params`` again (cheaper than pickling the program: see
+    :class:`..execution.base.PreparedJob`).
 
     Raises:
         JobInputError: naming the field.
@@ -171,4 +175,5 @@ def prepare_executor_job(params: dict, backend: Any) -> PreparedJob:
         support_qiskit=False,
         payload=params,
         shots=total,
+        decoded=(program, version),
     )

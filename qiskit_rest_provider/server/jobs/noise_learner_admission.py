@@ -109,7 +109,11 @@ def _check_instructions(instructions: list, backend: Any) -> None:
 
 
 def prepare_noise_learner_job(params: dict, backend: Any) -> PreparedJob:
-    """Validate a ``noise-learner`` job for ``backend``; the worker decodes ``params`` again.
+    """Validate a ``noise-learner`` job for ``backend``.
+
+    The decoded params and their layers ride along in ``PreparedJob.decoded`` for a worker in
+    this process; a worker process decodes ``params`` again (see
+    :class:`..execution.base.PreparedJob`).
 
     Raises:
         JobInputError: naming the field.
@@ -176,4 +180,5 @@ def prepare_noise_learner_job(params: dict, backend: Any) -> PreparedJob:
         support_qiskit=decoded.generation == 2,
         payload=params,
         shots=total,
+        decoded=(decoded, instructions),
     )

@@ -100,11 +100,61 @@ def clear_quota(store: Any, instance_id: str) -> bool:
 def shots_since(store: Any, instance_id: str, since: float) -> int:
     """Shots of the instance's jobs created since ``since``, but those that ended unrun."""
     with store.sessions() as s:
-        val = s.scalar(
-            select(func.coalesce(func.sum(Job.shots), 0)).where(
-                Job.instance_id == instance_id,
-                Job.created >= since,
-                not_(and_(Job.state.in_(_NEVER_RAN), Job.running_at.is_(None))),
-            )
+        return shots_in(s, instance_id, since)
+
+
+# ------------------------------------------------------------------ inside a job's insert
+def lock_instance(s: Any, instance_id: str) -> None:
+    """Serialize the instance's submissions until ``s`` commits (its quota check and insert).
+
+    Must be the transaction's first statement. PostgreSQL: ``SELECT ... FOR UPDATE`` on the
+    instance's row (other instances' submissions go on in parallel). SQLite ignores ``FOR
+    UPDATE``; there the transaction is opened with ``BEGIN IMMEDIATE``, which takes the
+    database's write lock at once: a concurrent submission waits (busy timeout) before it reads
+    anything, so it counts what this one inserted.
+    """
+    if s.get_bind().dialect.name == "sqlite":
+        s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        s.execute(select(Instance.id).where(Instance.id == instance_id).with_for_update())
+
+
+def queued_in(s: Any, instance_id: str) -> int:
+    """The instance's Queued jobs, read in session ``s``.
+
+    Found through the index on ``state`` (Queued rows are few), not the instance's (which holds
+    its whole history: SQLite's planner picks that one, and the count then grows with every job
+    the instance ever ran; measured 0.47 against 0.06 ms CPU with 5,000 jobs); ``|| ''`` keeps
+    the planner off the instance index on SQLite and PostgreSQL alike.
+    """
+    return int(
+        s.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.state == protocol.QUEUED, Job.instance_id + "" == instance_id)
         )
-    return int(val or 0)
+        or 0
+    )
+
+
+def _shots_since_query(instance_id: str, since: float) -> Any:
+    return select(func.coalesce(func.sum(Job.shots), 0)).where(
+        Job.instance_id == instance_id,
+        Job.created >= since,
+        not_(and_(Job.state.in_(_NEVER_RAN), Job.running_at.is_(None))),
+    )
+
+
+def shots_in(s: Any, instance_id: str, since: float) -> int:
+    """:func:`shots_since`, read in session ``s``."""
+    return int(s.scalar(_shots_since_query(instance_id, since)) or 0)
+
+
+def seconds_in(s: Any, instance_id: str, since: float) -> float:
+    """Usage seconds of the instance's jobs created since ``since``, read in session ``s``."""
+    val = s.scalar(
+        select(func.coalesce(func.sum(Job.usage_seconds), 0.0)).where(
+            Job.instance_id == instance_id, Job.created >= since
+        )
+    )
+    return float(val or 0.0)

@@ -6,9 +6,11 @@ Each instance follows the server's defaults (``serve --max-queued-per-instance``
 store (:mod:`.quota_store`). A stored ``-1`` means "no limit" for that instance; ``0`` admits
 nothing (a way to suspend an instance).
 
-They are checked at submission only, by the job routes (:func:`check_queue` before the params
-are parsed, :func:`check_daily` once admission has counted the job's shots; the instance's row
-is read once, and without daily limits :func:`check_daily` is not called at all). A refused job
+They are checked at submission only, by the job routes: :func:`check_queue` before the params
+are parsed (early, unlocked: a flood over the queue quota costs no parsing), then
+:func:`submission_guard` in the transaction that inserts the job, under a lock on the instance
+(check and insert are atomic: concurrent submissions, also on two replicas of one database,
+never both take the last slot). The instance's quota row is read once. A refused job
 answers **429** with ``Retry-After`` (seconds until the quota frees up) and a D10 body whose
 error item carries ``quota``: its ``name``, the ``used`` amount, the ``limit``, what the job
 ``requested`` and when it ``resets_at`` (ISO 8601, UTC; ``null`` for the queue).
@@ -30,6 +32,7 @@ from __future__ import annotations
 import calendar
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -115,15 +118,23 @@ def _refuse(quota: Quota, requested: float, end: float | None, message: str, cod
 def check_queue(st: Any, caller: Any) -> QuotaRow | None:
     """429 ``queue_limit_reached`` if the instance already has its most queued jobs.
 
-    Returns the instance's quota row, for :func:`check_daily` (one read per submission).
+    An early, unlocked check (before the params are parsed); :func:`submission_guard` checks
+    again where it counts, in the job's insert transaction. Returns the instance's quota row,
+    for :func:`submission_guard` (one read per submission).
     """
     row = quota_store.get_quota(st.store, caller.instance_id)
     quota = resolve(st.config, row, "max_queued_jobs")
     if quota.limit is None:
         return row
-    queued = st.store.queued_count(caller.instance_id)
-    if queued < quota.limit:
-        return row
+    with st.store.sessions() as s:
+        queued = quota_store.queued_in(s, caller.instance_id)
+    _check_queued(quota, queued, caller)
+    return row
+
+
+def _check_queued(quota: Quota, queued: int, caller: Any) -> None:
+    if quota.limit is None or queued < quota.limit:
+        return
     where = (
         f"this server allows {int(quota.limit)} per instance (--max-queued-per-instance)"
         if quota.source == "server"
@@ -148,15 +159,37 @@ def has_daily_limits(config: Any, row: QuotaRow | None) -> bool:
 
 
 def check_daily(st: Any, caller: Any, shots: int, row: QuotaRow | None) -> None:
-    """429 ``quota_exceeded``: ``shots`` more pass the day's shots, or its seconds are spent."""
-    shots_quota = resolve(st.config, row, "max_shots_per_day")
-    seconds_quota = resolve(st.config, row, "max_seconds_per_day")
+    """429 ``quota_exceeded``: ``shots`` more pass the day's shots, or its seconds are spent.
+
+    Unlocked (two submissions may both pass it for the last shots): submissions use
+    :func:`submission_guard`, which checks in the job's insert transaction.
+    """
+    _check_daily(
+        st.config,
+        caller,
+        shots,
+        row,
+        lambda start: quota_store.shots_since(st.store, caller.instance_id, start),
+        lambda start: st.store.usage_seconds(caller.instance_id, start),
+    )
+
+
+def _check_daily(
+    config: Any,
+    caller: Any,
+    shots: int,
+    row: QuotaRow | None,
+    shots_since: Callable[[float], int],
+    seconds_since: Callable[[float], float],
+) -> None:
+    shots_quota = resolve(config, row, "max_shots_per_day")
+    seconds_quota = resolve(config, row, "max_seconds_per_day")
     if shots_quota.limit is None and seconds_quota.limit is None:
         return
     start, end = day_window(time.time())
     resets = f"it resets at {iso(end)} (UTC midnight)"
     if shots_quota.limit is not None:
-        used = quota_store.shots_since(st.store, caller.instance_id, start)
+        used = shots_since(start)
         if used + shots > shots_quota.limit:
             alone = (
                 " (more than the whole day's quota: split it)" if shots > shots_quota.limit else ""
@@ -171,7 +204,7 @@ def check_daily(st: Any, caller: Any, shots: int, row: QuotaRow | None) -> None:
                 "quota_exceeded",
             )
     if seconds_quota.limit is not None:
-        spent = st.store.usage_seconds(caller.instance_id, start)
+        spent = seconds_since(start)
         if spent >= seconds_quota.limit:
             _refuse(
                 Quota(seconds_quota.name, seconds_quota.limit, seconds_quota.source, spent),
@@ -181,6 +214,42 @@ def check_daily(st: Any, caller: Any, shots: int, row: QuotaRow | None) -> None:
                 f"{spent:.3f} of {seconds_quota.limit:g} seconds used today; {resets}",
                 "quota_exceeded",
             )
+
+
+def submission_guard(
+    st: Any, caller: Any, shots: int, row: QuotaRow | None
+) -> Callable[[Any], None] | None:
+    """The instance's quota checks, to run inside the transaction that inserts its job.
+
+    Check and insert are one step: the guard first locks the instance
+    (:func:`.quota_store.lock_instance`: a row lock on PostgreSQL, the write lock on SQLite), then
+    counts the queued jobs and the day's shots and seconds in the same transaction, so two
+    submissions — in one server or in two replicas on one database — can never both take the
+    last slot: the second waits for the first's commit and counts its job. ``None`` when the
+    instance has no limit at all (nothing to lock).
+
+    Raises (when called):
+        ApiError: 429, as :func:`check_queue` and :func:`check_daily`; the insert is rolled back.
+    """
+    queue = resolve(st.config, row, "max_queued_jobs")
+    if queue.limit is None and not has_daily_limits(st.config, row):
+        return None
+    instance_id = caller.instance_id
+
+    def guard(s: Any) -> None:
+        quota_store.lock_instance(s, instance_id)
+        if queue.limit is not None:
+            _check_queued(queue, quota_store.queued_in(s, instance_id), caller)
+        _check_daily(
+            st.config,
+            caller,
+            shots,
+            row,
+            lambda start: quota_store.shots_in(s, instance_id, start),
+            lambda start: quota_store.seconds_in(s, instance_id, start),
+        )
+
+    return guard
 
 
 def instance_usage(store: Any, config: Any, instance_id: str, hgp: str) -> dict[str, Any]:

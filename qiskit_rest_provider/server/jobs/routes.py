@@ -29,7 +29,7 @@ from ..http import ApiError, json_response, parse_body, parse_time
 from ..state import server_state
 from .events import pubs_count
 from .models import Job
-from .quotas import check_daily, check_queue, has_daily_limits, job_shots
+from .quotas import check_queue, job_shots, submission_guard
 from .shapes import is_final, job_json
 from .store import JobFilters, new_id
 
@@ -156,8 +156,6 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
         prepared = _prepare(program_id, params, spec)
         parse_seconds = time.perf_counter() - t0
         shots = job_shots(prepared)
-        if has_daily_limits(st.config, quota_row):  # the day's shots and seconds so far
-            check_daily(st, caller, shots, quota_row)
         sid = session_id
         if start_session and not sid:
             from .shapes import new_session_row
@@ -186,7 +184,9 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
             attempts=0,
             shots=shots,
         )
-        stored, created = st.store.create_job(job)
+        # the quotas are checked again in the insert's transaction, under a lock (atomic)
+        guard = submission_guard(st, caller, shots, quota_row)
+        stored, created = st.store.create_job(job, guard=guard)
         return stored, created, prepared, parse_seconds
 
     stored, created, prepared, parse_seconds = await run_in_threadpool(admit)

@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,12 +201,16 @@ class Store:
             return row, s.get(ApiToken, row.api_token_id)
 
     # ---------------------------------------------------------------------- jobs
-    def create_job(self, job: Job) -> tuple[Job, bool]:
+    def create_job(
+        self, job: Job, guard: Callable[[Session], None] | None = None
+    ) -> tuple[Job, bool]:
         """Insert a Queued job; with an idempotency key already used, return that job instead.
 
         One ``INSERT`` (one commit) in the usual case: the key is looked up only when the
         insert collides with it (a key whose job is older than the idempotency window is then
-        released and the insert retried).
+        released and the insert retried). ``guard`` runs first in the same transaction (the
+        quotas' :func:`.quotas.submission_guard`: lock, count, maybe raise); what it raises
+        rolls the insert back and propagates.
 
         Returns:
             ``(job, created)``: ``created`` is False when an earlier job with the same key won.
@@ -214,6 +218,8 @@ class Store:
         for _ in range(3):
             try:
                 with self.sessions.begin() as s:
+                    if guard is not None:
+                        guard(s)
                     s.add(job)
                 return job, True
             except IntegrityError:

@@ -5,6 +5,14 @@ lease, exactly like a Running job), then ends ``SUCCESS``, ``FAILURE`` or ``CANC
 every change is one ``UPDATE ... WHERE state IN (...)`` guarded on the previous state, so a cancel
 racing with the dispatcher or a time limit can never record two outcomes. The tasks' SQL lives
 here, beside :mod:`.store` (whose engine and sessions it uses), so the jobs' store stays as it was.
+
+Replicas on one PostgreSQL hear of tasks as they hear of jobs (:mod:`.notify`): every state
+change is announced (``pg_notify`` on :data:`~.store.NOTIFY_CHANNEL`, payload the task id, in the
+changing transaction), so a long-poll on one replica wakes when another finishes the task and a
+cancel reaches the replica running it at once; and a task becoming PENDING (submitted, put back)
+is announced as :data:`TASK_PENDING`, on which every replica's dispatcher looks at the tasks'
+queue now, so an idle replica claims a task submitted to a busy one without waiting for its
+periodic look.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from .models import TranspileTaskRow
 from .store import QueuedJob, Store
 
 __all__ = [
+    "TASK_PENDING",
     "CANCELLED",
     "FAILURE",
     "FINAL",
@@ -58,6 +67,10 @@ _HEAD_COLUMNS = (
 )
 
 
+TASK_PENDING = "transpile-task-pending"
+"""Payload announced when a task becomes PENDING (no job or task id looks like it)."""
+
+
 class TranspileStore:
     """Transactional access to the ``transpile_tasks`` table of a :class:`~.store.Store`."""
 
@@ -66,9 +79,10 @@ class TranspileStore:
 
     # ------------------------------------------------------------------ requests
     def add(self, row: TranspileTaskRow) -> TranspileTaskRow:
-        """Insert a PENDING task."""
+        """Insert a PENDING task (announced to every replica, :data:`TASK_PENDING`)."""
         with self.store.sessions.begin() as s:
             s.add(row)
+            self.store._announce(s, [TASK_PENDING])
         return row
 
     def get(self, task_id: str, instance_id: str | None = None) -> TranspileTaskRow | None:
@@ -156,7 +170,10 @@ class TranspileStore:
                     lease_expires_at=now + lease_seconds,
                 )
             )
-            return bool(getattr(res, "rowcount", 0))
+            claimed = bool(getattr(res, "rowcount", 0))
+            if claimed:
+                self.store._announce(s, [task_id])
+            return claimed
 
     def request(self, task_id: str) -> dict[str, Any] | None:
         """The stored request of a task (JSON object)."""
@@ -190,7 +207,12 @@ class TranspileStore:
             conds.append(TranspileTaskRow.claimed_by == owner)
         with self.store.sessions.begin() as s:
             res = s.execute(update(TranspileTaskRow).where(*conds).values(**vals))
-            return bool(getattr(res, "rowcount", 0))
+            changed = bool(getattr(res, "rowcount", 0))
+            if changed:  # waiters on every replica wake; a task back in the queue is claimable
+                self.store._announce(
+                    s, [task_id, TASK_PENDING] if to_state == PENDING else [task_id]
+                )
+            return changed
 
     def renew_leases(self, owner: str, task_ids: Iterable[str], lease_seconds: float) -> set[str]:
         """Extend ``owner``'s leases on its STARTED tasks; returns the ids it still holds."""
@@ -238,4 +260,7 @@ class TranspileStore:
                 .where(TranspileTaskRow.state == STARTED, held)
                 .values(state=PENDING, started_at=None, claimed_by=None, lease_expires_at=None)
             )
-            return int(getattr(res, "rowcount", 0) or 0)
+            count = int(getattr(res, "rowcount", 0) or 0)
+            if count:
+                self.store._announce(s, [TASK_PENDING])
+            return count
