@@ -297,13 +297,20 @@ async def get_job(
 ) -> Response:
     """A job; with ``wait=S`` (D6) answers as soon as it is final or ``S`` seconds passed."""
     st = server_state(request)
+    # Without its params a job is one indexed row: on SQLite (WAL: a read never waits for a
+    # writer) read it on the event loop, like the authenticator's cache check, instead of two
+    # thread hops per long-poll. Params (possibly megabytes) and other databases go to a thread.
+    on_loop = exclude_params and st.store.cheap_point_reads
     watch = st.watchers.register(job_id, final_only=True) if wait else None
     try:
         deadline = time.monotonic() + min(wait or 0.0, MAX_WAIT_SECONDS)
         while True:
-            job = await run_in_threadpool(
-                _load_job, request, job_id, caller, with_params=not exclude_params
-            )
+            if on_loop:
+                job = _load_job(request, job_id, caller, with_params=False)
+            else:
+                job = await run_in_threadpool(
+                    _load_job, request, job_id, caller, with_params=not exclude_params
+                )
             remaining = deadline - time.monotonic()
             if watch is None or is_final(job.state) or remaining <= 0:
                 break

@@ -129,6 +129,14 @@ class Store:
             self.engine.dispose()
             raise
 
+    @property
+    def cheap_point_reads(self) -> bool:
+        """Whether a read of one row by key is cheap enough to run on the event loop.
+
+        SQLite in WAL mode: the read is local and never waits for a writer (tens of µs).
+        """
+        return self.engine.dialect.name == "sqlite"
+
     def close(self) -> None:
         """Release the connection pool."""
         self.engine.dispose()
