@@ -225,7 +225,7 @@ class Store:
             try:
                 with self.engine.begin() as conn:
                     res = conn.execute(_INSERT_JOB, _insert_values(job))
-                job.seq = res.inserted_primary_key[0]
+                job.seq = res.inserted_primary_key[0]  # type: ignore[index]
                 return job, True
             except IntegrityError:
                 if not job.idempotency_key:
