@@ -162,13 +162,15 @@ def create_app(
     from .sessions.routes import router as sessions_router
     from .transpile.routes import router as transpile_router
 
-    app.include_router(auth_router)
+    # Routers are matched in order, each route in turn: the job routes, which every job's
+    # requests take, go first (the event streams before them: /jobs/events is not a job id).
+    # No path of one router is a path of another, so the order changes no answer.
     for prefix in RUNTIME_PREFIXES:
         tag = prefix.strip("/").replace("/", "_")
         for router in (
-            backends_router,
             events_router,
             jobs_router,
+            backends_router,
             sessions_router,
             quotas_router,
         ):
@@ -178,6 +180,7 @@ def create_app(
                 tags=[tag],
                 generate_unique_id_function=functools.partial(_operation_id, tag),
             )
+    app.include_router(auth_router)
     app.include_router(transpile_router)
     from .ui import install_ui
 

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, not_, select
+from sqlalchemy import and_, bindparam, delete, func, not_, select
 
 from ...wire import protocol
 from .models import Instance, InstanceQuota, Job
@@ -31,7 +31,7 @@ class QuotaRow:
     updated: float
 
 
-def _row(q: InstanceQuota, hgp: str) -> QuotaRow:
+def _row(q: Any, hgp: str) -> QuotaRow:
     return QuotaRow(
         q.instance_id,
         hgp,
@@ -44,9 +44,18 @@ def _row(q: InstanceQuota, hgp: str) -> QuotaRow:
 
 def get_quota(store: Any, instance_id: str) -> QuotaRow | None:
     """The instance's quota row, or ``None`` (all server defaults). One primary-key read."""
-    with store.sessions() as s:
-        q = s.get(InstanceQuota, instance_id)
+    with store.engine.connect() as conn:  # Core: the submission path reads this every time
+        q = conn.execute(_GET_QUOTA, {"b_instance_id": instance_id}).first()
     return _row(q, "") if q is not None else None
+
+
+_GET_QUOTA = select(
+    InstanceQuota.instance_id,
+    InstanceQuota.max_queued_jobs,
+    InstanceQuota.max_shots_per_day,
+    InstanceQuota.max_seconds_per_day,
+    InstanceQuota.updated,
+).where(InstanceQuota.instance_id == bindparam("b_instance_id"))
 
 
 def list_quotas(store: Any) -> list[QuotaRow]:

@@ -123,35 +123,24 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
     cost = body.cost
     if cost is not None and cost <= 0:
         raise ApiError(400, f"cost: expected a positive number of seconds, got {cost!r}")
-    # one hop to a thread for both reads: the job this key made already, else the limits
-    existing, quota_row = await run_in_threadpool(_existing_or_check_limits, st, caller, key, cost)
-    if existing is not None:
-        return json_response(_created(existing))
     private = body.private
     start_session = body.start_session
     session_id = body.session_id
-    if session_id is not None and not session_id:
-        raise ApiError(400, "session_id: expected a string")
     spec = st.catalog.get(backend)
-    if spec.dry_run_of and program_id != protocol.EXECUTOR:
-        raise ApiError(
-            400,
-            f"backend: {backend!r} is the dry-run twin of {spec.dry_run_of!r}; it runs dry runs of "
-            "the executor program only (Executor.run(..., dry_run=True))",
-            code="invalid_request",
-        )
-    if body.calibration_id is not None and body.calibration_id != current_calibration_id(spec):
-        raise ApiError(
-            400,
-            f"calibration_id: {body.calibration_id!r} is not a calibration of {backend} "
-            f"(current: {current_calibration_id(spec)})",
-            code="calibration_not_found",
-        )
-    if session_id:
-        await run_in_threadpool(_check_session, st, session_id, backend, caller)
 
     def admit() -> tuple[Job, bool, Any, float]:
-        """Check ``params`` and the day's quotas, then store the job: one hop to a thread."""
+        """Everything that reads or writes the store, in one hop to a thread.
+
+        The job this key made already (answered as is, before any later check), else the
+        limits, the backend and session checks, ``params`` and the day's quotas; then the job
+        is stored.
+        """
+        existing, quota_row = _existing_or_check_limits(st, caller, key, cost)
+        if existing is not None:
+            return existing, False, None, 0.0
+        _check_target(body, backend, program_id, spec, session_id)
+        if session_id:
+            _check_session(st, session_id, backend, caller)
         t0 = time.perf_counter()
         prepared = _prepare(program_id, params, spec)
         parse_seconds = time.perf_counter() - t0
@@ -195,6 +184,28 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
         st.dispatcher.remember_prepared(stored.id, prepared, parse_seconds)
         st.dispatcher.wake()
     return json_response(_created(stored))
+
+
+def _check_target(
+    body: JobCreate, backend: str, program_id: str, spec: Any, session_id: str | None
+) -> None:
+    """The session id's type, the dry-run twin's program, the calibration asked for."""
+    if session_id is not None and not session_id:
+        raise ApiError(400, "session_id: expected a string")
+    if spec.dry_run_of and program_id != protocol.EXECUTOR:
+        raise ApiError(
+            400,
+            f"backend: {backend!r} is the dry-run twin of {spec.dry_run_of!r}; it runs dry runs of "
+            "the executor program only (Executor.run(..., dry_run=True))",
+            code="invalid_request",
+        )
+    if body.calibration_id is not None and body.calibration_id != current_calibration_id(spec):
+        raise ApiError(
+            400,
+            f"calibration_id: {body.calibration_id!r} is not a calibration of {backend} "
+            f"(current: {current_calibration_id(spec)})",
+            code="calibration_not_found",
+        )
 
 
 def _prepare(program_id: str, params: Any, spec: Any) -> Any:
@@ -286,13 +297,20 @@ async def get_job(
 ) -> Response:
     """A job; with ``wait=S`` (D6) answers as soon as it is final or ``S`` seconds passed."""
     st = server_state(request)
+    # Without its params a job is one indexed row: on SQLite (WAL: a read never waits for a
+    # writer) read it on the event loop, like the authenticator's cache check, instead of two
+    # thread hops per long-poll. Params (possibly megabytes) and other databases go to a thread.
+    on_loop = exclude_params and st.store.cheap_point_reads
     watch = st.watchers.register(job_id, final_only=True) if wait else None
     try:
         deadline = time.monotonic() + min(wait or 0.0, MAX_WAIT_SECONDS)
         while True:
-            job = await run_in_threadpool(
-                _load_job, request, job_id, caller, with_params=not exclude_params
-            )
+            if on_loop:
+                job = _load_job(request, job_id, caller, with_params=False)
+            else:
+                job = await run_in_threadpool(
+                    _load_job, request, job_id, caller, with_params=not exclude_params
+                )
             remaining = deadline - time.monotonic()
             if watch is None or is_final(job.state) or remaining <= 0:
                 break
