@@ -59,14 +59,22 @@ def _long(n: int = 22, layers: int = 40) -> QuantumCircuit:
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        dashboard_address=None,
-        preload=[PRELOAD],
-        env={"QISKIT_REST_AER_THREADS": "1"},
-    ) as local:
+    import dask
+
+    # LocalCluster closes the nanny of a worker that has not come back 15 s after it was lost
+    # (``distributed.deploy.lost-worker-timeout``); a restarted worker warming Qiskit and Aer on
+    # a loaded 2-core machine can take longer, and the cluster then lost that worker for good
+    with (
+        dask.config.set({"distributed.deploy.lost-worker-timeout": "120s"}),
+        distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=None,
+            preload=[PRELOAD],
+            env={"QISKIT_REST_AER_THREADS": "1"},
+        ) as local,
+    ):
         with distributed.Client(local, set_as_default=False) as client:
             client.wait_for_workers(2, timeout=120)
             yield local, client
