@@ -59,14 +59,22 @@ def _long(n: int = 22, layers: int = 40) -> QuantumCircuit:
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        dashboard_address=None,
-        preload=[PRELOAD],
-        env={"QISKIT_REST_AER_THREADS": "1"},
-    ) as local:
+    import dask
+
+    # LocalCluster closes the nanny of a worker that has not come back 15 s after it was lost
+    # (``distributed.deploy.lost-worker-timeout``); a restarted worker warming Qiskit and Aer on
+    # a loaded 2-core machine can take longer, and the cluster then lost that worker for good
+    with (
+        dask.config.set({"distributed.deploy.lost-worker-timeout": "120s"}),
+        distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=None,
+            preload=[PRELOAD],
+            env={"QISKIT_REST_AER_THREADS": "1"},
+        ) as local,
+    ):
         with distributed.Client(local, set_as_default=False) as client:
             client.wait_for_workers(2, timeout=120)
             yield local, client
@@ -395,3 +403,54 @@ def test_the_gate_holds_tasks_beyond_free_threads_in_priority_order_and_a_killed
             assert (executor.busy, executor.held) == (0, 0)
         finally:
             executor.shutdown()
+
+
+def _scheduler_tuning(dask_scheduler=None) -> dict:
+    return {
+        "worker_streams": [float(s.interval) for s in dask_scheduler.stream_comms.values()],
+        "client_streams": {c: float(s.interval) for c, s in dask_scheduler.client_comms.items()},
+        "plugin": "qiskit-rest-short-worker-streams" in dask_scheduler.plugins,
+        "tick_ms": dask_scheduler.periodic_callbacks["tick"].callback_time,
+        "monitor_ms": dask_scheduler.periodic_callbacks["monitor"].callback_time,
+    }
+
+
+def _process_tuning(dask_worker=None) -> dict:
+    """On a worker or (``nanny=True``) a nanny: its periodic work and its stream's batching."""
+    callbacks = dask_worker.periodic_callbacks
+    stream = getattr(dask_worker, "batched_stream", None)
+    return {
+        "profiling": "profile" in callbacks or "profile-cycle" in callbacks,
+        "tick_ms": callbacks["tick"].callback_time,
+        "memory_ms": callbacks["memory_monitor"].callback_time,
+        "stream": None if stream is None else float(stream.interval),
+    }
+
+
+def test_the_cluster_sends_at_once_and_keeps_its_diagnostics_off_the_cores(dask_server, cluster):
+    """After the server connected (and, earlier in this module, a worker was restarted): the
+    scheduler sends each worker and the server's client at once, every worker runs without the
+    statistical profiler, and scheduler, nannies and workers check their loops once a second,
+    memory twice a second (Dask: 20 ms, 100 ms): CPU the Aer runs get back."""
+    _, client = cluster
+    _job(dask_server, _submit(dask_server, "sampler", _sampler_params()))  # connected, in use
+    deadline = time.monotonic() + 30  # nannies are quieted by the server's 1 s worker refresh
+    while True:
+        scheduler = client.run_on_scheduler(_scheduler_tuning)
+        workers = client.run(_process_tuning)
+        nannies = client.run(_process_tuning, nanny=True)
+        if all(n["memory_ms"] == 500 for n in nannies.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(workers) == 2 and len(nannies) == 2
+    assert scheduler["plugin"]
+    assert scheduler["worker_streams"] and max(scheduler["worker_streams"]) <= 0.001
+    # the server's client is one of the scheduler's clients: at least one stream is short
+    assert min(scheduler["client_streams"].values()) <= 0.001
+    assert scheduler["tick_ms"] == 1000 and scheduler["monitor_ms"] == 5000
+    for info in workers.values():
+        assert not info["profiling"]
+        assert info["tick_ms"] == 1000 and info["memory_ms"] == 500
+        assert info["stream"] <= 0.001
+    for info in nannies.values():
+        assert info["tick_ms"] == 1000 and info["memory_ms"] == 500

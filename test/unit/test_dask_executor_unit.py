@@ -86,3 +86,43 @@ def test_aer_device_comes_from_the_environment(monkeypatch):
     assert aer_settings()["device"] == "GPU"
     monkeypatch.setenv(AER_DEVICE_ENV, "tpu")  # not an Aer device: ignored
     assert "device" not in aer_settings()
+
+
+class _Server:
+    """Stands in for a Dask server: quiet() reads only its periodic callbacks (real ones)."""
+
+    def __init__(self) -> None:
+        from tornado.ioloop import PeriodicCallback
+
+        def nothing() -> None:
+            return None
+
+        rates = {"profile": 10, "profile-cycle": 1000, "tick": 20, "monitor": 500}
+        rates |= {"memory_monitor": 100, "heartbeat": 500}
+        self.periodic_callbacks = {
+            name: PeriodicCallback(nothing, ms) for name, ms in rates.items()
+        }
+        self._tick_interval = 0.02
+
+
+def test_quiet_drops_the_profiler_and_slows_diagnostics_only(monkeypatch):
+    from qiskit_rest_provider.server.execution.dask_preload import DIAGNOSTICS_ENV, quiet
+
+    monkeypatch.delenv(DIAGNOSTICS_ENV, raising=False)
+    server = _Server()
+    changed = quiet(server)
+    assert changed == {
+        "profile": 0.0, "profile-cycle": 0.0, "tick": 1.0, "monitor": 5.0, "memory_monitor": 0.5,
+    }  # fmt: skip
+    rates = {name: pc.callback_time for name, pc in server.periodic_callbacks.items()}
+    # the heartbeat is the scheduler's to set: untouched
+    assert rates == {"tick": 1000, "monitor": 5000, "memory_monitor": 500, "heartbeat": 500}
+    assert server._tick_interval == 1.0
+    assert quiet(server) == {}  # twice: nothing more to do
+    # asked to keep Dask's rates (here, or by the environment): nothing changes
+    kept = _Server()
+    assert quiet(kept, keep=True) == {}
+    monkeypatch.setenv(DIAGNOSTICS_ENV, "1")
+    assert quiet(kept) == {}
+    assert kept.periodic_callbacks["profile"].callback_time == 10
+    assert kept.periodic_callbacks["tick"].callback_time == 20
