@@ -46,6 +46,55 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="SQLAlchemy URL for the reference servers' store (default: SQLite in the data dir); "
         "e.g. postgresql+psycopg://root@127.0.0.1:5432/test",
     )
+    parser.addoption(
+        "--phase",
+        choices=("all", "parallel", "serial"),
+        default="all",
+        help="run every test (all, the default), only those without the 'serial' marker "
+        "(parallel: what scripts/test runs on xdist workers) or only those with it (serial: what "
+        "scripts/test runs afterwards, alone); combines with -m and -k",
+    )
+
+
+SLOW_FILES_FIRST = (
+    "test_official_scenarios.py",
+    "test_cli_admin.py",
+    "test_replicas.py",
+    "test_cli_client.py",
+    "test_dask_executor.py",
+    "test_quotas.py",
+    "test_server_lifecycle.py",
+    "test_transpile_rest.py",
+    "test_openapi_fuzz.py",
+    "test_tls.py",
+    "test_examples.py",
+    "test_reliability_crash.py",
+    "test_security.py",
+)
+"""The files of the longest tests (a minute or more in all on a 2-core machine). On xdist workers
+they are handed out first, so that no worker starts one of them while the other has run dry."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--phase``: deselect the tests of the other phase (see the ``serial`` marker).
+
+    On xdist workers (``--dist loadfile`` hands out whole files in collection order) the files of
+    :data:`SLOW_FILES_FIRST` come first; each file keeps its own order.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    phase = config.getoption("--phase")
+    if phase == "all":
+        return
+    want_serial = phase == "serial"
+    keep = [
+        item for item in items if (item.get_closest_marker("serial") is not None) == want_serial
+    ]
+    if len(keep) != len(items):
+        kept = {id(item) for item in keep}
+        config.hook.pytest_deselected(items=[item for item in items if id(item) not in kept])
+        items[:] = keep
 
 
 # ---------------------------------------------------------------------------- databases
@@ -63,7 +112,10 @@ class PostgresSchemas:
     def new_url(self) -> str:
         import psycopg
 
-        name = "qrp_" + secrets.token_hex(6)
+        # the xdist worker's name (gw0, gw1, ...) in the schema's: a schema left behind by a
+        # crashed run says which worker made it; two workers never pick the same name
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        name = "qrp_" + (f"{worker}_" if worker.isalnum() else "") + secrets.token_hex(6)
         with psycopg.connect(self._conninfo(), autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{name}"')
         self.created.append(name)
@@ -303,9 +355,16 @@ class ServerFactory:
         return server.process.returncode
 
     def cleanup(self) -> None:
-        for server in self.servers:
-            if server.alive():
-                self.stop(server, timeout=15)
+        """Stop every server still running: all are told (SIGTERM) at once, then waited for."""
+        alive = [server for server in self.servers if server.alive()]
+        for server in alive:
+            server.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for server in alive:  # one signal each: a second one makes uvicorn skip its clean stop
+            try:
+                server.process.wait(timeout=max(deadline - time.monotonic(), 1))
+            except subprocess.TimeoutExpired:
+                _kill_tree(server.process, signal.SIGKILL)
 
 
 def _children(pid: int) -> list[int]:

@@ -31,6 +31,9 @@ from workloads import slow_qasm  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.timeout(120),
+    # serial: Chromium keeps a core busy, and the page waits (30 s) and the sign-out check
+    # (< 20 s) are timings: these run after the rest, with nothing beside them
+    pytest.mark.serial,
     pytest.mark.skipif(
         not os.path.exists(CHROMIUM),
         reason=f"{CHROMIUM} is absent: install Debian's chromium (scripts/test does, as root)",

@@ -295,6 +295,9 @@ ATTACKS: dict[str, Callable] = {
 }
 
 
+# serial: every one of B's Bells must finish within BELL_LIMIT (1 s) during the attack; a test on
+# the other xdist worker taking the CPU pushed some to 1.0-1.7 s (three attacks failed that way)
+@pytest.mark.serial
 @pytest.mark.parametrize("name", list(ATTACKS))
 def test_attack_is_refused_in_bounded_memory_while_b_is_served(target, name):
     prepared = [PREPARE[name]()] if name in PREPARE else []  # the attacker's own CPU, before

@@ -63,6 +63,9 @@ def _started(base, headers, job_id) -> float:
     return datetime.fromisoformat(running.replace("Z", "+00:00")).timestamp()
 
 
+# serial: A's blocker must still hold the only worker (8 s) while A queues 20 jobs and B one; on
+# a CPU shared with other tests the submissions can outlast it and B then queues behind A's jobs
+@pytest.mark.serial
 def test_instance_b_is_served_while_a_has_20_queued(server_factory):
     other_token = "other-" + secrets.token_hex(8)
     server = server_factory.start(

@@ -482,6 +482,9 @@ def _cancel(server, task_id, token=None) -> requests.Response:
     )
 
 
+# serial: round-robin order and time limits on one busy worker; its level-3 transpiles keep a
+# core busy for ~30 s, which would slow whatever ran beside it
+@pytest.mark.serial
 def test_tasks_queue_with_jobs_fairly_with_time_limits_and_cancel(server_factory):
     """One worker. A's task hits its 8 s limit; B's job (5 s limit) queued behind it runs next,
     before A's earlier task; a queued and a running task are cancelled and free the worker."""
