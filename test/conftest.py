@@ -134,6 +134,24 @@ class PostgresSchemas:
         self.created.clear()
 
 
+def worker_cluster(n_workers: int) -> Any:
+    """A Dask ``LocalCluster`` of ``n_workers`` processes set up as ``qiskit-rest-provider worker``
+    runs them: one thread each, our preload (Qiskit and Aer warmed once), one Aer thread.
+
+    Use it as a context manager; ``distributed`` must be importable (the callers skip first).
+    """
+    import distributed
+
+    return distributed.LocalCluster(
+        n_workers=n_workers,
+        processes=True,
+        threads_per_worker=1,
+        dashboard_address=None,
+        preload=["qiskit_rest_provider.server.execution.dask_preload"],
+        env={"QISKIT_REST_AER_THREADS": "1"},
+    )
+
+
 def postgres_available(url: str) -> str | None:
     """``None`` if ``url`` answers, else the reason it does not."""
     try:

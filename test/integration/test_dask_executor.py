@@ -21,7 +21,7 @@ import requests
 distributed = pytest.importorskip("distributed")
 pytest.importorskip("fastapi")
 
-from conftest import ServerFactory  # noqa: E402
+from conftest import ServerFactory, worker_cluster  # noqa: E402
 from qiskit import QuantumCircuit  # noqa: E402
 from qiskit.primitives.containers.estimator_pub import EstimatorPub  # noqa: E402
 from qiskit.primitives.containers.sampler_pub import SamplerPub  # noqa: E402
@@ -33,7 +33,6 @@ from qiskit_rest_provider.wire.pubs import (  # noqa: E402
 )
 from qiskit_rest_provider.wire.results import decode_result  # noqa: E402
 
-PRELOAD = "qiskit_rest_provider.server.execution.dask_preload"
 FINAL = ("Completed", "Failed", "Cancelled")
 
 
@@ -66,14 +65,7 @@ def cluster():
     # a loaded 2-core machine can take longer, and the cluster then lost that worker for good
     with (
         dask.config.set({"distributed.deploy.lost-worker-timeout": "120s"}),
-        distributed.LocalCluster(
-            n_workers=2,
-            processes=True,
-            threads_per_worker=1,
-            dashboard_address=None,
-            preload=[PRELOAD],
-            env={"QISKIT_REST_AER_THREADS": "1"},
-        ) as local,
+        worker_cluster(2) as local,
     ):
         with distributed.Client(local, set_as_default=False) as client:
             client.wait_for_workers(2, timeout=120)
@@ -357,14 +349,7 @@ def test_the_gate_holds_tasks_beyond_free_threads_in_priority_order_and_a_killed
     backend = BackendCatalog.load().get("rest_simulator")
     prepared = prepare_job("sampler", orjson.loads(orjson.dumps(_sampler_params())), backend)
     with (
-        distributed.LocalCluster(
-            n_workers=1,
-            processes=True,
-            threads_per_worker=1,
-            dashboard_address=None,
-            preload=[PRELOAD],
-            env={"QISKIT_REST_AER_THREADS": "1"},
-        ) as local,
+        worker_cluster(1) as local,
         distributed.Client(local, set_as_default=False) as client,
     ):
         executor = DaskExecutor(local.scheduler_address)

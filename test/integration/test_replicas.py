@@ -17,6 +17,7 @@ Real parts only: the PostgreSQL server at ``QRP_TEST_POSTGRES_URL`` (default
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import os
 import socket
 import threading
@@ -30,7 +31,12 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("fastapi")
 pytest.importorskip("psycopg")
 
-from conftest import PostgresSchemas, ServerFactory, postgres_available  # noqa: E402
+from conftest import (  # noqa: E402
+    PostgresSchemas,
+    ServerFactory,
+    postgres_available,
+    worker_cluster,
+)
 from qiskit import QuantumCircuit  # noqa: E402
 from qiskit.primitives.containers.sampler_pub import SamplerPub  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
@@ -40,7 +46,6 @@ from qiskit_rest_provider.wire.pubs import encode_sampler_params  # noqa: E402
 pytestmark = pytest.mark.postgres
 
 PG_URL = os.environ.get("QRP_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
-PRELOAD = "qiskit_rest_provider.server.execution.dask_preload"
 TOKEN = "replica-token-0123456789abcdef"
 FINAL = ("Completed", "Failed", "Cancelled")
 
@@ -57,14 +62,7 @@ def pg_url():
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        dashboard_address=None,
-        preload=[PRELOAD],
-        env={"QISKIT_REST_AER_THREADS": "1"},
-    ) as local:
+    with worker_cluster(2) as local:
         with distributed.Client(local, set_as_default=False) as client:
             client.wait_for_workers(2, timeout=120)
         yield local.scheduler_address.replace("tcp://", "dask://")
@@ -252,9 +250,11 @@ def test_sigkill_of_one_replica_under_load_every_job_still_completes_once(pg_url
     assert b.alive()
 
 
-def test_long_poll_on_one_replica_wakes_when_another_finishes_the_job(pg_url, cluster, factory):
-    # A runs nothing (a scheduler without workers: capacity 0), so B's dispatcher must finish
-    # the job; A's fallback re-read is 60 s, so only NOTIFY can wake A's long-poll quickly.
+@contextlib.contextmanager
+def _idle_and_working_replicas(factory, pg_url, cluster):
+    """Replicas A and B on one database: A runs nothing (a scheduler without workers: capacity
+    0) and re-reads the store only every 60 s, B runs on ``cluster``. What A stores B must run,
+    and only B's NOTIFY can wake A's waiters quickly."""
     with distributed.LocalCluster(
         n_workers=0, processes=False, protocol="tcp://", dashboard_address=None
     ) as empty:
@@ -265,7 +265,12 @@ def test_long_poll_on_one_replica_wakes_when_another_finishes_the_job(pg_url, cl
             "--notify-fallback",
             "60",
         )
-        b = _replica(factory, pg_url, cluster)
+        yield a, _replica(factory, pg_url, cluster)
+
+
+def test_long_poll_on_one_replica_wakes_when_another_finishes_the_job(pg_url, cluster, factory):
+    # B's dispatcher must finish the job A stored; only its NOTIFY wakes A's long-poll quickly
+    with _idle_and_working_replicas(factory, pg_url, cluster) as (a, b):
         params = _long_params()
         with requests.Session() as session:
             job_id = _submit(a, params, session)
@@ -288,19 +293,8 @@ def test_long_poll_on_one_replica_wakes_when_another_finishes_the_job(pg_url, cl
 def test_transpile_task_on_one_replica_is_run_by_another_and_wakes_the_first(
     pg_url, cluster, factory
 ):
-    # As for jobs: A runs nothing (capacity 0) and re-reads only every 60 s, so B must claim
-    # the task A stored, and only B's NOTIFY of its end can wake A's long-poll quickly.
-    with distributed.LocalCluster(
-        n_workers=0, processes=False, protocol="tcp://", dashboard_address=None
-    ) as empty:
-        a = _replica(
-            factory,
-            pg_url,
-            empty.scheduler_address.replace("tcp://", "dask://"),
-            "--notify-fallback",
-            "60",
-        )
-        b = _replica(factory, pg_url, cluster)
+    # As for jobs: B must claim the task A stored, and only B's NOTIFY of its end wakes A quickly
+    with _idle_and_working_replicas(factory, pg_url, cluster) as (a, b):
         bearer = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
         qasm = 'OPENQASM 2.0; include "qelib1.inc"; qreg q[2]; h q[0]; cx q[0], q[1];'
         with requests.Session() as session:
