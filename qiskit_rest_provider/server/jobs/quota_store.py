@@ -14,6 +14,7 @@ from sqlalchemy import and_, bindparam, delete, func, not_, select
 
 from ...wire import protocol
 from .models import Instance, InstanceQuota, Job
+from .store import QUEUED_COUNT
 
 #: Jobs that ended without running used no shots: they do not count against the daily quota.
 _NEVER_RAN = (protocol.CANCELLED, protocol.FAILED)
@@ -129,21 +130,8 @@ def lock_instance(s: Any, instance_id: str) -> None:
 
 
 def queued_in(s: Any, instance_id: str) -> int:
-    """The instance's Queued jobs, read in session ``s``.
-
-    Found through the index on ``state`` (Queued rows are few), not the instance's (which holds
-    its whole history: SQLite's planner picks that one, and the count then grows with every job
-    the instance ever ran; measured 0.47 against 0.06 ms CPU with 5,000 jobs); ``|| ''`` keeps
-    the planner off the instance index on SQLite and PostgreSQL alike.
-    """
-    return int(
-        s.scalar(
-            select(func.count())
-            .select_from(Job)
-            .where(Job.state == protocol.QUEUED, Job.instance_id + "" == instance_id)
-        )
-        or 0
-    )
+    """The instance's Queued jobs, read in session ``s`` (:data:`.store.QUEUED_COUNT`)."""
+    return int(s.execute(QUEUED_COUNT, {"b_instance_id": instance_id}).scalar() or 0)
 
 
 def _shots_since_query(instance_id: str, since: float) -> Any:

@@ -574,7 +574,7 @@ class Store:
     def queued_count(self, instance_id: str) -> int:
         """How many Queued jobs an instance has (its per-instance queue limit)."""
         with self.engine.connect() as conn:
-            return int(conn.execute(_QUEUED_COUNT, {"b_instance_id": instance_id}).scalar() or 0)
+            return int(conn.execute(QUEUED_COUNT, {"b_instance_id": instance_id}).scalar() or 0)
 
     def job_params(self, job_id: str) -> bytes | None:
         """The stored params JSON of a job."""
@@ -774,10 +774,15 @@ _JOB_WITH_KEY = (
     .where(Job.instance_id == bindparam("b_instance_id"), Job.idempotency_key == bindparam("b_key"))
     .options(defer(Job.result, raiseload=True), defer(Job.params, raiseload=True))
 )
-_QUEUED_COUNT = (
+#: An instance's Queued jobs (:meth:`Store.queued_count`; the quota guard runs it in the job's
+#: insert transaction). Found through the index on ``state`` (Queued rows are few), not the
+#: instance's (which holds its whole history: SQLite's planner picks that one, and the count then
+#: grows with every job the instance ever ran; measured 0.47 against 0.06 ms CPU with 5,000
+#: jobs); ``|| ''`` keeps the planner off the instance index on SQLite and PostgreSQL alike.
+QUEUED_COUNT = (
     select(func.count())
     .select_from(Job)
-    .where(Job.instance_id == bindparam("b_instance_id"), Job.state == protocol.QUEUED)
+    .where(Job.state == protocol.QUEUED, Job.instance_id + "" == bindparam("b_instance_id"))
 )
 _INSERT_JOB = insert(Job)
 _JOB_COLUMNS = frozenset(c.key for c in Job.__table__.columns) - {"seq"}
