@@ -42,6 +42,7 @@ from typing import Any
 
 from ...wire.options import resolved_mitigation, resolved_twirling
 from .cost import PubShape, _shape
+from .suppression import sampler_suppression_applies, twirling_shots
 
 __all__ = ["MAX_GROUPED_TERMS", "PEC_DEFAULT_OVERHEAD", "sampled_path", "sampled_shapes"]
 
@@ -54,30 +55,30 @@ PEC_DEFAULT_OVERHEAD = 100.0
 
 
 def sampled_path(program_id: str, options: dict, level: int | None, noisy: bool) -> bool:
-    """Whether the job runs as a sampled program (the runner's own test, without importing it)."""
+    """Whether the job runs as a sampled program, by the runners' own tests.
+
+    :func:`.mitigation.estimator_mitigation_applies` is this one call of
+    ``resolved_mitigation``; the sampler's is :func:`.suppression.sampler_suppression_applies`.
+    """
     if "simulator" not in options:  # not a primitive's options tree (executor proxies)
         return False
     if program_id == "estimator":
         return any(resolved_mitigation(options, level if noisy else 0).values())
-    twirling = options.get("twirling") or {}
-    dd = (options.get("dynamical_decoupling") or {}).get("enable")
-    return bool(twirling.get("enable_gates") or twirling.get("enable_measure") or dd)
+    return sampler_suppression_applies(options)
 
 
 def _twirling_split(shots: int, twirling: dict, pec: bool) -> tuple[int, int]:
-    """``(randomizations, shots per randomization)`` by qiskit-ibm-runtime's shot rules."""
-    count = twirling.get("num_randomizations", "auto")
-    per = twirling.get("shots_per_randomization", "auto")
+    """``(randomizations, shots per randomization)`` by qiskit-ibm-runtime's shot rule.
+
+    That is :func:`.suppression.twirling_shots`, except that PEC with both left ``auto``
+    samples randomizations of 64 shots.
+    """
+    count, per = twirling.get("num_randomizations"), twirling.get("shots_per_randomization")
     count = "auto" if count is None else count
     per = "auto" if per is None else per
-    if count == "auto" and per == "auto":
-        per = 64 if pec else max(64, math.ceil(shots / 32))
-        return math.ceil(shots / per), int(per)
-    if count == "auto":
-        return math.ceil(shots / int(per)), int(per)
-    if per == "auto":
-        return int(count), math.ceil(shots / int(count))
-    return int(count), int(per)
+    if pec and count == "auto" and per == "auto":
+        return math.ceil(shots / 64), 64
+    return twirling_shots(shots, {"num_randomizations": count, "shots_per_randomization": per})
 
 
 def _measurement_bases(observables: Any) -> tuple[int, int]:

@@ -228,13 +228,17 @@ def run_program(program: Any, backend: Any, options: dict, seed: int) -> Any:
 
 
 def _twirling_on(options: dict) -> bool:
-    twirling = options["twirling"]
+    twirling = options.get("twirling") or {}
     return bool(twirling.get("enable_gates") or twirling.get("enable_measure"))
 
 
 def sampler_suppression_applies(options: dict) -> bool:
-    """Whether a sampler job twirls or decouples (else the plain, fast path runs)."""
-    return _twirling_on(options) or bool(options["dynamical_decoupling"]["enable"])
+    """Whether a sampler job twirls or decouples (else the plain, fast path runs).
+
+    A tree without those groups (an executor proxy's) does neither.
+    """
+    dd = options.get("dynamical_decoupling") or {}
+    return _twirling_on(options) or bool(dd.get("enable"))
 
 
 def _sampler_options(options: dict, shots: int) -> Any:
