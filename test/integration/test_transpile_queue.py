@@ -6,6 +6,9 @@
   cancelled as "ran longer than 5 s" without ever running).
 * A cancel in the hand-off window of a transpile task (claimed STARTED, submitted, not yet
   registered) leaves it CANCELLED and its worker free, as for jobs.
+* A task that finishes past its time limit, between two of the dispatcher's looks, fails as one
+  the dispatcher stopped (the same task must not pass or fail by how the ticks fall: a CI run saw
+  an 8 s-limit task succeed after 8.04 s).
 """
 
 from __future__ import annotations
@@ -149,3 +152,49 @@ def test_cancel_in_a_transpile_task_handoff_frees_the_worker(engine):
     row = tasks.get(slow_id)
     assert row is not None and row.state == ts.CANCELLED
     assert bytes(row.result or b"").decode() == "cancelled by the user"
+
+
+def _transpile_reporting_9_s(data: dict, spec: object) -> dict:
+    """A transpile run that reports 9 s of work at once (top level: the worker unpickles it)."""
+    return {"ok": True, "result": [], "seconds": 9.0}
+
+
+def test_a_transpile_task_that_finished_past_its_limit_fails(tmp_path):
+    config = ServerConfig(data_dir=tmp_path, workers=1)
+    config.prepare_data_dir()
+    store = Store(config)
+    executor = LocalProcessExecutor(1)
+    dispatcher = Dispatcher(
+        store,
+        executor,
+        config,
+        JobWatchers(),
+        catalog=BackendCatalog.load(None),
+        run_transpile=_transpile_reporting_9_s,
+    )
+    try:
+        instance = store.ensure_instance("local/default/main", instance_crn("local/default/main"))
+        tasks = ts.TranspileStore(store)
+        row = TranspileTaskRow(
+            id=new_id(),
+            instance_id=instance.id,
+            state=ts.PENDING,
+            backend="rest_line_5q",
+            request=orjson.dumps({"backend": "rest_line_5q", "qasm_circuits": [QUICK]}),
+            warnings="[]",
+            num_circuits=1,
+            time_limit=8.0,
+            created=time.time(),
+            attempts=0,
+        )
+        tasks.add(row)
+        dispatcher.start()
+        _wait(lambda: tasks.state(row.id) in ts.FINAL, 60, "the task never finished")
+        done = tasks.get(row.id)
+        assert done is not None and done.state == ts.FAILURE
+        message = bytes(done.result or b"").decode()
+        assert "time limit of 8 s" in message and "--max-transpile-time" in message
+    finally:
+        dispatcher.stop()
+        executor.shutdown(wait=False, cancel_futures=True)
+        store.close()

@@ -721,11 +721,7 @@ class Dispatcher:
                 entry.deadline, entry.started = now + (entry.deadline - entry.started), now
             if entry.abandoned_since is None and now > entry.deadline and entry.transpile:
                 limit = entry.deadline - entry.started
-                message = (
-                    f"the transpile task ran longer than its time limit of {limit:g} s and was "
-                    "stopped (max_execution_time; this server allows at most "
-                    f"{self.config.max_transpile_time:g} s, --max-transpile-time)"
-                )
+                message = self._transpile_over_time(limit)
                 if self.transpile.transition(
                     job_id,
                     (tstore.STARTED,),
@@ -869,6 +865,14 @@ class Dispatcher:
             return
         self._complete(job_id, entry, fut.result())
 
+    def _transpile_over_time(self, limit: float) -> str:
+        """Why a transpile task that ran past its time limit failed."""
+        return (
+            f"the transpile task ran longer than its time limit of {limit:g} s and was "
+            "stopped (max_execution_time; this server allows at most "
+            f"{self.config.max_transpile_time:g} s, --max-transpile-time)"
+        )
+
     def _record_transpile(self, task_id: str, entry: _InFlight) -> None:
         """A transpile task's outcome: SUCCESS, FAILURE, or PENDING again if its worker died."""
         fut = entry.future
@@ -901,7 +905,19 @@ class Dispatcher:
             )
             return
         out = fut.result()
-        if out.get("ok"):
+        limit = entry.deadline - entry.started
+        if out.get("ok") and float(out.get("seconds") or 0.0) > limit:
+            # it finished past its limit, between two of the loop's looks: the limit still holds
+            # (the same task must not succeed or fail by how the ticks fall)
+            self.transpile.transition(
+                task_id,
+                (tstore.STARTED,),
+                tstore.FAILURE,
+                owner=self.owner,
+                result=self._transpile_over_time(limit).encode(),
+                seconds=limit,
+            )
+        elif out.get("ok"):
             self.transpile.transition(
                 task_id,
                 (tstore.STARTED,),
