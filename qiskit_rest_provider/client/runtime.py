@@ -69,6 +69,11 @@ class RuntimeClient(TranspileEndpoints, JobEventsEndpoints):
     the first call.
     """
 
+    #: The longest ``wait`` the service's results route honours (D16), once a ``POST /jobs``
+    #: answer announced it in ``X-Results-Wait``; ``None`` until then (and for a service without
+    #: it), so :meth:`job_results_when_final` is only used where it is known to work.
+    results_wait: float | None = None
+
     # ------------------------------------------------------------------ backends
 
     def backends(self, *, include_mocks: bool = False) -> list[dict]:
@@ -183,6 +188,12 @@ class RuntimeClient(TranspileEndpoints, JobEventsEndpoints):
         result = self._json(response, "POST /jobs")
         if not isinstance(result, dict) or "id" not in result:
             raise RequestError("POST /jobs: the answer has no job id", status_code=200)
+        announced = response.headers.get(protocol.RESULTS_WAIT_HEADER)
+        if announced is not None:
+            try:
+                self.results_wait = min(max(float(announced), 0.0), MAX_WAIT) or None
+            except ValueError:
+                self.results_wait = None
         result.setdefault("backend", backend)
         return result
 
@@ -234,6 +245,41 @@ class RuntimeClient(TranspileEndpoints, JobEventsEndpoints):
         return self.request(
             "GET", f"jobs/{_q(job_id)}/results", headers=headers, deadline=deadline
         ).content
+
+    def job_results_when_final(
+        self, job_id: str, *, wait: float, binary: bool = True, deadline: float | None = None
+    ) -> tuple[str, bytes] | None:
+        """``GET /jobs/{id}/results?wait=S`` (D16): the job's status and result body once final.
+
+        One request where a status long-poll and a results read take two. Only for a service
+        that announced D16 (:attr:`results_wait`): another could answer a job not yet final in
+        its own way.
+
+        Args:
+            job_id: the job id.
+            wait: seconds the service may hold the answer (capped at :attr:`results_wait`).
+            binary: also accept the binary result container (as :meth:`job_results`).
+            deadline: ``time.monotonic()`` instant bounding the call, retries included.
+
+        Returns:
+            ``(status, body)``: the ``X-Job-Status`` of the answer (``""`` if the service left
+            it out) and the body, as :meth:`job_results` gives it; ``None`` when the job was
+            still not final after ``wait`` seconds.
+        """
+        wait = min(float(wait), self.results_wait or MAX_WAIT)
+        headers = {"Accept": RESULTS_ACCEPT if binary else "application/json"}
+        try:
+            response = self.request(
+                "GET",
+                f"jobs/{_q(job_id)}/results",
+                params={protocol.WAIT_QUERY_PARAM: f"{wait:g}"},
+                headers=headers,
+                timeout=max(self.transport.read_timeout, wait + LONG_POLL_MARGIN),
+                deadline=deadline,
+            )
+        except ConflictError:
+            return None  # 409 job_not_final: the time was up first
+        return response.headers.get(protocol.JOB_STATUS_HEADER, ""), response.content
 
     def jobs(
         self,

@@ -34,6 +34,7 @@ __all__ = [
     "FINAL_STATES",
     "IDEMPOTENCY_KEY_HEADER",
     "IDEMPOTENCY_TTL_SECONDS",
+    "JOB_STATUS_HEADER",
     "JOB_STATES",
     "JSON_MEDIA_TYPE",
     "LAST_EVENT_ID_HEADER",
@@ -48,6 +49,7 @@ __all__ = [
     "REASON_MAX_TIME",
     "REASON_OUT_OF_MEMORY",
     "REASON_WORKER_CRASH",
+    "RESULTS_WAIT_HEADER",
     "RUNNING",
     "SAMPLER",
     "WAIT_QUERY_PARAM",
@@ -119,6 +121,15 @@ WAIT_QUERY_PARAM = "wait"
 """Extension (D6): ``GET /jobs/{id}?wait=SECONDS`` long-polls until final or time is up."""
 MAX_WAIT_SECONDS = 30.0
 """The longest ``wait`` a server honours (longer values are clipped or refused)."""
+RESULTS_WAIT_HEADER = "X-Results-Wait"
+"""Extension (D16): a server that answers ``POST /jobs`` with this header (the longest ``wait``
+it honours, in seconds) also long-polls ``GET /jobs/{id}/results?wait=SECONDS``: the answer
+comes once the job is final (its results, or a failed job's error text) or, when the time is
+up, as ``409 job_not_final``. A client that never saw the header never sends that ``wait``."""
+JOB_STATUS_HEADER = "X-Job-Status"
+"""Extension (D16): the job's ``state.status`` on every ``GET /jobs/{id}/results`` answer of a
+server offering D16, so a client that waited there knows without another request whether it
+holds results or a failed job's error text."""
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 """Extension (D7): a repeated ``POST /jobs`` with the same key returns the first job."""
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600

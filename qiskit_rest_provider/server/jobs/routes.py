@@ -183,7 +183,11 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
         st.watchers.events.admitted(stored.id, pubs_count(program_id, params))
         st.dispatcher.remember_prepared(stored.id, prepared, parse_seconds)
         st.dispatcher.wake()
-    return json_response(_created(stored))
+    return json_response(_created(stored), headers=_RESULTS_WAIT)
+
+
+#: D16, announced with every accepted job: this server long-polls its results route.
+_RESULTS_WAIT = {protocol.RESULTS_WAIT_HEADER: f"{MAX_WAIT_SECONDS:g}"}
 
 
 def _check_target(
@@ -296,11 +300,21 @@ async def get_job(
     wait: Annotated[float | None, Query(ge=0, description="long-poll seconds")] = None,
 ) -> Response:
     """A job; with ``wait=S`` (D6) answers as soon as it is final or ``S`` seconds passed."""
+    job = await _await_final(request, job_id, caller, wait, with_params=not exclude_params)
+    return json_response(
+        job_json(job, include_params=not exclude_params, instance_crn=caller.instance_crn)
+    )
+
+
+async def _await_final(
+    request: Request, job_id: str, caller: Caller, wait: float | None, *, with_params: bool
+) -> Job:
+    """The job (without its result) once it is final or ``wait`` seconds passed (D6, D16)."""
     st = server_state(request)
     # Without its params a job is one indexed row: on SQLite (WAL: a read never waits for a
     # writer) read it on the event loop, like the authenticator's cache check, instead of two
     # thread hops per long-poll. Params (possibly megabytes) and other databases go to a thread.
-    on_loop = exclude_params and st.store.cheap_point_reads
+    on_loop = not with_params and st.store.cheap_point_reads
     watch = st.watchers.register(job_id, final_only=True) if wait else None
     try:
         deadline = time.monotonic() + min(wait or 0.0, MAX_WAIT_SECONDS)
@@ -309,18 +323,15 @@ async def get_job(
                 job = _load_job(request, job_id, caller, with_params=False)
             else:
                 job = await run_in_threadpool(
-                    _load_job, request, job_id, caller, with_params=not exclude_params
+                    _load_job, request, job_id, caller, with_params=with_params
                 )
             remaining = deadline - time.monotonic()
             if watch is None or is_final(job.state) or remaining <= 0:
-                break
+                return job
             await watch.wait(remaining)
     finally:
         if watch is not None:
             st.watchers.unregister(job_id, watch)
-    return json_response(
-        job_json(job, include_params=not exclude_params, instance_crn=caller.instance_crn)
-    )
 
 
 @router.get("/jobs", response_model=JobsPage)
@@ -456,18 +467,35 @@ _RESULT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/jobs/{job_id}/results", responses=_RESULT_RESPONSES)
-def job_results(request: Request, job_id: str, caller: CallerDep) -> Response:
+async def job_results(
+    request: Request,
+    job_id: str,
+    caller: CallerDep,
+    wait: Annotated[float | None, Query(ge=0, description="long-poll seconds (D16)")] = None,
+) -> Response:
     """The result body. Failed/cancelled jobs answer 200 with the error text (§5.4).
 
     Completed jobs answer JSON, or the binary container (``application/x-qiskit-rest-result``,
     an optional extension) when ``Accept`` prefers it and the job was submitted with
     ``support_qiskit`` (a plain §5.1 body has no container form).
 
+    With ``wait=S`` (D16) the answer waits until the job is final, at most ``S`` seconds (capped
+    at 30): a client then needs no status long-poll before it; a job still not final answers
+    ``409 job_not_final`` as without ``wait``. Every answer names the job's status in
+    ``X-Job-Status``.
+
     A private job's result is readable once: the first read gets it; every later read gets
     ``204 No Content``. An empty 2xx body is what the official client turns into
     ``job.result() is None`` (its own integration suite asserts exactly that), where a 4xx would
     raise from ``result()``.
     """
+    if wait:
+        await _await_final(request, job_id, caller, wait, with_params=False)
+    return await run_in_threadpool(_results_answer, request, job_id, caller)
+
+
+def _results_answer(request: Request, job_id: str, caller: Caller) -> Response:
+    """:func:`job_results`' answer, read in a thread (the result may be megabytes, or a file)."""
     st = server_state(request)
     job = _load_job(request, job_id, caller, with_result=True, with_params=False)
     if not is_final(job.state):
@@ -476,29 +504,30 @@ def job_results(request: Request, job_id: str, caller: CallerDep) -> Response:
             f"job {job_id} is {job.state}; results exist once it is final",
             code="job_not_final",
         )
+    status = {protocol.JOB_STATUS_HEADER: job.state}
     if job.state == protocol.COMPLETED and job.private and job.results_consumed_at is not None:
-        return _consumed(job_id)
+        return _consumed(job_id, status)
     body = st.store.read_result(job)
     if job.state == protocol.COMPLETED:
         if body is None:
             raise ApiError(500, f"the result of job {job_id} is missing from the store")
         if job.private and not st.store.consume_results(job_id):
-            return _consumed(job_id)  # a concurrent read got it first
-        vary = {"Vary": "Accept"}
+            return _consumed(job_id, status)  # a concurrent read got it first
+        headers = {"Vary": "Accept", **status}
         if prefers_binary(request.headers.get("accept")):
             packed = _binary_body(job_id, body)
             if packed is not None:
-                return Response(packed, media_type=BINARY_RESULT, headers=vary)
-        return Response(body, media_type="application/json", headers=vary)
+                return Response(packed, media_type=BINARY_RESULT, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
     text = (
         body.decode(errors="replace") if body else f"Job {job_id} {job.state}: {job.reason or ''}"
     )
-    return Response(text, media_type="text/plain")
+    return Response(text, media_type="text/plain", headers=status)
 
 
-def _consumed(job_id: str) -> Response:
+def _consumed(job_id: str, headers: dict[str, str]) -> Response:
     logger.info("job %s: private result already read; answering 204", job_id)
-    return Response(status_code=204)
+    return Response(status_code=204, headers=headers)
 
 
 @router.get("/jobs/{job_id}/logs")
