@@ -40,9 +40,7 @@ def _post(server, qasm: str, shots: int, **extra) -> requests.Response:
         "params": {"pubs": [[qasm, None, shots]], "version": 2},
         **extra,
     }
-    r = requests.post(
-        f"{server.runtime_url}/jobs", headers=_headers(server), json=body, timeout=60
-    )
+    r = requests.post(f"{server.runtime_url}/jobs", headers=_headers(server), json=body, timeout=60)
     assert r.status_code == 200, r.text
     return r
 
