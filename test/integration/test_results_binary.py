@@ -83,15 +83,35 @@ def test_estimator_results_decode_alike(reference_server, ideal):
     qc.ry(theta, 0)
     qc.cx(0, 1)
     observables = [[SparsePauliOp("ZZ")], [SparsePauliOp("XI")]]
-    values = np.linspace(0, np.pi, 30).reshape(1, 30, 1)
+    values = np.linspace(0, np.pi, 300).reshape(1, 300, 1)
     job = EstimatorV2(mode=ideal).run([(qc, observables, values)], precision=0.05)
     via_client = job.result()
-    assert via_client[0].data.evs.shape == (2, 30)
+    assert via_client[0].data.evs.shape == (2, 300)
     default = _get(reference_server, job.job_id(), None)
     packed = _get(reference_server, job.job_id(), BINARY_ACCEPT)
     assert packed.headers["content-type"] == binary.MEDIA_TYPE
     _assert_equal(decode_result(default.content), decode_result(packed.content))
     _assert_equal(decode_result(default.content), via_client)
+
+
+def test_a_small_result_answers_json_to_a_client_that_prefers_the_container(
+    reference_server, ideal
+):
+    """Under 4 KiB the container would save the client microseconds and cost the server a parse
+    and a re-pack: the stored body is the answer, and decodes to the same result."""
+    qc = QuantumCircuit(2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure_all()
+    job = SamplerV2(mode=ideal).run([qc], shots=1024)
+    via_client = job.result()
+    default = _get(reference_server, job.job_id(), None)
+    packed = _get(reference_server, job.job_id(), BINARY_ACCEPT)
+    assert len(default.content) < 4096 and packed.content == default.content
+    assert packed.headers["content-type"].startswith("application/json")
+    _assert_equal(decode_result(packed.content), via_client)
+    counts = via_client[0].data.meas.get_counts()
+    assert set(counts) <= {"00", "11"} and sum(counts.values()) == 1024
 
 
 def test_plain_results_stay_json(reference_server):
