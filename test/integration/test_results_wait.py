@@ -94,6 +94,26 @@ def test_the_results_route_waits_for_the_end_and_names_the_status(server_factory
     assert again.headers[protocol.JOB_STATUS_HEADER] == "Cancelled"
 
 
+def test_a_waited_read_keeps_private_results_once_and_deleted_jobs_gone(reference_server):
+    """The results this process just stored answer a waiting read without the store: a private
+    job's still read once only, and a deleted job's not at all."""
+    private = _post(reference_server, QUICK, 10, private=True).json()["id"]
+    first = _results(reference_server, private, 30)
+    assert first.status_code == 200 and first.json()["results"]
+    again = _results(reference_server, private, 30)
+    assert again.status_code == 204 and again.headers[protocol.JOB_STATUS_HEADER] == "Completed"
+    public = _post(reference_server, QUICK, 10).json()["id"]
+    assert _results(reference_server, public, 30).status_code == 200
+    assert _results(reference_server, public, 30).status_code == 200  # read as often as asked
+    gone = requests.delete(
+        f"{reference_server.runtime_url}/jobs/{public}",
+        headers=_headers(reference_server),
+        timeout=30,
+    )
+    assert gone.status_code == 204
+    assert _results(reference_server, public, 30).status_code == 404
+
+
 def _sampler(server) -> tuple[ProviderService, SamplerV2]:
     service = ProviderService(url=server.url, token=server.token, instance=server.instance_crn)
     return service, SamplerV2(mode=service.backend("rest_simulator"))

@@ -987,6 +987,8 @@ class Dispatcher:
             owner=self.owner,
             **values,
         )
+        if recorded and values.get("result") is not None:
+            self.watchers.fresh.put(job_id, out["result_body"])
         if not recorded and values.get("result_file"):  # our claim was lost: drop our copy
             try:
                 os.unlink(values["result_file"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
@@ -307,9 +308,19 @@ async def get_job(
 
 
 async def _await_final(
-    request: Request, job_id: str, caller: Caller, wait: float | None, *, with_params: bool
+    request: Request,
+    job_id: str,
+    caller: Caller,
+    wait: float | None,
+    *,
+    with_params: bool,
+    settled: Callable[[], bool] | None = None,
 ) -> Job:
-    """The job (without its result) once it is final or ``wait`` seconds passed (D6, D16)."""
+    """The job (without its result) once it is final or ``wait`` seconds passed (D6, D16).
+
+    ``settled``: asked after each wake-up; when it answers true the row read before the wait
+    is returned as it was, not read again (the caller knows the job's end another way).
+    """
     st = server_state(request)
     # Without its params a job is one indexed row: on SQLite (WAL: a read never waits for a
     # writer) read it on the event loop, like the authenticator's cache check, instead of two
@@ -329,6 +340,8 @@ async def _await_final(
             if watch is None or is_final(job.state) or remaining <= 0:
                 return job
             await watch.wait(remaining)
+            if settled is not None and settled():
+                return job
     finally:
         if watch is not None:
             st.watchers.unregister(job_id, watch)
@@ -410,6 +423,7 @@ def delete_job(request: Request, job_id: str, caller: CallerDep) -> Response:
             f"job {job_id} is {job.state}; only final jobs can be deleted",
             code="job_not_final",
         )
+    st.watchers.fresh.drop(job_id)
     return Response(status_code=204)
 
 
@@ -497,8 +511,29 @@ async def job_results(
     raise from ``result()``.
     """
     if wait:
-        await _await_final(request, job_id, caller, wait, with_params=False)
+        fresh = server_state(request).watchers.fresh
+        job = await _await_final(
+            request,
+            job_id,
+            caller,
+            wait,
+            with_params=False,
+            settled=lambda: fresh.get(job_id) is not None,
+        )
+        body = None if job.private else fresh.get(job_id)
+        if body is not None:  # this process' dispatcher just stored it: no read, no thread
+            return _completed_answer(request, job_id, body, protocol.COMPLETED)
     return await run_in_threadpool(_results_answer, request, job_id, caller)
+
+
+def _completed_answer(request: Request, job_id: str, body: bytes, state: str) -> Response:
+    """A Completed job's body as the client's ``Accept`` asks (the binary container, or JSON)."""
+    headers = {"Vary": "Accept", protocol.JOB_STATUS_HEADER: state}
+    if len(body) >= _BINARY_MIN_BODY and prefers_binary(request.headers.get("accept")):
+        packed = _binary_body(job_id, body)
+        if packed is not None:
+            return Response(packed, media_type=BINARY_RESULT, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def _results_answer(request: Request, job_id: str, caller: Caller) -> Response:
@@ -520,12 +555,7 @@ def _results_answer(request: Request, job_id: str, caller: Caller) -> Response:
             raise ApiError(500, f"the result of job {job_id} is missing from the store")
         if job.private and not st.store.consume_results(job_id):
             return _consumed(job_id, status)  # a concurrent read got it first
-        headers = {"Vary": "Accept", **status}
-        if len(body) >= _BINARY_MIN_BODY and prefers_binary(request.headers.get("accept")):
-            packed = _binary_body(job_id, body)
-            if packed is not None:
-                return Response(packed, media_type=BINARY_RESULT, headers=headers)
-        return Response(body, media_type="application/json", headers=headers)
+        return _completed_answer(request, job_id, body, job.state)
     text = (
         body.decode(errors="replace") if body else f"Job {job_id} {job.state}: {job.reason or ''}"
     )

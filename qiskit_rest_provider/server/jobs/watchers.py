@@ -8,11 +8,51 @@ The dispatcher and the routes notify from any thread; a waiter sleeps on its own
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 
 from .events import JobEventLog
 
-__all__ = ["JobWatchers", "Watch"]
+__all__ = ["FreshResults", "JobWatchers", "Watch"]
+
+
+class FreshResults:
+    """The small result bodies this process' dispatcher just stored, for a waiting results read.
+
+    A client waiting on ``GET jobs/{id}/results?wait=S`` (D16) is woken by the dispatcher that
+    recorded the job; reading the body back from the store would cost a thread hop and a read
+    that the dispatcher had in hand a moment ago. Only Completed jobs' bodies go in, each at
+    most ``max_body`` bytes, the newest ``max_total`` bytes in all (the oldest leave first): a
+    bounded copy, never the source of truth. A job the route cannot find here (another replica
+    ran it, a restart, an eviction, a private job) is read from the store as before.
+    """
+
+    def __init__(self, max_body: int = 16 * 1024, max_total: int = 8 * 1024 * 1024) -> None:
+        self.max_body, self.max_total = max_body, max_total
+        self._bodies: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._total = 0
+        self._lock = threading.Lock()
+
+    def put(self, job_id: str, body: bytes) -> None:
+        """Keep a Completed job's body (ignored when larger than ``max_body``)."""
+        if len(body) > self.max_body:
+            return
+        with self._lock:
+            self._total += len(body) - len(self._bodies.pop(job_id, b""))
+            self._bodies[job_id] = body
+            while self._total > self.max_total:
+                _, old = self._bodies.popitem(last=False)
+                self._total -= len(old)
+
+    def get(self, job_id: str) -> bytes | None:
+        """The job's body, if this process stored it lately."""
+        with self._lock:
+            return self._bodies.get(job_id)
+
+    def drop(self, job_id: str) -> None:
+        """Forget a job (it was deleted)."""
+        with self._lock:
+            self._total -= len(self._bodies.pop(job_id, b""))
 
 
 class Watch:
@@ -45,6 +85,8 @@ class JobWatchers:
         self._lock = threading.Lock()
         #: The event history every event stream of this process shares (D14).
         self.events = JobEventLog()
+        #: Result bodies this process' dispatcher just stored (a waiting results read's shortcut).
+        self.fresh = FreshResults()
 
     def register(
         self, job_id: str, watch: Watch | None = None, *, final_only: bool = False
