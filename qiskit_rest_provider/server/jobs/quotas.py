@@ -126,9 +126,7 @@ def check_queue(st: Any, caller: Any) -> QuotaRow | None:
     quota = resolve(st.config, row, "max_queued_jobs")
     if quota.limit is None:
         return row
-    with st.store.sessions() as s:
-        queued = quota_store.queued_in(s, caller.instance_id)
-    _check_queued(quota, queued, caller)
+    _check_queued(quota, st.store.queued_count(caller.instance_id), caller)
     return row
 
 
