@@ -98,6 +98,8 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
         self._session_id = session_id
         self._tags = list(tags) if tags is not None else None
         self._data: dict | None = None
+        #: The final status a results read (D16) reported, when no job document says it yet.
+        self._final_status: str | None = None
         self._result: PrimitiveResult | None = None
         self._lock = threading.Lock()
         # OpenQASM 3 does not carry circuit.metadata; the submitting process restores it.
@@ -165,6 +167,8 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
             cached = map_job_status(*self._state(self._data)[::2])
             if cached in FINAL_STATES:
                 return cached
+        if self._final_status is not None:
+            return map_job_status(self._final_status, None)
         status, _, code = self._state(self._refresh())
         return map_job_status(status, code)
 
@@ -447,7 +451,8 @@ class RestPrimitiveJob(BasePrimitiveJob[PrimitiveResult, JobStatus]):
             status, body = answer
             if status != protocol.COMPLETED:
                 return None
-            self._absorb({**(self._data or {}), "state": {"status": status}})
+            # The status only: the job document (created, tags, ...) is read when asked for.
+            self._final_status = status
             return body
 
     def _fetch_results(self, deadline: float | None, timeout: float | None) -> bytes:

@@ -145,6 +145,8 @@ def test_the_client_waits_for_a_result_in_one_request(reference_server, monkeypa
     job_id = job.job_id()
     assert sent == [("POST", "jobs"), ("GET", f"jobs/{job_id}/results")]
     assert job.status().name == "DONE" and len(sent) == 2  # known final: no more requests
+    assert job.creation_date is not None  # the job document, read when asked for
+    assert sent[2:] == [("GET", f"jobs/{job_id}")]
     reference = StatevectorSampler(seed=1).run([_bell()], shots=1024).result()
     for result in (ours, reference):
         counts = result[0].data.meas.get_counts()
