@@ -19,6 +19,7 @@ skipped when the docs run):
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Iterable
@@ -191,9 +192,12 @@ class RuntimeClient(TranspileEndpoints, JobEventsEndpoints):
         announced = response.headers.get(protocol.RESULTS_WAIT_HEADER)
         if announced is not None:
             try:
-                self.results_wait = min(max(float(announced), 0.0), MAX_WAIT) or None
+                seconds = float(announced)
             except ValueError:
-                self.results_wait = None
+                seconds = 0.0
+            self.results_wait = (
+                min(seconds, MAX_WAIT) if math.isfinite(seconds) and seconds > 0 else None
+            )
         result.setdefault("backend", backend)
         return result
 
