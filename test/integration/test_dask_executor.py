@@ -334,6 +334,14 @@ def test_a_worker_advertising_a_gpu_its_aer_lacks_gets_no_gpu_work():
             assert not executor._wants_gpu(task)
             out = executor.run_job(task).result(timeout=120)
             assert out["ok"] and _shots(out["result_body"]) == 500
+            # a worker without our preload: the first outcome is fetched, and that task
+            # installed the push handler there, so the next ones come pushed
+            deadline = time.monotonic() + 30
+            while executor.pushed == 0:
+                again = executor.run_job(task).result(timeout=120)
+                assert again["ok"] and _shots(again["result_body"]) == 500
+                assert time.monotonic() < deadline, "no outcome came pushed"
+                time.sleep(0.5)
         finally:
             executor.shutdown()
 
@@ -386,6 +394,8 @@ def test_the_gate_holds_tasks_beyond_free_threads_in_priority_order_and_a_killed
             assert any(f"gate{tag}1-" in k for k in keys)  # the stream saw the jobs that ran
             assert not any(f"gate{tag}4-" in k for k in keys)  # and never the killed one
             assert (executor.busy, executor.held) == (0, 0)
+            # the outcomes came pushed by the worker (no fetch after the scheduler's word)
+            assert executor.pushed >= 3, executor.pushed
         finally:
             executor.shutdown()
 

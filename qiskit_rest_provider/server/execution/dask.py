@@ -31,15 +31,26 @@ How tasks travel (what makes the cluster scale like the local pool):
   (so up to replicas × capacity tasks may wait on the scheduler, which then queues them). A held
   task that is killed never reaches the cluster. :attr:`busy` counts held tasks too (they are
   in flight for the dispatcher), :attr:`held` only those.
-* **Outcomes on the client's event loop.** Each task's result is awaited (and fetched from the
-  worker, ``direct_to_workers``) by a coroutine on the Dask client's loop, which then completes
-  our future: no callback thread and no blocking ``result()`` call in between. Callbacks on the
-  returned futures therefore run on that loop: keep them short (the dispatcher's only queues).
-* **Short batching.** Dask batches messages for throughput of tiny tasks (client 10 ms, worker
-  2 ms, scheduler to workers 5 ms, to clients 2 ms): our client and workers (the preload) use
-  1 ms, and on connecting the executor sets 1 ms on the scheduler's streams to the workers and to
-  our client, with a scheduler plugin for workers that join later (:func:`_tune_scheduler`;
-  without it a job's ``compute-task`` could wait behind the previous job's ``free-keys``).
+* **Outcomes pushed.** A worker hands each outcome straight to the client that submitted the
+  task: the client keeps one standing request per worker (:data:`.dask_preload.PUSH_HANDLER`,
+  installed by the preload, else by the first task there), which the worker answers as soon as
+  a task of that client ends, with the outcome. The usual way — the worker tells the scheduler,
+  the scheduler tells the client, the client asks the worker for the result — costs a hop and
+  a round trip more (measured on 2 cores, a small job: ~4 ms back → ~2 ms). The task still
+  returns its outcome to Dask, and a client that got no push (a worker without the handler
+  yet, an outcome over :data:`.dask_preload.PUSH_MAX_BYTES`) fetches it when the scheduler
+  says the task ended; errors and lost workers come that way too. A worker keeps outcomes only
+  for clients that asked it within :data:`.dask_preload.PUSH_IDLE` seconds, at most
+  :data:`.dask_preload.PUSH_BACKLOG` each. All of it runs on the Dask client's event loop, which
+  then completes our future: no callback thread and no blocking ``result()`` call in between.
+  Callbacks on the returned futures therefore run on that loop: keep them short (the
+  dispatcher's only queues).
+* **No batching.** Dask batches messages for throughput of tiny tasks (client 10 ms, worker
+  2 ms, scheduler to workers 5 ms, to clients 2 ms): our client and workers (the preload) send
+  at once (:data:`.dask_preload.BATCH_INTERVAL` 0), and on connecting the executor does the same
+  for the scheduler's streams to the workers and to our client, with a scheduler plugin for
+  workers that join later (:func:`_tune_scheduler`; without it a job's ``compute-task`` could
+  wait behind the previous job's ``free-keys``).
 * **Quiet diagnostics.** The scheduler, each nanny (asked once per new worker) and each worker
   (the preload) run :func:`.dask_preload.quiet`: no statistical profiler, the loop check, psutil
   and memory samples far less often. Idle, a 2-worker cluster with its scheduler burned ~100 ms
@@ -74,6 +85,7 @@ Failure rules, the same as the local pool's:
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import heapq
 import itertools
@@ -88,8 +100,10 @@ from typing import Any
 from .base import ExecutionTask, JobExecutor, TaskKilled, WorkerDied
 from .dask_preload import (
     BATCH_INTERVAL,
+    PUSH_WAIT,
     aer_has_gpu,
     keep_diagnostics,
+    push_outcome,
     quiet,
     run_task_on_gpu,
     shorten_batching,
@@ -145,7 +159,7 @@ def _set_allowed_failures(dask_scheduler: Any = None, value: int = 0) -> int:
 @dataclass
 class _Entry:
     future: cf.Future[Any]
-    key: str | None
+    key: str
     blob: bytes  # ``pickle((fn, args, kwargs))``: what the worker runs (:func:`_run_pickled`)
     priority: int
     gpu: bool
@@ -158,10 +172,18 @@ class _Entry:
         return (-self.priority, self.seq) < (-other.priority, other.seq)
 
 
-def _run_pickled(blob: bytes) -> Any:
-    """Run on a worker: the task's ``(fn, args, kwargs)``, pickled by the executor."""
+def _run_pickled(blob: bytes, reply_to: str | None = None) -> Any:
+    """Run on a worker: the task's ``(fn, args, kwargs)``, pickled by the executor.
+
+    With ``reply_to`` (the submitting client's id) the outcome is also pushed to that client
+    (:func:`.dask_preload.push_outcome`); it is returned as well: a client that missed the push
+    fetches it.
+    """
     fn, args, kwargs = pickle.loads(blob)
-    return fn(*args, **kwargs)
+    result = fn(*args, **kwargs)
+    if reply_to:
+        push_outcome(reply_to, result)
+    return result
 
 
 def _dumps(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
@@ -255,6 +277,10 @@ class DaskExecutor(JobExecutor):
                 exc,
             )
         self._quieted: set[str] = set()  # workers whose nanny was quieted
+        self._by_key: dict[str, _Entry] = {}  # Dask key -> entry on the cluster (for pushes)
+        self._workers_now: set[str] = set()  # the cluster's workers at the last refresh
+        self._pollers: set[str] = set()  # workers with a standing request for our outcomes
+        self.pushed = 0  # outcomes that came pushed by their worker (the rest were fetched)
         if longest_task:
             try:
                 old_ttl = self._client.run_on_scheduler(
@@ -285,7 +311,8 @@ class DaskExecutor(JobExecutor):
 
         Such a task passes the gate before any waiting job (priority 0, jobs' are negative).
         """
-        return self._submit(_dumps(fn, args, kwargs), key=None, priority=0, gpu=False)
+        key = f"task-{getattr(fn, '__name__', 'fn')}-{secrets.token_hex(6)}"
+        return self._submit(_dumps(fn, args, kwargs), key=key, priority=0, gpu=False)
 
     def run_job(self, task: ExecutionTask) -> cf.Future[dict[str, Any]]:
         """Submit one job as one Dask task (see the module docstring for key and resources)."""
@@ -354,7 +381,7 @@ class DaskExecutor(JobExecutor):
         self._thread.join(timeout=5)
 
     # ---------------------------------------------------------------- internals
-    def _submit(self, blob: bytes, *, key: str | None, priority: int, gpu: bool) -> cf.Future[Any]:
+    def _submit(self, blob: bytes, *, key: str, priority: int, gpu: bool) -> cf.Future[Any]:
         """Register a task; send it to the cluster now if a worker thread is free, else hold it."""
         future: cf.Future[Any] = cf.Future()
         future.set_running_or_notify_cancel()
@@ -413,13 +440,15 @@ class DaskExecutor(JobExecutor):
 
     def _send(self, entry: _Entry) -> None:
         """Submit the entry's task; its outcome is awaited on the client's event loop."""
-        options: dict[str, Any] = {"pure": False, "priority": entry.priority, "retries": 0}
-        if entry.key is not None:
-            options["key"] = entry.key
+        options: dict[str, Any] = {"key": entry.key, "pure": False, "retries": 0}
+        if entry.priority:
+            options["priority"] = entry.priority
         if entry.gpu:
             options["resources"] = {"GPU": 1}
+        with self._lock:
+            self._by_key[entry.key] = entry  # before it can run: its outcome may be pushed
         try:
-            dask_future = self._client.submit(_run_pickled, entry.blob, **options)
+            dask_future = self._client.submit(_run_pickled, entry.blob, self._client.id, **options)
         except Exception as exc:  # the client is closing or the scheduler is gone
             self._finish(entry, error=WorkerDied(f"the Dask task could not be submitted: {exc}"))
             return
@@ -432,8 +461,21 @@ class DaskExecutor(JobExecutor):
         self._client.loop.add_callback(self._await_outcome, entry)
 
     async def _await_outcome(self, entry: _Entry) -> None:
-        """On the client's event loop: wait for the task and fetch its result (no thread hop)."""
+        """On the client's event loop: the task's outcome, pushed by its worker or fetched.
+
+        Whichever comes first: the worker's push (:meth:`_on_pushed`: no round trip after the
+        task), or the scheduler's word that the task ended, then its result fetched from the
+        worker (an outcome that was not pushed) or its error.
+        """
         dask_future = entry.dask_future
+        try:  # until the scheduler says the task ended (no fetch yet)
+            await self._distributed.client._wait([dask_future])
+        except BaseException:  # noqa: BLE001 - the fetch below says what happened
+            pass
+        if entry.killed or entry.future.done():  # pushed (or killed): nothing to fetch
+            self._forget(entry)
+            entry.dask_future = None
+            return
         result: Any = None
         error: BaseException | None = None
         try:
@@ -476,10 +518,54 @@ class DaskExecutor(JobExecutor):
         except cf.InvalidStateError:  # pragma: no cover - raced with another outcome
             pass
 
+    def _on_pushed(self, key: str, data: bytes) -> None:
+        """On the client's loop: a worker pushed the outcome of task ``key``."""
+        with self._lock:
+            entry = self._by_key.pop(key, None)
+        if entry is None or entry.killed or entry.future.done():
+            return
+        try:
+            result = pickle.loads(data)
+        except Exception:  # the fetch brings it instead
+            logger.debug("could not read the pushed outcome of %s", key, exc_info=True)
+            return
+        self.pushed += 1
+        self._finish(entry, result=result)
+
+    async def _poll(self, worker: str) -> None:
+        """On the client's loop: a standing request to ``worker`` for the outcomes it pushes.
+
+        Runs while the worker is in the cluster; a worker without the handler (no preload, and
+        no task of ours yet) is asked again later, less and less often.
+        """
+        failures = 0
+        try:
+            while not self._closed and worker in self._workers_now:
+                try:
+                    got = await self._client.rpc(worker).qiskit_rest_outcomes(
+                        client=self._client.id, timeout=PUSH_WAIT
+                    )
+                except Exception:  # gone, restarting, or no handler yet
+                    failures += 1
+                    await asyncio.sleep(min(30.0, 0.25 * 2**failures))
+                    continue
+                failures = 0
+                for key, data in got:
+                    try:
+                        self._on_pushed(key, data)
+                    except Exception:  # never stop asking: the others still come
+                        logger.exception("could not complete Dask task %s", key)
+        except asyncio.CancelledError:  # the client closes
+            pass
+        finally:
+            self._pollers.discard(worker)
+
     def _forget(self, entry: _Entry) -> None:
         """Drop the entry; a freed slot lets the next held task go."""
         with self._lock:
             self._entries.pop(id(entry.future), None)
+            if self._by_key.get(entry.key) is entry:
+                del self._by_key[entry.key]
             freed = entry.submitted
             self._release_slot(entry)
             more = freed and bool(self._held)
@@ -570,6 +656,10 @@ class DaskExecutor(JobExecutor):
                         "no jobs are sent there as GPU work",
                         addr,
                     )
+        self._workers_now = set(workers)
+        for addr in sorted(set(workers) - self._pollers):  # a standing request for outcomes
+            self._pollers.add(addr)
+            self._client.loop.add_callback(self._poll, addr)
         fresh = sorted(set(workers) - self._quieted)
         if fresh:  # once per worker (a restarted one has a new address): its nanny too
             self._quieted.update(fresh)
