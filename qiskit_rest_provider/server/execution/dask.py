@@ -42,7 +42,11 @@ How tasks travel (what makes the cluster scale like the local pool):
   yet, an outcome over :data:`.dask_preload.PUSH_MAX_BYTES`) fetches it when the scheduler
   says the task ended; errors and lost workers come that way too. A worker keeps outcomes only
   for clients that asked it within :data:`.dask_preload.PUSH_IDLE` seconds, at most
-  :data:`.dask_preload.PUSH_BACKLOG` each. All of it runs on the Dask client's event loop, which
+  :data:`.dask_preload.PUSH_BACKLOG` each. A pushed task's Dask future is released a little
+  later (:data:`RELEASE_DELAY`, together with the others of that moment): released at once, its
+  clean-up (client → scheduler → worker) ran just as the job's result was being stored and
+  answered, and a small job's overhead through the server was ~3 ms more (measured on 2 cores,
+  8.0 → 4.9 ms, four runs each). All of it runs on the Dask client's event loop, which
   then completes our future: no callback thread and no blocking ``result()`` call in between.
   Callbacks on the returned futures therefore run on that loop: keep them short (the
   dispatcher's only queues).
@@ -121,6 +125,9 @@ GPU_PROGRAMS = ("sampler", "estimator")
 #: Simulation methods with a dense state in memory: what a GPU speeds up.
 DENSE_METHODS = ("statevector", "density_matrix")
 SPARSE_METHODS = ("stabilizer", "matrix_product_state")
+#: Seconds a pushed task's Dask future is kept before it is released, with the others of that
+#: window in one go (see "Outcomes pushed" in the module doc).
+RELEASE_DELAY = 0.05
 
 
 def import_distributed() -> Any:
@@ -330,6 +337,7 @@ class DaskExecutor(JobExecutor):
         self._workers_now: set[str] = set()  # the cluster's workers at the last refresh
         self._pollers: set[str] = set()  # workers with a standing request for our outcomes
         self.pushed = 0  # outcomes that came pushed by their worker (the rest were fetched)
+        self._to_release: list[Any] = []  # Dask futures of pushed tasks (client loop only)
         if longest_task:
             try:
                 old_ttl = self._client.run_on_scheduler(
@@ -524,6 +532,7 @@ class DaskExecutor(JobExecutor):
         if entry.killed or entry.future.done():  # pushed (or killed): nothing to fetch
             self._forget(entry)
             entry.dask_future = None
+            self._release_later(dask_future)
             return
         result: Any = None
         error: BaseException | None = None
@@ -566,6 +575,16 @@ class DaskExecutor(JobExecutor):
                 future.set_result(result)
         except cf.InvalidStateError:  # pragma: no cover - raced with another outcome
             pass
+
+    def _release_later(self, dask_future: Any) -> None:
+        """On the client's loop: drop ``dask_future`` within :data:`RELEASE_DELAY` s, batched."""
+        self._to_release.append(dask_future)
+        if len(self._to_release) == 1:
+            self._client.loop.call_later(RELEASE_DELAY, self._release_now)
+
+    def _release_now(self) -> None:
+        """On the client's loop: the last references go, so the client releases their keys."""
+        self._to_release = []
 
     def _on_pushed(self, key: str, data: bytes) -> None:
         """On the client's loop: a worker pushed the outcome of task ``key``."""

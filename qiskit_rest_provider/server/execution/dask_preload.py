@@ -112,7 +112,7 @@ def quiet(server: Any, keep: bool | None = None) -> dict[str, float]:
 #: (see :mod:`.dask`, "Outcomes pushed"); installed by the preload, else by the first task.
 PUSH_HANDLER = "qiskit_rest_outcomes"
 #: An outcome larger than this (pickled) is not pushed: the client fetches it from the worker.
-PUSH_MAX_BYTES = 64 * 2**20
+PUSH_MAX_BYTES = 16 * 2**20
 #: Seconds a standing request for outcomes waits on a worker before the client renews it.
 PUSH_WAIT = 10.0
 #: Outcomes a worker keeps for one client that has not collected them (oldest dropped).
