@@ -422,6 +422,26 @@ def _process_tuning(dask_worker=None) -> dict:
     }
 
 
+def _page_faults_of_mid_size_arrays(dask_worker=None) -> int:
+    """On a worker: minor page faults of 200 allocations of a 1 MB array (a 16-qubit state)."""
+    import resource
+
+    import numpy as np
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(200):
+        np.ones(2**17).sum()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_workers_reuse_mid_size_arrays_despite_the_nannys_malloc_setting(cluster):
+    """The nanny's ``MALLOC_TRIM_THRESHOLD_`` would map and fault in every 1 MB array anew
+    (~256 faults each); the preload's malloc settings let the heap reuse it."""
+    _, client = cluster
+    faults = client.run(_page_faults_of_mid_size_arrays)
+    assert faults and all(n < 2000 for n in faults.values()), faults
+
+
 def test_the_cluster_sends_at_once_and_keeps_its_diagnostics_off_the_cores(dask_server, cluster):
     """After the server connected (and, earlier in this module, a worker was restarted): the
     scheduler sends each worker and the server's client at once, every worker runs without the
