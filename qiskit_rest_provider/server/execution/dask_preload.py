@@ -199,8 +199,8 @@ def tune_malloc() -> bool:
     back to the OS at once. Setting it also freezes glibc's mmap threshold at 128 kB: every
     array from 128 kB on (a 16-qubit statevector is 1 MB) is mapped and unmapped each time, and
     trimmed heap comes back page by page. Measured on a 4-PUB, 16-qubit sampler job: ~4,100
-    page faults and ~8 ms of system CPU per job, ~15–20 ms of CPU more than the same job in a
-    local worker process; with :data:`MALLOC_SETTINGS`, 5 faults and the local process' CPU.
+    page faults and 5–8 ms of system CPU per job (a local worker process: ~450–950 faults,
+    0–3 ms); with :data:`MALLOC_SETTINGS`, ~5 faults and 1.5–2.5 ms (2 cores, under load).
     Memory is still returned: mapped blocks (32 MiB on, e.g. statevectors from 22 qubits) at
     once, the heap once 64 MiB of it are free. Returns whether it applied.
     """
