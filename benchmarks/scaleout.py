@@ -7,7 +7,8 @@ Two measurements, each a ratio against a baseline measured in the same run:
    ``distributed.LocalCluster`` of 1, then 2 worker processes (one thread each, our preload),
    and to the local worker pool of 1, then 2 processes (the baseline: what this machine gives
    the same work with plain processes, at the same time). Without ``--quick`` the same jobs also
-   go through a reference server with ``--executor dask://…`` (HTTP, store, dispatcher). The
+   go through a reference server with ``--executor dask://…`` (HTTP, store, dispatcher), and
+   through one with the local executor of 1, then 2 processes (that path's baseline). The
    figure is the wall time from the first hand-off to the last outcome and the speed-up
    ``t(1 worker) / t(2 workers)`` (goal ≥ 1.8 on 2 cores). The in-process rows also give the
    CPU this process spent per job (the client, and for Dask the LocalCluster's scheduler and
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import os
 import statistics
 import sys
@@ -124,23 +126,33 @@ def _run_job(server: Any, http: requests.Session, params: dict) -> float:
     return time.perf_counter() - started
 
 
-def throughput(n_workers: int, jobs: int, pubs: int) -> dict:
-    """Wall time of ``jobs`` multi-PUB jobs submitted at once to a Dask-backed server."""
-    with _cluster(n_workers) as cluster:
-        address = cluster.scheduler_address.replace("tcp://", "dask://")
-        with reference_server(extra_args=["--executor", address]) as server:
-            params = [_multi_pub_params(pubs, seed) for seed in range(jobs)]
-            with requests.Session() as http:  # warm: the first job pays imports on the path
+def throughput(n_workers: int, jobs: int, pubs: int, kind: str = "dask") -> dict:
+    """Wall time of ``jobs`` multi-PUB jobs submitted at once to a server.
+
+    ``kind`` ``"dask"``: a server with ``--executor dask://…`` on a LocalCluster of
+    ``n_workers``; ``"local"``: a server with ``--workers n_workers`` (the baseline: the same
+    server work, HTTP, admission and store, next to plain worker processes).
+    """
+    with contextlib.ExitStack() as stack:
+        if kind == "dask":
+            cluster = stack.enter_context(_cluster(n_workers))
+            address = cluster.scheduler_address.replace("tcp://", "dask://")
+            server = stack.enter_context(reference_server(extra_args=["--executor", address]))
+        else:
+            server = stack.enter_context(reference_server(workers=n_workers))
+        params = [_multi_pub_params(pubs, seed) for seed in range(jobs)]
+        with requests.Session() as http:  # warm: the first job pays imports on the path
+            for _ in range(n_workers):
                 _run_job(server, http, _bell_params())
-            started = time.perf_counter()
-            with cf.ThreadPoolExecutor(jobs) as pool:
+        started = time.perf_counter()
+        with cf.ThreadPoolExecutor(jobs) as pool:
 
-                def one(p: dict) -> float:
-                    with requests.Session() as http:
-                        return _run_job(server, http, p)
+            def one(p: dict) -> float:
+                with requests.Session() as http:
+                    return _run_job(server, http, p)
 
-                latencies = list(pool.map(one, params))
-            wall = time.perf_counter() - started
+            latencies = list(pool.map(one, params))
+        wall = time.perf_counter() - started
     return {
         "workers": n_workers,
         "jobs": jobs,
@@ -312,8 +324,10 @@ def main(argv: list[str] | None = None) -> int:
                 walls.setdefault((row["path"], n), []).append(row["wall_s"])
                 cpus.setdefault((row["path"], n), []).append(row["server_cpu_ms_per_job"])
             if not args.quick:
-                row = throughput(n, jobs, args.pubs)
-                walls.setdefault(("server, dask executor (HTTP)", n), []).append(row["wall_s"])
+                for kind in ("local", "dask"):
+                    row = throughput(n, jobs, args.pubs, kind)
+                    path = f"server, {kind} executor (HTTP)"
+                    walls.setdefault((path, n), []).append(row["wall_s"])
     runs = []
     for (path, n), values in walls.items():
         wall = statistics.median(values)

@@ -334,6 +334,14 @@ def test_a_worker_advertising_a_gpu_its_aer_lacks_gets_no_gpu_work():
             assert not executor._wants_gpu(task)
             out = executor.run_job(task).result(timeout=120)
             assert out["ok"] and _shots(out["result_body"]) == 500
+            # a worker without our preload: the first outcome is fetched, and that task
+            # installed the push handler there, so the next ones come pushed
+            deadline = time.monotonic() + 30
+            while executor.pushed == 0:
+                again = executor.run_job(task).result(timeout=120)
+                assert again["ok"] and _shots(again["result_body"]) == 500
+                assert time.monotonic() < deadline, "no outcome came pushed"
+                time.sleep(0.5)
         finally:
             executor.shutdown()
 
@@ -386,6 +394,8 @@ def test_the_gate_holds_tasks_beyond_free_threads_in_priority_order_and_a_killed
             assert any(f"gate{tag}1-" in k for k in keys)  # the stream saw the jobs that ran
             assert not any(f"gate{tag}4-" in k for k in keys)  # and never the killed one
             assert (executor.busy, executor.held) == (0, 0)
+            # the outcomes came pushed by the worker (no fetch after the scheduler's word)
+            assert executor.pushed >= 3, executor.pushed
         finally:
             executor.shutdown()
 
@@ -410,6 +420,26 @@ def _process_tuning(dask_worker=None) -> dict:
         "memory_ms": callbacks["memory_monitor"].callback_time,
         "stream": None if stream is None else float(stream.interval),
     }
+
+
+def _page_faults_of_mid_size_arrays(dask_worker=None) -> int:
+    """On a worker: minor page faults of 200 allocations of a 1 MB array (a 16-qubit state)."""
+    import resource
+
+    import numpy as np
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(200):
+        np.ones(2**17).sum()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_workers_reuse_mid_size_arrays_despite_the_nannys_malloc_setting(cluster):
+    """The nanny's ``MALLOC_TRIM_THRESHOLD_`` would map and fault in every 1 MB array anew
+    (~256 faults each); the preload's malloc settings let the heap reuse it."""
+    _, client = cluster
+    faults = client.run(_page_faults_of_mid_size_arrays)
+    assert faults and all(n < 2000 for n in faults.values()), faults
 
 
 def test_the_cluster_sends_at_once_and_keeps_its_diagnostics_off_the_cores(dask_server, cluster):

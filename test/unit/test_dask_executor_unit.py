@@ -126,3 +126,30 @@ def test_quiet_drops_the_profiler_and_slows_diagnostics_only(monkeypatch):
     assert quiet(kept) == {}
     assert kept.periodic_callbacks["profile"].callback_time == 10
     assert kept.periodic_callbacks["tick"].callback_time == 20
+
+
+def test_a_task_carries_plain_circuits_as_qpy_and_circuits_with_delays_pickled():
+    """The hand-off pickle writes circuits as QPY (cheaper on both sides) where QPY keeps them
+    whole; a delay in ``ns`` (QPY would turn it into ``dt``) travels pickled, unit intact."""
+    import pickle
+
+    from qiskit import QuantumCircuit
+
+    from qiskit_rest_provider.server.execution.dask import _dumps
+
+    plain = QuantumCircuit(3, name="plain", metadata={"k": 1})
+    plain.h(0)
+    plain.cx(0, 1)
+    plain.rz(0.125, 2)
+    plain.measure_all()
+    timed = QuantumCircuit(1, name="timed")
+    timed.delay(100, 0, unit="ns")
+    timed.x(0)
+    blob = _dumps(len, ([plain, timed],), {})
+    assert b"QISKIT" in blob  # QPY's magic: the plain circuit went as QPY
+    fn, (circuits,), kwargs = pickle.loads(blob)
+    assert fn is len and kwargs == {}
+    assert circuits[0] == plain and circuits[0].name == "plain"
+    assert circuits[0].metadata == {"k": 1}
+    assert circuits[1] == timed
+    assert circuits[1].data[0].operation.unit == "ns"  # pickled: the unit is kept
