@@ -231,6 +231,10 @@ class Dispatcher:
                 prepared.decoded = None  # they decode the payload again (see PreparedJob)
             self.prepared[job_id] = (prepared, parse_seconds)
 
+    def forget_prepared(self, job_id: str) -> None:
+        """Drop a validated job that was not stored after all (refused, or a repeat)."""
+        self.prepared.pop(job_id, None)
+
     def cancel(self, job_id: str, reason: str = "cancelled by the user") -> bool:
         """Cancel a Queued or Running job; False when it is already final (or absent).
 

@@ -176,14 +176,22 @@ async def create_job(request: Request, caller: CallerDep) -> Response:
         )
         # the quotas are checked again in the insert's transaction, under a lock (atomic)
         guard = submission_guard(st, caller, shots, quota_row)
-        stored, created = st.store.create_job(job, guard=guard)
-        if created:
-            # From this thread, the moment the job is committed: the dispatcher claims it while
-            # the answer goes back to the event loop and out (woken from the loop after the
-            # hop, it waited for the loop to let go of the interpreter: ~1.5 ms of a Bell job).
-            st.watchers.events.admitted(stored.id, pubs_count(program_id, params))
-            st.dispatcher.remember_prepared(stored.id, prepared, parse_seconds)
-            st.dispatcher.wake()
+        # Remembered before the commit: a dispatcher woken by another job may claim this one
+        # the moment it is committed, and must find it prepared (else the worker parses again).
+        st.dispatcher.remember_prepared(job.id, prepared, parse_seconds)
+        try:
+            stored, created = st.store.create_job(job, guard=guard)
+        except BaseException:  # refused (a quota) or not stored: nothing will run it
+            st.dispatcher.forget_prepared(job.id)
+            raise
+        if not created:  # a concurrent repeat of the key made the job first
+            st.dispatcher.forget_prepared(job.id)
+            return stored
+        # From this thread, the moment the job is committed: the dispatcher claims it while the
+        # answer goes back to the event loop and out (woken from the loop after the hop, it
+        # waited for the loop to let go of the interpreter: ~1.5 ms of a Bell job).
+        st.watchers.events.admitted(stored.id, pubs_count(program_id, params))
+        st.dispatcher.wake()
         return stored
 
     stored = await run_in_threadpool(admit)
