@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def slow_qasm(n: int = 16, layers: int = 40) -> str:
     """A program that keeps a worker busy for seconds per 100k shots.
@@ -71,3 +73,14 @@ def padding_bodies(count: int = 6) -> list[bytes]:
 
     return [json.dumps(sampler_job([BELL_QASM, None, 10], padding="x" * (50 << 20), n=i)).encode()
             for i in range(count)]  # fmt: skip
+
+
+def bell_circuit() -> Any:
+    """The 2-qubit Bell circuit with ``measure_all`` (register ``meas``): the smallest real job."""
+    from qiskit import QuantumCircuit
+
+    qc = QuantumCircuit(2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure_all()
+    return qc

@@ -26,6 +26,7 @@ from qiskit import QuantumCircuit  # noqa: E402
 from qiskit.primitives.containers.estimator_pub import EstimatorPub  # noqa: E402
 from qiskit.primitives.containers.sampler_pub import SamplerPub  # noqa: E402
 from qiskit.quantum_info import SparsePauliOp  # noqa: E402
+from workloads import bell_circuit  # noqa: E402
 
 from qiskit_rest_provider.wire.pubs import (  # noqa: E402
     encode_estimator_params,
@@ -34,14 +35,6 @@ from qiskit_rest_provider.wire.pubs import (  # noqa: E402
 from qiskit_rest_provider.wire.results import decode_result  # noqa: E402
 
 FINAL = ("Completed", "Failed", "Cancelled")
-
-
-def _bell() -> QuantumCircuit:
-    qc = QuantumCircuit(2)
-    qc.h(0)
-    qc.cx(0, 1)
-    qc.measure_all()
-    return qc
 
 
 def _long(n: int = 22, layers: int = 40) -> QuantumCircuit:
@@ -149,7 +142,8 @@ def _task_keys(client) -> set[str]:
 
 def _sampler_params(seed: int = 11) -> dict:
     return encode_sampler_params(
-        [SamplerPub.coerce(_bell(), shots=500)], options={"simulator": {"seed_simulator": seed}}
+        [SamplerPub.coerce(bell_circuit(), shots=500)],
+        options={"simulator": {"seed_simulator": seed}},
     )
 
 

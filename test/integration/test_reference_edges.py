@@ -42,6 +42,7 @@ from qiskit.primitives.containers import BindingsArray, ObservablesArray
 from qiskit.quantum_info import Pauli, SparseObservable, SparsePauliOp
 from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_aer import AerSimulator
+from workloads import bell_circuit
 
 from qiskit_rest_provider import EstimatorV2, SamplerV2
 
@@ -274,14 +275,6 @@ def _several() -> QuantumCircuit:
     return qc
 
 
-def _bell() -> QuantumCircuit:
-    qc = QuantumCircuit(2)
-    qc.h(0)
-    qc.cx(0, 1)
-    qc.measure_all()
-    return qc
-
-
 def _ry_measured() -> QuantumCircuit:
     qc = QuantumCircuit(1, 1)
     qc.ry(a, 0)
@@ -327,14 +320,14 @@ def sampler_cases() -> list[tuple[str, QuantumCircuit, object, int | None]]:
         ("unmeasured, parameters (3,)", _unmeasured_parametric(), [[0.1], [0.2], [0.3]], 9),
         ("registers without measurement", _unmeasured(), None, None),
         ("several registers, one unmeasured, 'output'", _several(), None, None),
-        ("shots=1", _bell(), None, 1),
+        ("shots=1", bell_circuit(), None, 1),
         ("empty circuit with registers", _empty_measured(), None, 5),
         ("zero qubits with a register", QuantumCircuit(0, 2), None, 5),
-        ("no-params [[]]", _bell(), [[]], None),
+        ("no-params [[]]", bell_circuit(), [[]], None),
         ("no-params zeros((2,0))", _unmeasured(), np.zeros((2, 0)), 7),
         ("zero sets (0, 1)", ry, np.zeros((0, 1)), None),
         ("zero sets (2, 0, 1)", ry, np.zeros((2, 0, 1)), 3),
-        ("no-params zero sets (0, 0)", _bell(), np.zeros((0, 0)), None),
+        ("no-params zero sets (0, 0)", bell_circuit(), np.zeros((0, 0)), None),
         ("scalar", ry, 1.1, None),
         ("(k,1)", ry, [[0.2], [2.9]], None),
         ("(2,3,1)", ry, np.linspace(0, 3, 6).reshape(2, 3, 1), 50),

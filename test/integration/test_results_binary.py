@@ -10,6 +10,7 @@ from qiskit.circuit import Parameter
 from qiskit.primitives import BitArray
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.quantum_info import SparsePauliOp
+from workloads import bell_circuit
 
 from qiskit_rest_provider import EstimatorV2, SamplerV2
 from qiskit_rest_provider.wire import binary, decode_result, encode_sampler_params
@@ -99,11 +100,7 @@ def test_a_small_result_answers_json_to_a_client_that_prefers_the_container(
 ):
     """Under 4 KiB the container would save the client microseconds and cost the server a parse
     and a re-pack: the stored body is the answer, and decodes to the same result."""
-    qc = QuantumCircuit(2)
-    qc.h(0)
-    qc.cx(0, 1)
-    qc.measure_all()
-    job = SamplerV2(mode=ideal).run([qc], shots=1024)
+    job = SamplerV2(mode=ideal).run([bell_circuit()], shots=1024)
     via_client = job.result()
     default = _get(reference_server, job.job_id(), None)
     packed = _get(reference_server, job.job_id(), BINARY_ACCEPT)

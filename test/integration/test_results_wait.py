@@ -16,11 +16,10 @@ import time
 import numpy as np
 import pytest
 import requests
-from workloads import slow_qasm
+from workloads import bell_circuit, slow_qasm
 
 pytest.importorskip("fastapi")
 
-from qiskit import QuantumCircuit  # noqa: E402
 from qiskit.primitives import StatevectorSampler  # noqa: E402
 
 from qiskit_rest_provider import ProviderService  # noqa: E402
@@ -119,18 +118,10 @@ def _sampler(server) -> tuple[ProviderService, SamplerV2]:
     return service, SamplerV2(mode=service.backend("rest_simulator"))
 
 
-def _bell() -> QuantumCircuit:
-    qc = QuantumCircuit(2)
-    qc.h(0)
-    qc.cx(0, 1)
-    qc.measure_all()
-    return qc
-
-
 def test_the_client_waits_for_a_result_in_one_request(reference_server, monkeypatch):
     service, sampler = _sampler(reference_server)
     client = service._client
-    sampler.run([_bell()], shots=64).result()  # the first POST announces D16
+    sampler.run([bell_circuit()], shots=64).result()  # the first POST announces D16
     assert client.results_wait == 30.0
     sent: list[tuple[str, str]] = []
     send = client.transport.send
@@ -140,14 +131,14 @@ def test_the_client_waits_for_a_result_in_one_request(reference_server, monkeypa
         return send(method, url, **kw)
 
     monkeypatch.setattr(client.transport, "send", recording)
-    job = sampler.run([_bell()], shots=1024)
+    job = sampler.run([bell_circuit()], shots=1024)
     ours = job.result()
     job_id = job.job_id()
     assert sent == [("POST", "jobs"), ("GET", f"jobs/{job_id}/results")]
     assert job.status().name == "DONE" and len(sent) == 2  # known final: no more requests
     assert job.creation_date is not None  # the job document, read when asked for
     assert sent[2:] == [("GET", f"jobs/{job_id}")]
-    reference = StatevectorSampler(seed=1).run([_bell()], shots=1024).result()
+    reference = StatevectorSampler(seed=1).run([bell_circuit()], shots=1024).result()
     for result in (ours, reference):
         counts = result[0].data.meas.get_counts()
         assert set(counts) <= {"00", "11"} and sum(counts.values()) == 1024
@@ -157,7 +148,7 @@ def test_the_client_waits_for_a_result_in_one_request(reference_server, monkeypa
 def test_a_job_that_ends_badly_is_reported_as_before(server_factory):
     server = server_factory.start(workers=1, args=["--cancel-grace", "1"])
     service, sampler = _sampler(server)
-    sampler.run([_bell()], shots=16).result()
+    sampler.run([bell_circuit()], shots=16).result()
     assert service._client.results_wait == 30.0
     from qiskit import qasm3
 

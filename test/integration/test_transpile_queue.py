@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -38,8 +39,10 @@ from qiskit_rest_provider.server.transpile.tasks import run_stored_transpile  # 
 QUICK = 'OPENQASM 3.0; include "stdgates.inc"; qubit[1] q; bit[1] c; x q[0]; c[0] = measure q[0];'
 
 
-@pytest.fixture
-def engine(tmp_path):
+@contextlib.contextmanager
+def _engine(tmp_path, run_transpile=run_stored_transpile):
+    """A real store, one worker and a dispatcher over them: ``(store, executor, dispatcher,
+    instance id)``."""
     config = ServerConfig(data_dir=tmp_path, workers=1, abandon_grace=5.0)
     config.prepare_data_dir()
     store = Store(config)
@@ -50,13 +53,21 @@ def engine(tmp_path):
         config,
         JobWatchers(),
         catalog=BackendCatalog.load(None),
-        run_transpile=run_stored_transpile,
+        run_transpile=run_transpile,
     )
     instance = store.ensure_instance("local/default/main", instance_crn("local/default/main"))
-    yield store, executor, dispatcher, instance.id
-    dispatcher.stop()
-    executor.shutdown(wait=False, cancel_futures=True)
-    store.close()
+    try:
+        yield store, executor, dispatcher, instance.id
+    finally:
+        dispatcher.stop()
+        executor.shutdown(wait=False, cancel_futures=True)
+        store.close()
+
+
+@pytest.fixture
+def engine(tmp_path):
+    with _engine(tmp_path) as parts:
+        yield parts
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
@@ -160,24 +171,12 @@ def _transpile_reporting_9_s(data: dict, spec: object) -> dict:
 
 
 def test_a_transpile_task_that_finished_past_its_limit_fails(tmp_path):
-    config = ServerConfig(data_dir=tmp_path, workers=1)
-    config.prepare_data_dir()
-    store = Store(config)
-    executor = LocalProcessExecutor(1)
-    dispatcher = Dispatcher(
-        store,
-        executor,
-        config,
-        JobWatchers(),
-        catalog=BackendCatalog.load(None),
-        run_transpile=_transpile_reporting_9_s,
-    )
-    try:
-        instance = store.ensure_instance("local/default/main", instance_crn("local/default/main"))
+    with _engine(tmp_path, run_transpile=_transpile_reporting_9_s) as engine:
+        store, _executor, dispatcher, instance_id = engine
         tasks = ts.TranspileStore(store)
         row = TranspileTaskRow(
             id=new_id(),
-            instance_id=instance.id,
+            instance_id=instance_id,
             state=ts.PENDING,
             backend="rest_line_5q",
             request=orjson.dumps({"backend": "rest_line_5q", "qasm_circuits": [QUICK]}),
@@ -194,7 +193,3 @@ def test_a_transpile_task_that_finished_past_its_limit_fails(tmp_path):
         assert done is not None and done.state == ts.FAILURE
         message = bytes(done.result or b"").decode()
         assert "time limit of 8 s" in message and "--max-transpile-time" in message
-    finally:
-        dispatcher.stop()
-        executor.shutdown(wait=False, cancel_futures=True)
-        store.close()
