@@ -147,6 +147,7 @@ def test_a_task_carries_plain_circuits_as_qpy_and_circuits_with_delays_pickled()
     timed.x(0)
     blob = _dumps(len, ([plain, timed],), {})
     assert b"QISKIT" in blob  # QPY's magic: the plain circuit went as QPY
+    assert blob.count(b"QISKIT") == 1  # and only that one
     fn, (circuits,), kwargs = pickle.loads(blob)
     assert fn is len and kwargs == {}
     assert circuits[0] == plain and circuits[0].name == "plain"

@@ -74,3 +74,40 @@ def test_pending_tasks_wait_fifo_and_can_be_cancelled(pool):
     assert queued[0].result(timeout=60) == "q0" and queued[2].result(timeout=60) == "q2"
     done, _ = cf.wait(queued[::2], timeout=10)
     assert len(done) == 2
+
+
+def _describe(circuits):
+    """On the worker: what arrived, and whether each circuit's delay kept its unit."""
+    return [
+        (
+            c.name,
+            dict(c.count_ops()),
+            c.metadata,
+            [i.operation.unit for i in c.data if i.name == "delay"],
+        )
+        for c in circuits
+    ]
+
+
+def test_circuits_reach_a_worker_whole_and_unpicklable_arguments_fail_before(pool):
+    """The pool sends the pickle of :func:`.handoff.dumps_call` (plain circuits as QPY, a delay
+    in ``ns`` pickled with its unit); an argument pickle cannot write fails the future here."""
+    from qiskit import QuantumCircuit
+
+    plain = QuantumCircuit(3, name="plain", metadata={"k": 1})
+    plain.h(0)
+    plain.cx(0, 1)
+    plain.rz(0.125, 2)
+    plain.measure_all()
+    timed = QuantumCircuit(1, name="timed")
+    timed.delay(100, 0, unit="ns")
+    timed.x(0)
+    arrived = pool.submit(_describe, [plain, timed]).result(timeout=120)
+    assert arrived == [
+        ("plain", {"h": 1, "cx": 1, "rz": 1, "measure": 3, "barrier": 1}, {"k": 1}, []),
+        ("timed", {"delay": 1, "x": 1}, {}, ["ns"]),
+    ]
+    failed = pool.submit(_sleep_then, lambda: None)
+    with pytest.raises(Exception, match="pickle"):  # noqa: B017 - pickle's own error types vary
+        failed.result(timeout=5)
+    assert pool.submit(_sleep_then, 3).result(timeout=60) == 3

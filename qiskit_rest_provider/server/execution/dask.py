@@ -16,7 +16,7 @@ the local pool, submitted with
 How tasks travel (what makes the cluster scale like the local pool):
 
 * **Pickled once, here.** The task (function, :class:`~.base.ExecutionTask`) is pickled by the
-  executor, its circuits as QPY where QPY keeps them whole (:class:`_TaskPickler`: a third of the
+  executor, its circuits as QPY where QPY keeps them whole (:mod:`.handoff`: a third of the
   CPU here, a fifth on the worker), and submitted as bytes to :func:`_run_pickled`. Handed the
   task itself, Dask walks its arguments' dataclasses (the job's PUBs and options) on the client
   *and* on the scheduler to look for nested tasks — about 0.4 s of scheduler CPU per multi-PUB
@@ -93,7 +93,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import heapq
-import io
 import itertools
 import logging
 import pickle
@@ -101,7 +100,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from .base import ExecutionTask, JobExecutor, TaskKilled, WorkerDied
 from .dask_preload import (
@@ -114,6 +113,7 @@ from .dask_preload import (
     run_task_on_gpu,
     shorten_batching,
 )
+from .handoff import dumps_call
 from .workers import run_task
 
 __all__ = ["DaskExecutor", "import_distributed", "parse_dask_address"]
@@ -195,59 +195,16 @@ def _run_pickled(blob: bytes, reply_to: str | None = None) -> Any:
     return result
 
 
-#: Circuits with these operations travel pickled, never as QPY: QPY loses delay units (``ns``
-#: becomes ``dt``, ``s``/``us`` fail to load: perf-notes), and control-flow blocks may hold delays.
-_NOT_BY_QPY = frozenset(
-    ("delay", "if_else", "while_loop", "for_loop", "switch_case", "box", "break_loop", "continue")
-)
-
-
-def _circuit_from_qpy(data: bytes) -> Any:
-    """On a worker: a circuit that travelled as QPY (:class:`_TaskPickler`)."""
-    from qiskit import qpy
-
-    (circuit,) = qpy.load(io.BytesIO(data))
-    return circuit
-
-
-class _TaskPickler(pickle.Pickler):
-    """Pickles a task with its circuits as QPY, where that keeps them whole.
-
-    A 16-qubit circuit of ~1000 gates pickles in 4.6 ms and unpickles in 2.0; as QPY it dumps in
-    1.3 ms and loads in 0.4 (measured, 2 cores): a 4-PUB job's hand-off costs the dispatcher
-    ~5 ms of CPU instead of ~21, and each worker ~1.5 ms instead of ~8. A circuit QPY would
-    change (:data:`_NOT_BY_QPY`), or one it cannot write (metadata that is not JSON), is pickled.
-    """
-
-    def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is self.circuit_type and not _NOT_BY_QPY.intersection(
-            cast(Any, obj).count_ops()
-        ):
-            from qiskit import qpy
-
-            buffer = io.BytesIO()
-            try:
-                qpy.dump(obj, buffer)
-            except Exception:  # noqa: BLE001 - pickled as usual
-                return NotImplemented
-            return _circuit_from_qpy, (buffer.getvalue(),)
-        return NotImplemented
-
-    circuit_type: type | None = None
-
-
 def _dumps(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-    """Pickle a call once, here (circuits as QPY; cloudpickle for what pickle cannot do)."""
+    """Pickle a call once, here (:func:`.handoff.dumps_call`).
+
+    cloudpickle takes what pickle cannot do, such as a function of ``__main__``, which a worker
+    could not import.
+    """
     try:
         if getattr(fn, "__module__", None) == "__main__":  # not importable on a worker
             raise pickle.PicklingError("by value")
-        if _TaskPickler.circuit_type is None:
-            from qiskit import QuantumCircuit
-
-            _TaskPickler.circuit_type = QuantumCircuit
-        buffer = io.BytesIO()
-        _TaskPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((fn, args, kwargs))
-        return buffer.getvalue()
+        return dumps_call(fn, args, kwargs)
     except (pickle.PicklingError, AttributeError, TypeError):
         import cloudpickle
 

@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from .base import ExecutionTask, JobExecutor, TaskKilled, WorkerDied
+from .handoff import dumps_call
 from .workers import init_worker, run_task
 
 __all__ = ["LocalProcessExecutor", "TaskKilled", "WorkerDied"]
@@ -37,9 +38,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class _Task:
     future: cf.Future[Any]
-    fn: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
+    call: bytes  # the pickle of (fn, args, kwargs): :func:`.handoff.dumps_call`
     killed: bool = False
 
 
@@ -102,17 +101,24 @@ class LocalProcessExecutor(JobExecutor):
         """Workers start (and import everything) at construction; nothing more to do."""
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
-        """Run ``fn(*args, **kwargs)`` in a worker; FIFO when all workers are busy."""
+        """Run ``fn(*args, **kwargs)`` in a worker; FIFO when all workers are busy.
+
+        The call is pickled here, in the caller's thread and outside the pool's lock (circuits
+        as QPY: :mod:`.handoff`); what cannot be pickled fails the returned future.
+        """
         future: cf.Future[Any] = cf.Future()
+        try:
+            call = dumps_call(fn, args, kwargs)
+        except Exception as exc:  # noqa: BLE001 - e.g. unpicklable arguments: nothing is sent
+            future.set_exception(exc)
+            return future
         with self._lock:
             if self._closed:
                 raise RuntimeError("the worker pool is shut down")
-            self._pending.append(_Task(future, fn, args, kwargs))
+            self._pending.append(_Task(future, call))
             # an idle worker takes it now, from this thread: no hop through the manager thread
             # (which only watches the pipes; it assigns whatever waits when a worker frees up)
-            failures = self._assign()
-        for failed, exc in failures:
-            failed.set_exception(exc)
+            self._assign()
         return future
 
     def run_job(self, task: ExecutionTask) -> cf.Future[dict[str, Any]]:
@@ -189,33 +195,26 @@ class LocalProcessExecutor(JobExecutor):
         except (BlockingIOError, OSError):  # pipe full (already awake) or closed
             pass
 
-    def _assign(self) -> list[tuple[cf.Future[Any], BaseException]]:
+    def _assign(self) -> None:
         """Hand pending tasks to idle, ready workers (called with the lock held)."""
-        failures: list[tuple[cf.Future[Any], BaseException]] = []
         for slot in self._slots:
             while slot.started and slot.task is None and self._pending:
                 task = self._pending.popleft()
                 if not task.future.set_running_or_notify_cancel():
                     continue  # cancelled while pending
                 try:
-                    slot.conn.send((task.fn, task.args, task.kwargs))
+                    slot.conn.send_bytes(task.call)  # the worker's recv() unpickles it
                 except (BrokenPipeError, EOFError, OSError):
-                    slot.task = task  # the worker is dead: its sentinel will fail the task
-                except Exception as exc:  # e.g. unpicklable arguments: nothing was written
-                    failures.append((task.future, exc))
-                    continue
+                    pass  # the worker is dead: its sentinel will fail the task
                 slot.task = task
-        return failures
 
     def _manage(self) -> None:
         while True:
             with self._lock:
                 if self._closed:
                     return
-                failures = self._assign()
+                self._assign()
                 slots = list(self._slots)
-            for future, exc in failures:
-                future.set_exception(exc)
             watch: list[Any] = [self._wake_r]
             for slot in slots:
                 watch += [slot.conn, slot.process.sentinel]
