@@ -203,7 +203,7 @@ def _without_global_phase_gates(circuit: QuantumCircuit) -> QuantumCircuit:
     """
     out = circuit.copy_empty_like()
     for instruction in circuit.data:
-        if instruction.operation.name == "global_phase":
+        if instruction.name == "global_phase":
             out.global_phase += instruction.operation.params[0]
         else:
             out._append(instruction)

@@ -47,7 +47,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from qiskit.circuit import ControlFlowOp, ParameterExpression, QuantumCircuit
-from qiskit.dagcircuit import DAGCircuit
+from qiskit.dagcircuit import DAGCircuit, DAGOpNode
 
 __all__ = [
     "REASONS",
@@ -175,12 +175,23 @@ def instruction_issue(
 
 
 def _instructions(block: QuantumCircuit | DAGCircuit) -> Iterator[tuple[Any, list[int]]]:
+    """Each instruction (a ``CircuitInstruction`` or ``DAGOpNode``) with its qubits' indices.
+
+    The instruction itself, not its operation: ``name`` and ``is_control_flow()`` are read
+    without building the Python gate object Qiskit otherwise makes for a gate it keeps in Rust
+    (:func:`_operation` builds it where it is needed).
+    """
     if isinstance(block, DAGCircuit):
         for node in block.op_nodes():
-            yield node.op, [block.find_bit(q).index for q in node.qargs]
+            yield node, [block.find_bit(q).index for q in node.qargs]
     else:
+        index = {q: i for i, q in enumerate(block.qubits)}
         for instruction in block.data:
-            yield instruction.operation, [block.find_bit(q).index for q in instruction.qubits]
+            yield instruction, [index[q] for q in instruction.qubits]
+
+
+def _operation(instruction: Any) -> Any:
+    return instruction.op if isinstance(instruction, DAGOpNode) else instruction.operation
 
 
 def _vars_issue(block: QuantumCircuit | DAGCircuit, target: Any) -> UnsupportedInstruction | None:
@@ -234,20 +245,21 @@ def _walk(
     accepted: dict[tuple[str, tuple[int, ...]], bool],
 ) -> bool:
     """Append what ``target`` rejects in ``block``; return True to stop (``first_only``)."""
-    for operation, indices in _instructions(block):
+    for instruction, indices in _instructions(block):
         qargs = tuple(indices) if physical is None else tuple(physical[i] for i in indices)
-        key = (operation.name, qargs)
+        name = instruction.name
+        key = (name, qargs)
         # Only gates without angle bounds can be cached by name and qubits alone.
         if not accepted.get(key):
-            issue = instruction_issue(target, operation, qargs)
+            issue = instruction_issue(target, _operation(instruction), qargs)
             if issue is not None:
                 found.append(issue)
                 if first_only:
                     return True
-            elif not target.gate_has_angle_bounds(operation.name):
+            elif not target.gate_has_angle_bounds(name):
                 accepted[key] = True
-        if isinstance(operation, ControlFlowOp):
-            for sub in operation.blocks:
+        if instruction.is_control_flow():
+            for sub in _operation(instruction).blocks:
                 inner = [qargs[sub.find_bit(q).index] for q in sub.qubits]
                 if _walk(sub, inner, target, found, first_only, accepted):
                     return True

@@ -38,7 +38,7 @@ def relevant_qubits(circuit: QuantumCircuit, observables: Any = None) -> list[in
     index = {q: i for i, q in enumerate(circuit.qubits)}
     keep: set[int] = set()
     for inst in circuit.data:
-        if inst.operation.name != "barrier":
+        if inst.name != "barrier":
             keep.update(index[q] for q in inst.qubits)
     if observables is not None:
         width = circuit.num_qubits
@@ -71,7 +71,7 @@ def compact_circuit(circuit: QuantumCircuit, qubits: Sequence[int]) -> QuantumCi
     out = _with_bits(len(qubits), circuit)
     for inst in circuit.data:
         kept = [q for q in inst.qubits if q in position]
-        if inst.operation.name == "barrier":
+        if inst.name == "barrier":
             if kept:
                 out.barrier([position[q] for q in kept])
             continue

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from qiskit.circuit import ControlFlowOp, QuantumCircuit
+from qiskit.circuit import QuantumCircuit
 from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.quantum_info import Pauli
@@ -92,19 +92,19 @@ def _active_and_dynamic(circuit: QuantumCircuit) -> tuple[list[int], bool]:
     """Indices of qubits any instruction touches, and whether the circuit is non-unitary."""
     active: set[int] = set()
     dynamic = False
+    index = {q: i for i, q in enumerate(circuit.qubits)}
     for inst in circuit.data:
-        name = inst.operation.name
+        name = inst.name  # not inst.operation: that builds a Python object for a Rust gate
         if name in _SKIP:
             continue
-        if name in _NON_UNITARY or isinstance(inst.operation, ControlFlowOp):
+        if name in _NON_UNITARY or inst.is_control_flow():
             dynamic = True
-        for q in inst.qubits:
-            active.add(circuit.find_bit(q).index)
+        active.update(index[q] for q in inst.qubits)
     return sorted(active), dynamic
 
 
 def _strip_final_measurements(circuit: QuantumCircuit) -> QuantumCircuit:
-    if not any(inst.operation.name == "measure" for inst in circuit.data):
+    if not any(inst.name == "measure" for inst in circuit.data):
         return circuit
     stripped = circuit.remove_final_measurements(inplace=False)
     return stripped if stripped is not None else circuit

@@ -179,8 +179,9 @@ def final_measurement_map(circuit: QuantumCircuit) -> list[tuple[int, int]] | No
     measured: dict[int, int] = {}
     written: set[int] = set()
     for inst in circuit.data:
-        op = inst.operation
-        name = op.name
+        # the instruction's name, not its operation: for a gate kept in Rust, ``operation``
+        # builds a Python gate object (5x the cost of this loop); a standard gate is a Gate
+        name = inst.name
         if name == "barrier":
             continue
         if name == "measure":
@@ -190,9 +191,11 @@ def final_measurement_map(circuit: QuantumCircuit) -> list[tuple[int, int]] | No
             measured[qubit] = clbit
             written.add(clbit)
             continue
-        if inst.clbits or not (isinstance(op, Gate) or name == "delay"):
+        if inst.clbits or not (
+            inst.is_standard_gate() or name == "delay" or isinstance(inst.operation, Gate)
+        ):
             return None
-        if any(index[q] in measured for q in inst.qubits):
+        if measured and any(index[q] in measured for q in inst.qubits):
             return None  # an operation after a measurement of that qubit
     if len(measured) > PROBABILITY_PATH_MAX_QUBITS:
         return None
@@ -224,7 +227,7 @@ def _sample_from_probabilities(
         pub = pubs[i]
         stripped = pub.circuit.copy_empty_like()
         for inst in pub.circuit.data:
-            if inst.operation.name != "measure":
+            if inst.name != "measure":
                 stripped._append(inst)
         qubits = [q for q, _ in maps[i]]
         if qubits:

@@ -92,7 +92,7 @@ def active_qubits(circuits: Iterable[QuantumCircuit]) -> frozenset[int]:
     for circuit in circuits:
         index = {q: i for i, q in enumerate(circuit.qubits)}
         for inst in circuit.data:
-            if inst.operation.name != "barrier":
+            if inst.name != "barrier":  # not inst.operation: that builds a Python gate object
                 active.update(index[q] for q in inst.qubits)
     return frozenset(active)
 
