@@ -591,11 +591,11 @@ class Store:
         """
         now = time.time()
         gone = tuple(owners)
-        held = or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now)
-        if gone:
-            held = or_(held, Job.claimed_by.in_(gone))
+        held = _LEASE_GONE if not gone else or_(_LEASE_GONE, Job.claimed_by.in_(gone))
         with self.sessions.begin() as s:
-            ids = list(s.scalars(select(Job.id).where(Job.state == protocol.RUNNING, held)))
+            ids = list(
+                s.scalars(select(Job.id).where(Job.state == protocol.RUNNING, held), {"b_now": now})
+            )
             if not ids:
                 return 0
             res = s.execute(
@@ -608,7 +608,8 @@ class Store:
                     lease_expires_at=None,
                     logs=Job.logs
                     + f"{_stamp(now)} its server replica stopped holding it; job re-queued\n",
-                )
+                ),
+                {"b_now": now},
             )
             self._announce(s, ids)
             return int(getattr(res, "rowcount", 0) or 0)
@@ -845,6 +846,9 @@ class Store:
             revoked = conn.execute(_TOKEN_REVOKED, {"token_id": token_id}).scalar_one_or_none()
         return revoked is not None and not revoked
 
+
+#: Built once (every dispatcher heartbeat asks): a Running job's lease is gone.
+_LEASE_GONE = or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < bindparam("b_now"))
 
 #: Built once: this runs on every authenticated request, and building it costs more than running it.
 _TOKEN_REVOKED = select(ApiToken.revoked).where(ApiToken.id == bindparam("token_id"))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 
 from .models import TranspileTaskRow
 from .store import QueuedJob, Store
@@ -249,18 +249,28 @@ class TranspileStore:
         """
         now = time.time()
         gone = tuple(owners)
-        held = or_(
-            TranspileTaskRow.lease_expires_at.is_(None), TranspileTaskRow.lease_expires_at < now
-        )
-        if gone:
-            held = or_(held, TranspileTaskRow.claimed_by.in_(gone))
+        held = _EXPIRED if not gone else or_(_EXPIRED, TranspileTaskRow.claimed_by.in_(gone))
         with self.store.sessions.begin() as s:
+            # a read first: the dispatcher asks on every heartbeat, and an UPDATE would take
+            # the store's write lock each time, though there is almost never anything to do
+            ids = list(s.scalars(select(TranspileTaskRow.id).where(_STARTED, held), {"b_now": now}))
+            if not ids:
+                return 0
             res = s.execute(
                 update(TranspileTaskRow)
-                .where(TranspileTaskRow.state == STARTED, held)
-                .values(state=PENDING, started_at=None, claimed_by=None, lease_expires_at=None)
+                .where(TranspileTaskRow.id.in_(ids), _STARTED, held)
+                .values(state=PENDING, started_at=None, claimed_by=None, lease_expires_at=None),
+                {"b_now": now},
             )
             count = int(getattr(res, "rowcount", 0) or 0)
             if count:
                 self.store._announce(s, [TASK_PENDING])
             return count
+
+
+#: Built once (the heartbeat asks on every tick): a STARTED task whose lease is gone.
+_STARTED = TranspileTaskRow.state == STARTED
+_EXPIRED = or_(
+    TranspileTaskRow.lease_expires_at.is_(None),
+    TranspileTaskRow.lease_expires_at < bindparam("b_now"),
+)
