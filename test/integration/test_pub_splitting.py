@@ -254,3 +254,54 @@ def test_a_part_whose_worker_dies_requeues_the_whole_job(servers):
     assert "re-queued" in logs and logs.count("completed") == 1, logs
     metrics = requests.get(f"{base}/jobs/{job_id}/metrics", headers=headers, timeout=30).json()
     assert metrics["num_circuits"] == 4
+
+
+def _busy_estimator_params(sets: int) -> dict:
+    """One estimator PUB (never split) of ``sets`` parameter sets on 18 qubits: about a second."""
+    from qiskit import QuantumCircuit, qasm3
+    from qiskit.circuit import Parameter
+    from qiskit.primitives.containers.estimator_pub import EstimatorPub
+    from qiskit.quantum_info import SparsePauliOp
+
+    from qiskit_rest_provider.wire.pubs import encode_estimator_params
+
+    theta = Parameter("theta")
+    circuit = qasm3.loads(_ansatz(5, n=18, layers=12).replace("c = measure q;", ""))
+    circuit.remove_final_measurements()
+    bound = QuantumCircuit(circuit.num_qubits)
+    bound.ry(theta, 0)
+    bound.compose(circuit, inplace=True)
+    values = np.linspace(0, 1, sets).reshape(sets, 1)
+    pub = EstimatorPub.coerce((bound, SparsePauliOp("Z" * 18), values))
+    return encode_estimator_params([pub])
+
+
+def test_a_job_started_beside_a_busy_worker_takes_it_too_once_free(servers):
+    """The last job of a burst: one worker is free, the other still runs another job. It starts
+    on the free one, split, and its later parts go to the other worker once that finishes —
+    not the whole job on one worker while the other idles — with the unsplit seeded bits."""
+    two, one, _ = servers
+    base, headers = two.runtime_url, _headers(two.token)
+    busy = _submit(two, "estimator", "rest_simulator", _busy_estimator_params(8))
+    while (
+        requests.get(f"{base}/jobs/{busy}", headers=headers, timeout=30).json()["state"]["status"]
+        != "Running"
+    ):
+        time.sleep(0.02)
+    params = {
+        "pubs": [[_ansatz(j, n=19, layers=12), None, 256] for j in range(8)],
+        "options": {"simulator": {"seed_simulator": 4321}},
+    }
+    split, metrics = _run(two, "sampler", "rest_simulator", params)
+    busy_job = two.wait_job(base, busy, headers, timeout=120)
+    assert busy_job["state"]["status"] == "Completed"
+    busy_metrics = requests.get(f"{base}/jobs/{busy}/metrics", headers=headers, timeout=30).json()
+    assert "split" not in busy_metrics  # it held one worker throughout
+    windows = metrics["split"]["part_windows"]
+    assert metrics["split"]["parts"] == 4, metrics["split"]
+    assert len(set(metrics["split"]["worker_pids"])) == 2, metrics["split"]
+    # the first part ran alone (the other worker was busy), a later one on the freed worker
+    assert windows[0][0] < windows[1][0] or windows[0][0] < windows[2][0], windows
+    whole, _ = _run(one, "sampler", "rest_simulator", params)
+    for a, b in zip(split, whole, strict=True):
+        assert np.array_equal(a.data.c.array, b.data.c.array)

@@ -88,6 +88,11 @@ from .watchers import JobWatchers
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+
+DEFERRED_SPLIT_MIN_SECONDS = 0.2
+"""A job that starts on one worker while others are busy is split for them too (its later
+parts wait for a worker to free up) only if it is estimated to run at least this long: each
+part costs a few milliseconds, paid for nothing if no worker frees up before it ends."""
 REASON_TOO_LONG = protocol.REASON_MAX_TIME
 REASON_INPUT = protocol.REASON_INPUT
 REASON_EXECUTION = protocol.REASON_EXECUTION
@@ -436,11 +441,9 @@ class Dispatcher:
                 if not self._maybe_queued:
                     return False  # drained at the last look, and nothing queued since
                 self._maybe_queued = False  # before the read: a wake during it sets it again
-            heads = self._queued_heads(free)
+            heads, complete = self._queued_heads(free)
             if not heads:
                 return False
-            # fewer than asked for in every instance: this is all that is queued
-            complete = all(len(queue) < free for queue in heads.values())
             running: collections.Counter[str] = collections.Counter()
             for entry in list(self._inflight.values()):
                 running[entry.instance_id] += entry.workers
@@ -462,7 +465,13 @@ class Dispatcher:
                         continue
                     queued = sum(len(q) for i, q in heads.items() if running[i] < cap)
                     width = min(free - queued, cap - running[instance_id])
-                    self._start(job, width)
+                    # the only job waiting: it may also take the workers that free up while it
+                    # runs (its later parts wait for them, within the instance's cap), so the
+                    # last job of a burst does not run whole on one worker while others idle
+                    reach = width
+                    if queued == 0 and complete:
+                        reach = max(width, min(self.executor.capacity, cap))
+                    self._start(job, width, reach)
                     self._last_served = instance_id
                     started = self._inflight.get(job.id)
                     if started is not None:
@@ -474,20 +483,21 @@ class Dispatcher:
                     self._maybe_queued = True  # more may wait than this look saw or started
         return waiting
 
-    def _queued_heads(self, free: int) -> dict[str, collections.deque[QueuedJob]]:
+    def _queued_heads(self, free: int) -> tuple[dict[str, collections.deque[QueuedJob]], bool]:
         """The first ``free`` queued jobs and transpile tasks of every instance, in turn order.
 
+        Also whether that is all that is queued (one more per instance is read to know it).
         Within an instance: session jobs first, then jobs and tasks by submission time (their
         ids start with it), so a task neither jumps ahead of the jobs queued before it nor waits
         behind those queued after it.
         """
         merged: dict[str, list[QueuedJob]] = {}
-        for job in self.store.queued_heads(free, exclude=self._inflight):
+        for job in self.store.queued_heads(free + 1, exclude=self._inflight):
             merged.setdefault(job.instance_id, []).append(job)
         tasks: list[QueuedJob] = []
         now = time.monotonic()
         if self._tasks_pending or now >= self._next_task_look:
-            tasks = self.transpile.queued_heads(free, exclude=self._inflight)
+            tasks = self.transpile.queued_heads(free + 1, exclude=self._inflight)
             self._tasks_pending, self._next_task_look = bool(tasks), now + 1.0
         for task in tasks:
             merged.setdefault(task.instance_id, []).append(task)
@@ -496,7 +506,7 @@ class Dispatcher:
             if tasks:  # stable: within one millisecond, the store's own order stays
                 queue.sort(key=lambda job: (job.session_id is None, job.id[:9]))
             heads[instance_id] = collections.deque(queue[:free])
-        return heads
+        return heads, all(len(queue) <= free for queue in merged.values())
 
     def _feed_parts(self) -> None:
         """Run waiting parts of split jobs on free workers, one job's part after another's."""
@@ -544,14 +554,25 @@ class Dispatcher:
             self.executor.kill(future)
         return True
 
-    def _split_plan(self, prepared: PreparedJob, width: int) -> list | None:
-        """The parts of a job for ``width`` workers, or ``None`` when it runs whole."""
-        from ..execution.split import may_split, plan_parts
+    def _split_plan(
+        self, prepared: PreparedJob, width: int, *, min_seconds: float | None = None
+    ) -> list | None:
+        """The parts of a job for ``width`` workers, or ``None`` when it runs whole.
+
+        ``min_seconds``: the least estimated time worth splitting (default: the split
+        module's :data:`~..execution.split.SPLIT_MIN_SECONDS`).
+        """
+        from ..execution.split import SPLIT_MIN_SECONDS, may_split, plan_parts
 
         try:
             if not may_split(prepared):
                 return None
-            plan = plan_parts(prepared, width, noisy=self._noisy(prepared))
+            plan = plan_parts(
+                prepared,
+                width,
+                noisy=self._noisy(prepared),
+                min_seconds=SPLIT_MIN_SECONDS if min_seconds is None else min_seconds,
+            )
         except Exception:  # never let planning stop a job: it runs whole
             logger.exception("could not split a %s job; running it whole", prepared.program_id)
             return None
@@ -578,22 +599,24 @@ class Dispatcher:
             self.watchers.notify(job.id)
         return True
 
-    def _start(self, job: QueuedJob, width: int = 1) -> None:
+    def _start(self, job: QueuedJob, width: int = 1, reach: int | None = None) -> None:
         """Claim a queued job (Queued → Running) and hand it to the executor.
 
-        ``width``: how many workers it may use now (more than one: it is split).
+        ``width``: how many workers it may use now (more than one: it is split). ``reach``:
+        how many it may use in all, as workers free up (more than ``width``: it is split if it
+        is long enough, :data:`DEFERRED_SPLIT_MIN_SECONDS`, and its later parts wait).
         """
         job_id = job.id
         with self._cond:  # before the claim: a cancel right after it must find the mark
             self._handing_off.add(job_id)
         try:
-            self._hand_off(job, width)
+            self._hand_off(job, width, reach)
         finally:
             with self._cond:
                 self._handing_off.discard(job_id)
                 self._cancel_at_handoff.discard(job_id)
 
-    def _hand_off(self, job: QueuedJob, width: int = 1) -> None:
+    def _hand_off(self, job: QueuedJob, width: int = 1, reach: int | None = None) -> None:
         job_id = job.id
         if isinstance(job, QueuedTranspileTask):
             self._hand_off_transpile(job)
@@ -614,7 +637,12 @@ class Dispatcher:
         )
         limit = float(job.cost) if job.cost else self.config.default_max_execution_time
         now = time.monotonic()
-        plan = self._split_plan(prepared, width) if prepared is not None and width > 1 else None
+        reach = max(width, reach or width)
+        plan = None
+        if prepared is not None and reach > 1:
+            plan = self._split_plan(
+                prepared, reach, min_seconds=None if reach == width else DEFERRED_SPLIT_MIN_SECONDS
+            )
         split = None
         try:
             if plan is None:
