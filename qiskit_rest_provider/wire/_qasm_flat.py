@@ -19,6 +19,7 @@ import ast
 import math
 import operator
 import re
+import threading
 from typing import Any
 
 from qiskit import QuantumCircuit
@@ -77,6 +78,16 @@ _GATES = _gate_table()
 
 class _Unsupported(Exception):
     """The program is outside the flat subset; the caller uses the ANTLR importer."""
+
+
+#: A number literal Python reads as this float (an integer without leading zeros, a decimal or
+#: exponent form): an angle such as ``0.125`` or ``-3`` skips :func:`ast.parse`.
+_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|0|[1-9]\d*)")
+
+#: ``ast.parse`` one thread at a time: CPython 3.11 keeps the AST converter's recursion depth in
+#: state shared by threads, and two admissions parsing at once failed one of them with
+#: ``SystemError: AST constructor recursion depth mismatch`` (seen with 4 clients on 2 replicas).
+_AST_LOCK = threading.Lock()
 
 
 def _evaluate(node: ast.AST, names: dict[str, Parameter]) -> Any:
@@ -163,11 +174,15 @@ class _Reader:
         cached = self.angle_cache.get(text)
         if cached is not None:
             return cached
-        try:
-            tree = ast.parse(text, mode="eval")
-        except (SyntaxError, ValueError) as exc:
-            raise _Unsupported from exc
-        value = _evaluate(tree.body, self.names)
+        if _NUMBER.fullmatch(text):  # a plain literal, as ``ast`` would read it: no parse
+            value: Any = float(text)
+        else:
+            try:
+                with _AST_LOCK:
+                    tree = ast.parse(text, mode="eval")
+            except (SyntaxError, ValueError) as exc:
+                raise _Unsupported from exc
+            value = _evaluate(tree.body, self.names)
         if hasattr(value, "parameters"):
             self.used.update(value.parameters)
         elif isinstance(value, Parameter):

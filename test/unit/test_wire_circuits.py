@@ -206,6 +206,41 @@ def test_fast_path_agrees_with_antlr_path():
     )
 
 
+def test_flat_reader_angles_literal_or_expression_and_from_many_threads():
+    """Plain number angles skip ``ast.parse`` and read as Python would (``007`` is no number
+    there: the flat reader leaves such a program to the general importer); expressions still
+    parse, and eight threads importing at once all succeed (CPython 3.11 failed one of two
+    concurrent ``ast.parse`` calls now and then: SystemError, recursion depth mismatch)."""
+    import concurrent.futures as cf
+
+    from qiskit_rest_provider.wire._qasm_flat import import_flat
+
+    def program(angles: list[str]) -> str:
+        body = " ".join(f"rz({a}) q[0];" for a in angles)
+        return f'OPENQASM 3.0; include "stdgates.inc"; qubit[1] q; {body}'
+
+    literals = ["0", "-0.5", "+1", ".5", "1.", "1e-3", "01e2", "3"]
+    read = import_flat(program(literals))
+    assert read is not None
+    assert [float(i.operation.params[0]) for i in read[0].data] == [
+        0.0, -0.5, 1.0, 0.5, 1.0, 1e-3, 100.0, 3.0,
+    ]  # fmt: skip
+    assert import_flat(program(["007"])) is None
+    expressions = [f"pi/{k} + {k}*0.25 - (1.5*{k})" for k in range(1, 40)]
+    want = [math.pi / k + k * 0.25 - 1.5 * k for k in range(1, 40)]
+
+    def angles(shift: int) -> list[float]:
+        k = shift % 39
+        out = import_flat(program(expressions[k:] + expressions[:k]))
+        assert out is not None
+        return [float(i.operation.params[0]) for i in out[0].data]
+
+    with cf.ThreadPoolExecutor(8) as pool:
+        for shift, got in zip(range(200), pool.map(angles, range(200)), strict=True):
+            k = shift % 39
+            assert got == pytest.approx(want[k:] + want[:k], abs=1e-12)
+
+
 def test_delays_keep_units_in_the_flat_reader():
     qc = QuantumCircuit(QuantumRegister(2, "q"), ClassicalRegister(2, "c"))
     qc.delay(100, 0, unit="dt")
