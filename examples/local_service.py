@@ -40,7 +40,7 @@ def local_service(args: argparse.Namespace, workers: int = 2) -> Iterator[Provid
         cmd = [
             sys.executable, "-m", "qiskit_rest_provider", "serve",
             "--host", "127.0.0.1", "--port", "0", "--data-dir", data_dir,
-            "--token", token, "--workers", str(workers), "--log-level", "warning",
+            f"--token={token}", "--workers", str(workers), "--log-level", "warning",
         ]  # fmt: skip
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)

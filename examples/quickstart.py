@@ -41,8 +41,7 @@ def start_server(data_dir: str, token: str) -> tuple[subprocess.Popen[bytes], st
         "0",
         "--data-dir",
         data_dir,
-        "--token",
-        token,
+        f"--token={token}",  # one argument: a token may start with "-"
     ]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)

@@ -31,7 +31,6 @@ import ipaddress
 import logging
 import math
 import os
-import secrets
 import signal
 import socket
 import sys
@@ -597,14 +596,14 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _add_token(args: argparse.Namespace) -> int:
-    from .server.auth.tokens import Authenticator
+    from .server.auth.tokens import Authenticator, new_secret
     from .server.config import ServerConfig, instance_crn
     from .server.jobs.store import Store
 
     config = ServerConfig(data_dir=args.data_dir, db_url=args.db, instance=args.instance)
     config.prepare_data_dir()
     store = Store(config)
-    token = args.token or secrets.token_urlsafe(32)
+    token = args.token or new_secret()
     Authenticator(store, config).add_api_token(token, args.instance)
     store.close()
     print(f"API token: {token}")
@@ -705,6 +704,7 @@ def _stamp(t: float) -> str:
 
 
 def _tokens(args: argparse.Namespace) -> int:
+    from .server.auth.tokens import new_secret
     from .server.config import instance_crn
 
     config, store, auth = _token_store(args)
@@ -733,7 +733,7 @@ def _tokens(args: argparse.Namespace) -> int:
             )
             return 0
         if args.action == "add":
-            token = args.token or secrets.token_urlsafe(32)
+            token = args.token or new_secret()
             try:
                 caller = auth.add_api_token(token, args.instance)
             except ValueError as exc:
@@ -750,7 +750,7 @@ def _tokens(args: argparse.Namespace) -> int:
         hgp = next(h for r, h in store.api_tokens() if r.id == row.id)
         main_file = _main_token_file(config, row)
         if args.action == "rotate":
-            token = secrets.token_urlsafe(32)
+            token = new_secret()
             caller = auth.add_api_token(token, hgp)
             auth.revoke_api_token(row.id)
             if main_file is not None:  # a restart must not bring the old secret back

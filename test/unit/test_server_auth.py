@@ -143,3 +143,17 @@ def test_a_cached_jwt_of_a_revoked_api_token_fails_at_once(auth):
     assert auth.resolve(token) is not None  # now cached (signature and caller)
     assert auth.store.revoke_api_token(caller.token_id)  # as another process would
     assert auth.resolve(token) is None
+
+
+def test_generated_secrets_never_start_with_a_dash():
+    """A token that starts with ``-`` reads as an option on a command line (``--token -x``):
+    one in 64 of ``token_urlsafe`` values would. ``new_secret`` keeps the length and alphabet."""
+    import re
+
+    from qiskit_rest_provider.server.auth.tokens import new_secret
+
+    values = [new_secret() for _ in range(3000)]  # ~47 would start with "-" otherwise
+    assert not any(v.startswith("-") for v in values)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", v) for v in values)
+    assert len(set(values)) == len(values)
+    assert any("-" in v for v in values)  # the dash is still in the alphabet elsewhere

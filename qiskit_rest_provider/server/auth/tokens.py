@@ -69,13 +69,25 @@ def _hash(salt: str, secret: str) -> str:
     return hashlib.sha256((salt + secret).encode()).hexdigest()
 
 
+def new_secret(nbytes: int = 32) -> str:
+    """A random URL-safe secret of ``nbytes`` bytes that does not start with ``-``.
+
+    One in 64 of ``secrets.token_urlsafe`` values does, and a command line then reads it as an
+    option (``--token -x…``: "expected one argument").
+    """
+    while True:
+        value = secrets.token_urlsafe(nbytes)
+        if not value.startswith("-"):
+            return value
+
+
 def load_or_create_secret(path: Path, nbytes: int = 32) -> str:
     """Read a secret file, or create it (mode 0600) with a fresh random value."""
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
-    value = secrets.token_urlsafe(nbytes)
+    value = new_secret(nbytes)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(value + "\n")
