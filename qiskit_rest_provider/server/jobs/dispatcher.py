@@ -88,16 +88,16 @@ from .watchers import JobWatchers
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-
-DEFERRED_SPLIT_MIN_SECONDS = 0.2
-"""A job that starts on one worker while others are busy is split for them too (its later
-parts wait for a worker to free up) only if it is estimated to run at least this long: each
-part costs a few milliseconds, paid for nothing if no worker frees up before it ends."""
 REASON_TOO_LONG = protocol.REASON_MAX_TIME
 REASON_INPUT = protocol.REASON_INPUT
 REASON_EXECUTION = protocol.REASON_EXECUTION
 REASON_WORKER_CRASH = protocol.REASON_WORKER_CRASH
 REASON_OUT_OF_MEMORY = protocol.REASON_OUT_OF_MEMORY
+
+DEFERRED_SPLIT_MIN_SECONDS = 0.2
+"""A job that starts while some workers are busy is split for them too (its later parts wait
+for a worker to free up) only if it is estimated to run at least this long: each part costs a
+few milliseconds, paid for nothing if no worker frees up before the job ends."""
 
 
 @dataclass
@@ -639,10 +639,10 @@ class Dispatcher:
         now = time.monotonic()
         reach = max(width, reach or width)
         plan = None
-        if prepared is not None and reach > 1:
-            plan = self._split_plan(
-                prepared, reach, min_seconds=None if reach == width else DEFERRED_SPLIT_MIN_SECONDS
-            )
+        if prepared is not None and reach > width:  # for workers that are busy now, too
+            plan = self._split_plan(prepared, reach, min_seconds=DEFERRED_SPLIT_MIN_SECONDS)
+        if prepared is not None and plan is None and width > 1:  # for the free ones only
+            plan = self._split_plan(prepared, width)
         split = None
         try:
             if plan is None:
