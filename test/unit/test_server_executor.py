@@ -111,3 +111,21 @@ def test_circuits_reach_a_worker_whole_and_unpicklable_arguments_fail_before(poo
     with pytest.raises(Exception, match="pickle"):  # noqa: B017 - pickle's own error types vary
         failed.result(timeout=5)
     assert pool.submit(_sleep_then, 3).result(timeout=60) == 3
+
+
+def _refuse_to_load():
+    raise ValueError("unreadable here")
+
+
+class _UnreadableOnTheWorker:
+    """Pickles fine; unpickling (on the worker) raises."""
+
+    def __reduce__(self):
+        return _refuse_to_load, ()
+
+
+def test_a_task_the_worker_cannot_read_fails_alone_and_the_worker_serves_on(pool):
+    bad = pool.submit(_sleep_then, _UnreadableOnTheWorker())
+    with pytest.raises(RuntimeError, match="could not be read by the worker.*unreadable here"):
+        bad.result(timeout=60)
+    assert pool.submit(_sleep_then, 5).result(timeout=60) == 5

@@ -18,6 +18,7 @@ import concurrent.futures as cf
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 import time
@@ -57,9 +58,14 @@ def _worker_main(conn: Connection, backends_dir: str | None) -> None:
     conn.send(("ready", None))
     while True:
         try:
-            message = conn.recv()
+            data = conn.recv_bytes()
         except (EOFError, OSError):  # the server went away
             return
+        try:
+            message = pickle.loads(data)
+        except Exception as exc:  # noqa: BLE001 - e.g. a circuit's QPY this Qiskit cannot read
+            conn.send(("error", RuntimeError(f"the task could not be read by the worker: {exc!r}")))
+            continue
         if message is None:
             return
         fn, args, kwargs = message
