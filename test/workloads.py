@@ -84,3 +84,19 @@ def bell_circuit() -> Any:
     qc.cx(0, 1)
     qc.measure_all()
     return qc
+
+
+def handoff_circuits() -> tuple[Any, Any]:
+    """A circuit a task carries as QPY (with metadata), and one with a delay in ``ns`` that it
+    carries pickled (QPY would turn the unit into ``dt``): the two ways of ``.handoff``."""
+    from qiskit import QuantumCircuit
+
+    plain = QuantumCircuit(3, name="plain", metadata={"k": 1})
+    plain.h(0)
+    plain.cx(0, 1)
+    plain.rz(0.125, 2)
+    plain.measure_all()
+    timed = QuantumCircuit(1, name="timed")
+    timed.delay(100, 0, unit="ns")
+    timed.x(0)
+    return plain, timed

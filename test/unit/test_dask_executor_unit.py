@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from workloads import handoff_circuits
 
 from qiskit_rest_provider.cli import _parser, worker_command
 from qiskit_rest_provider.server.config import ServerConfig
@@ -133,18 +134,9 @@ def test_a_task_carries_plain_circuits_as_qpy_and_circuits_with_delays_pickled()
     whole; a delay in ``ns`` (QPY would turn it into ``dt``) travels pickled, unit intact."""
     import pickle
 
-    from qiskit import QuantumCircuit
-
     from qiskit_rest_provider.server.execution.dask import _dumps
 
-    plain = QuantumCircuit(3, name="plain", metadata={"k": 1})
-    plain.h(0)
-    plain.cx(0, 1)
-    plain.rz(0.125, 2)
-    plain.measure_all()
-    timed = QuantumCircuit(1, name="timed")
-    timed.delay(100, 0, unit="ns")
-    timed.x(0)
+    plain, timed = handoff_circuits()
     blob = _dumps(len, ([plain, timed],), {})
     assert b"QISKIT" in blob  # QPY's magic: the plain circuit went as QPY
     assert blob.count(b"QISKIT") == 1  # and only that one

@@ -10,6 +10,8 @@ import pytest
 
 pytest.importorskip("qiskit_aer")
 
+from workloads import handoff_circuits
+
 from qiskit_rest_provider.server.execution.pool import LocalProcessExecutor, TaskKilled, WorkerDied
 
 
@@ -92,16 +94,7 @@ def _describe(circuits):
 def test_circuits_reach_a_worker_whole_and_unpicklable_arguments_fail_before(pool):
     """The pool sends the pickle of :func:`.handoff.dumps_call` (plain circuits as QPY, a delay
     in ``ns`` pickled with its unit); an argument pickle cannot write fails the future here."""
-    from qiskit import QuantumCircuit
-
-    plain = QuantumCircuit(3, name="plain", metadata={"k": 1})
-    plain.h(0)
-    plain.cx(0, 1)
-    plain.rz(0.125, 2)
-    plain.measure_all()
-    timed = QuantumCircuit(1, name="timed")
-    timed.delay(100, 0, unit="ns")
-    timed.x(0)
+    plain, timed = handoff_circuits()
     arrived = pool.submit(_describe, [plain, timed]).result(timeout=120)
     assert arrived == [
         ("plain", {"h": 1, "cx": 1, "rz": 1, "measure": 3, "barrier": 1}, {"k": 1}, []),
